@@ -1,0 +1,49 @@
+# Entry points. `make run` sets everything up and starts the platform; `make test` runs the test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+CONSTRAINTS := requirements/constraints.txt
+# pip 24.0: later releases crash in `pip check` on itk 5.4.7's malformed wheel tag.
+BOOTSTRAP := pip==24.0 setuptools==84.2.1 wheel==0.48.0
+
+.PHONY: run stop status test lint typecheck train bench system-deps venv clean-cache
+
+run: system-deps venv
+	$(PY) -m awesomme.cli up
+
+stop:
+	@if [ -x $(PY) ]; then $(PY) -m awesomme.cli down; else echo "nothing was running"; fi
+
+status: venv
+	$(PY) -m awesomme.cli status
+
+test: system-deps venv
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check extensions apps tests benchmarks
+	$(VENV)/bin/ruff format --check extensions apps tests benchmarks
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+train bench:
+	@echo "make $@: nothing to do yet (models and benchmarks arrive with later issues)"
+
+# Debian packages: Orthanc with DICOMweb, and dciodvfy for validating what we write.
+system-deps:
+	@if [ ! -x /usr/sbin/Orthanc ] || [ ! -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || ! command -v dciodvfy >/dev/null; then \
+		scripts/install-system-deps.sh; fi
+
+venv: $(VENV)/.installed
+
+# torch first, then MONAI Label without build isolation: its `sam2` sdist would otherwise build against a CUDA torch.
+$(VENV)/.installed: $(CONSTRAINTS) setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q $(BOOTSTRAP)
+	$(PIP) install -q -c $(CONSTRAINTS) torch torchvision
+	SAM2_BUILD_CUDA=0 $(PIP) install -q --no-build-isolation -c $(CONSTRAINTS) -e '.[dev]'
+	$(PIP) check
+	touch $@

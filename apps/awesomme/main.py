@@ -1,0 +1,43 @@
+"""The AWESOMME app for MONAI Label: images and labels live in Orthanc, models come from ``infer_configs/``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from awesomme import __version__
+from awesomme.core.config import get_settings
+from awesomme.orthanc.cache import SeriesCache
+from awesomme.orthanc.client import get_client
+from awesomme.orthanc.datastore import OrthancDatastore
+from monailabel.interfaces.app import MONAILabelApp
+from monailabel.interfaces.datastore import Datastore
+from monailabel.interfaces.tasks.strategy import Strategy
+from monailabel.tasks.activelearning.first import First
+from monailabel.tasks.activelearning.random import Random
+
+logger = logging.getLogger(__name__)
+
+
+class AwesommeApp(MONAILabelApp):
+    def __init__(self, app_dir: str, studies: str, conf: dict[str, Any]) -> None:
+        super().__init__(
+            app_dir=app_dir,
+            studies=studies,
+            conf=conf,
+            name="AWESOMME",
+            description="View, segment, extract radiomics and score medical images in one secure place",
+            version=__version__,
+        )
+
+    def init_datastore(self) -> Datastore:
+        settings = get_settings()
+        return OrthancDatastore(
+            client=get_client(),
+            cache=SeriesCache(settings.cache_dir, settings.cache_max_bytes),
+            name="Orthanc",
+            description="DICOM series in the platform's Orthanc",
+        )
+
+    def init_strategies(self) -> dict[str, Strategy]:
+        return {"first": First(), "random": Random()}

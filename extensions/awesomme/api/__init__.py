@@ -1,0 +1,1 @@
+"""Our HTTP API, mounted under ``/api`` on MONAI Label's server."""

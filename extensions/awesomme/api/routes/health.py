@@ -1,0 +1,37 @@
+"""``/api/health``: open to anyone, so monitors and load balancers need no account."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from monailabel.interfaces.utils.app import apps
+
+from awesomme import __version__
+from awesomme.core.db import database_answers
+from awesomme.orthanc.client import get_client
+from awesomme.orthanc.errors import OrthancUnavailable
+
+router = APIRouter(tags=["health"])
+
+
+def _orthanc_answers() -> bool:
+    try:
+        get_client().system()
+    except (OrthancUnavailable, Exception):
+        return False
+    return True
+
+
+@router.get("/health", summary="Platform health (no login needed)")
+async def health() -> JSONResponse:
+    checks = {
+        "database": await run_in_threadpool(database_answers),
+        "orthanc": await run_in_threadpool(_orthanc_answers),
+        "app": bool(apps),
+    }
+    failing = [name for name, ok in checks.items() if not ok]
+    body = {"status": "ok" if not failing else "unavailable", "version": __version__, "checks": checks}
+    if failing:
+        body["detail"] = "not available: " + ", ".join(failing)
+    return JSONResponse(body, status_code=503 if failing else 200)

@@ -1,0 +1,198 @@
+"""The ``awesomme`` command: run the platform, seed demo data, report status, generate phantoms."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from awesomme import __version__
+from awesomme.core.config import Settings, load_settings
+
+__all__ = ["main"]
+
+
+def _settings_with_secrets() -> Settings:
+    """Settings once ``var/secrets.env`` exists (created on first use with random Orthanc credentials)."""
+    from awesomme.runtime.orthanc import ensure_secrets
+
+    ensure_secrets(load_settings())
+    return load_settings()
+
+
+def cmd_serve(_args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = load_settings()
+    uvicorn.run("awesomme.server:app", host=settings.host, port=settings.port, log_level="info", access_log=False)
+    return 0
+
+
+def cmd_up(_args: argparse.Namespace) -> int:
+    from awesomme.orthanc.client import OrthancClient
+    from awesomme.runtime.platform import base_url, start_all
+    from awesomme.seeding import seed_demo
+
+    settings = _settings_with_secrets()
+    started = start_all(settings)
+    seeded = seed_demo(settings, OrthancClient(settings))
+    url = base_url(settings)
+    mr = sum(s.kind == "osteosarcoma-mr" for s in seeded)
+    print(
+        f"""
+AWESOMME {__version__} is running (server pid {started.server_pid}, Orthanc pid {started.orthanc_pid}).
+  Open            {url}/ohif/            (viewer)
+  API reference   {url}/docs
+  Health          {url}/api/health
+  Demo data       {len(seeded)} series ({mr} osteosarcoma MR, {len(seeded) - mr} chest CT)
+  Logging in      no accounts yet: the server listens on {settings.host} only
+  Logs            {settings.var_dir / "log" / "server.log"}, {settings.var_dir / "orthanc" / "orthanc.log"}
+  Stop            make stop
+""".rstrip()
+    )
+    return 0
+
+
+def cmd_down(_args: argparse.Namespace) -> int:
+    from awesomme.runtime.platform import stop_all
+
+    stopped = stop_all(load_settings())
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from awesomme.core.db import migrate
+
+    migrate(load_settings().db_url)
+    return 0
+
+
+def cmd_seed_demo(_args: argparse.Namespace) -> int:
+    from awesomme.orthanc.client import OrthancClient
+    from awesomme.seeding import seed_demo
+
+    settings = load_settings()
+    for series in seed_demo(settings, OrthancClient(settings)):
+        print(f"{series.kind} seed {series.seed}: series {series.series_uid}")
+    return 0
+
+
+def _disk_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+def _package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "missing"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from awesomme.orthanc.client import OrthancClient
+    from awesomme.runtime.orthanc import ORTHANC_BINARY
+    from awesomme.runtime.platform import SERVER_COMMAND, health_ok
+    from awesomme.runtime.processes import running_pid
+
+    settings = load_settings()
+    orthanc_version = None
+    with contextlib.suppress(Exception):
+        orthanc_version = OrthancClient(settings).system().get("Version")
+    report = {
+        "services": {
+            "server": {
+                "pid": running_pid(settings.var_dir / "server.pid", SERVER_COMMAND),
+                "healthy": health_ok(settings),
+            },
+            "orthanc": {
+                "pid": running_pid(settings.var_dir / "orthanc" / "orthanc.pid", ORTHANC_BINARY),
+                "answers": orthanc_version is not None,
+            },
+        },
+        "versions": {
+            "awesomme": __version__,
+            "orthanc": orthanc_version,
+            **{name: _package_version(name) for name in ("monailabel", "monai", "torch", "pydicom", "highdicom")},
+        },
+        "disk_bytes": {
+            "orthanc": _disk_bytes(settings.var_dir / "orthanc" / "storage"),
+            "cache": _disk_bytes(settings.cache_dir),
+            "database": _disk_bytes(Path(settings.db_url.removeprefix("sqlite:///")))
+            if settings.db_url.startswith("sqlite")
+            else None,
+        },
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for section, values in report.items():
+            print(f"{section}:")
+            for key, value in values.items():
+                print(f"  {key}: {value}")
+    return 0
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    try:
+        slices, rows, cols = (int(v) for v in text.lower().split("x"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"shape must be SLICESxROWSxCOLS, e.g. 16x512x512, not {text!r}") from error
+    if min(slices, rows, cols) < 1:
+        raise argparse.ArgumentTypeError("every dimension of the shape must be at least 1")
+    return slices, rows, cols
+
+
+def cmd_phantom(args: argparse.Namespace) -> int:
+    from awesomme.phantoms import generate_patient
+
+    patient = generate_patient(args.kind, args.seed, Path(args.out), shape=args.shape)
+    print(f"{patient.kind} seed {patient.seed}: {len(patient.dicom_files)} instances, series {patient.series_uid}")
+    print(f"  DICOM  {Path(args.out) / 'dicom'}\n  truth  {Path(args.out) / 'truth'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from awesomme.phantoms import KINDS
+
+    parser = argparse.ArgumentParser(prog="awesomme", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"awesomme {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the server in the foreground").set_defaults(func=cmd_serve)
+    commands.add_parser("up", help="start Orthanc, the database and the server, seed demo data").set_defaults(
+        func=cmd_up
+    )
+    commands.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
+    commands.add_parser("migrate", help="create or upgrade the database schema").set_defaults(func=cmd_migrate)
+    commands.add_parser("seed-demo", help="store the demo phantom patients in Orthanc").set_defaults(func=cmd_seed_demo)
+    status = commands.add_parser("status", help="services, versions and disk use")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+    phantom = commands.add_parser("phantom", help="write one synthetic patient (DICOM + ground truth)")
+    phantom.add_argument("--kind", required=True, choices=KINDS)
+    phantom.add_argument("--seed", required=True, type=int)
+    phantom.add_argument("--out", required=True)
+    phantom.add_argument("--shape", type=_shape, default=None, help="SLICESxROWSxCOLS")
+    phantom.set_defaults(func=cmd_phantom)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (RuntimeError, TimeoutError, ValueError) as error:
+        print(f"awesomme {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

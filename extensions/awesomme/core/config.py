@@ -1,0 +1,83 @@
+"""Platform settings: one class, prefix ``AWESOMME_``, embedded defaults under ``var/``.
+
+Secrets that ``make run`` generates (Orthanc's private credentials) live in ``var/secrets.env`` (mode 0600),
+which the settings read after the process environment.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_VAR_DIR = REPO_ROOT / "var"
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AWESOMME_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    var_dir: Path = DEFAULT_VAR_DIR
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Binding anywhere but loopback is an explicit decision of the operator.
+    allow_remote: bool = False
+    database_url: str = ""
+    app_dir: Path = REPO_ROOT / "apps" / "awesomme"
+    infer_configs_dir: Path = REPO_ROOT / "infer_configs"
+
+    orthanc_url: str = "http://127.0.0.1:8042"
+    orthanc_username: str = ""
+    orthanc_password: str = ""
+    orthanc_timeout_s: float = 60.0
+
+    cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)
+    upload_max_bytes: int = Field(default=512 * 1024**2, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.host not in LOOPBACK_HOSTS and not self.allow_remote:
+            raise ValueError(
+                f"AWESOMME_HOST={self.host} is not a loopback address: set AWESOMME_ALLOW_REMOTE=true to serve "
+                "other hosts (behind a TLS-terminating proxy)"
+            )
+        if self.environment == "production" and (len(self.orthanc_password) < 16):
+            raise ValueError("AWESOMME_ORTHANC_PASSWORD must be a generated secret of 16+ characters in production")
+        return self
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'awesomme.db'}"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.var_dir / "cache" / "series"
+
+    @property
+    def session_dir(self) -> Path:
+        return self.var_dir / "monailabel"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.var_dir / "secrets.env"
+
+    @property
+    def dicomweb_url(self) -> str:
+        return self.orthanc_url.rstrip("/") + "/dicom-web"
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, then from the generated secrets file of the var directory."""
+    secrets = Path(os.environ.get("AWESOMME_VAR_DIR", DEFAULT_VAR_DIR)) / "secrets.env"
+    return Settings(_env_file=secrets if secrets.is_file() else None)  # type: ignore[call-arg]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,40 @@
+"""Tables of the platform database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Index, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "Segmentation", "SegmentationRole"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SegmentationRole:
+    """A SEG saved as a label (final or imported manual work) trains models; a model's output is a prediction."""
+
+    LABEL = "label"
+    PREDICTION = "prediction"
+
+
+class Segmentation(Base):
+    __tablename__ = "segmentations"
+
+    seg_series_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seg_sop_uid: Mapped[str] = mapped_column(String(64))
+    source_series_uid: Mapped[str] = mapped_column(String(64))
+    study_uid: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    tag: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+    __table_args__ = (Index("ix_segmentations_source", "source_series_uid", "role", "tag"),)

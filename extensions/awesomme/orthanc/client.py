@@ -1,0 +1,128 @@
+"""One pooled connection to Orthanc for both DICOMweb (dicomweb-client) and Orthanc's REST API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import requests
+from dicomweb_client.api import DICOMwebClient
+from dicomweb_client.session_utils import create_session_from_user_pass
+from pydicom import Dataset
+from requests.adapters import HTTPAdapter
+
+from awesomme.core.config import Settings, get_settings
+from awesomme.orthanc.errors import InvalidInput, NotFound, OrthancUnavailable
+
+__all__ = ["IMAGE_MODALITIES", "OrthancClient", "SeriesState", "get_client"]
+
+IMAGE_MODALITIES = ("CT", "MR")
+
+
+@dataclass(frozen=True)
+class SeriesState:
+    """What Orthanc knows of one series; ``version`` changes whenever its content does."""
+
+    orthanc_id: str
+    series_uid: str
+    study_uid: str
+    modality: str
+    instance_count: int
+    last_update: str
+
+    @property
+    def version(self) -> str:
+        return f"{self.last_update}-{self.instance_count}"
+
+
+class OrthancClient:
+    def __init__(self, settings: Settings) -> None:
+        self.base_url = settings.orthanc_url.rstrip("/")
+        self.timeout = settings.orthanc_timeout_s
+        self.session = create_session_from_user_pass(settings.orthanc_username, settings.orthanc_password)
+        self.session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=16))
+        self.dicomweb = DICOMwebClient(url=settings.dicomweb_url, session=self.session)
+
+    # -- REST -------------------------------------------------------------------------------------------------
+    def _rest(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        try:
+            reply = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        except requests.RequestException as error:
+            raise OrthancUnavailable(f"Orthanc is not reachable: {error.__class__.__name__}") from error
+        if reply.status_code >= 500:
+            raise OrthancUnavailable(f"Orthanc answered {reply.status_code} to {method} {path}")
+        return reply
+
+    def system(self) -> dict[str, Any]:
+        reply = self._rest("GET", "/system")
+        reply.raise_for_status()
+        return reply.json()
+
+    def statistics(self) -> dict[str, Any]:
+        return self._rest("GET", "/statistics").json()
+
+    def _lookup_series_id(self, series_uid: str) -> str:
+        reply = self._rest("POST", "/tools/lookup", data=series_uid)
+        for hit in reply.json() if reply.ok else []:
+            if hit.get("Type") == "Series":
+                return str(hit["ID"])
+        raise NotFound(f"no series with SeriesInstanceUID {series_uid}")
+
+    def series_state(self, series_uid: str) -> SeriesState:
+        orthanc_id = self._lookup_series_id(series_uid)
+        series = self._rest("GET", f"/series/{orthanc_id}").json()
+        study = self._rest("GET", f"/studies/{series['ParentStudy']}").json()
+        return SeriesState(
+            orthanc_id=orthanc_id,
+            series_uid=series_uid,
+            study_uid=study["MainDicomTags"]["StudyInstanceUID"],
+            modality=series["MainDicomTags"].get("Modality", ""),
+            instance_count=len(series["Instances"]),
+            last_update=series.get("LastUpdate", ""),
+        )
+
+    def find_series(self, modalities: tuple[str, ...] = IMAGE_MODALITIES) -> list[dict[str, Any]]:
+        """QIDO-RS series search, one query per modality (Orthanc 1.10 does not match ``CT\\MR``)."""
+        found: list[dict[str, Any]] = []
+        for modality in modalities:
+            found += self._qido_series({"Modality": modality})
+        return found
+
+    def _qido_series(self, filters: dict[str, str]) -> list[dict[str, Any]]:
+        try:
+            hits = self.dicomweb.search_for_series(
+                search_filters=filters,
+                fields=["StudyInstanceUID", "SeriesDescription", "PatientID", "StudyDate", "Modality"],
+            )
+        except requests.RequestException as error:
+            raise OrthancUnavailable(f"Orthanc QIDO-RS failed: {error}") from error
+        return [Dataset.from_json(hit) for hit in hits]  # type: ignore[misc]
+
+    def delete_series(self, series_uid: str) -> None:
+        orthanc_id = self._lookup_series_id(series_uid)
+        self._rest("DELETE", f"/series/{orthanc_id}").raise_for_status()
+
+    # -- DICOMweb ---------------------------------------------------------------------------------------------
+    def retrieve_series(self, study_uid: str, series_uid: str) -> list[Dataset]:
+        return self.dicomweb.retrieve_series(study_uid, series_uid)
+
+    def retrieve_series_metadata(self, study_uid: str, series_uid: str) -> list[Dataset]:
+        return [Dataset.from_json(item) for item in self.dicomweb.retrieve_series_metadata(study_uid, series_uid)]
+
+    def store(self, datasets: list[Dataset]) -> None:
+        """STOW-RS; a refusal of any instance is an error naming it (the reply lists failures, often empty)."""
+        try:
+            reply = self.dicomweb.store_instances(datasets)
+        except requests.HTTPError as error:
+            raise InvalidInput(f"Orthanc refused the instances: {error}") from error
+        failed = getattr(reply, "FailedSOPSequence", None) or []
+        if len(failed):
+            uids = ", ".join(str(item.ReferencedSOPInstanceUID) for item in failed)
+            raise InvalidInput(f"Orthanc refused instances {uids}")
+
+
+@lru_cache(maxsize=1)
+def get_client() -> OrthancClient:
+    """The process's one pooled client (the datastore, the health check and the API share it)."""
+    return OrthancClient(get_settings())

@@ -1,0 +1,308 @@
+"""MONAI Label's ``Datastore`` contract on Orthanc.
+
+Image ids are SeriesInstanceUIDs of CT and MR series; label ids are SeriesInstanceUIDs of DICOM SEGs. Listings
+ask Orthanc every time (a QIDO-RS search costs milliseconds), so a series or label stored a moment ago is seen
+at once. Which SEG is a label of which series lives in the platform DB: only SEGs saved as labels count as
+labels; SEGs a model produces are predictions. Decoded series and labels are cached as NIfTI files for MONAI's
+loaders, bounded and invalidated when Orthanc's copy changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pydicom
+from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
+from pydicom import Dataset
+from pydicom.errors import InvalidDicomError
+from sqlalchemy import delete, select
+
+from awesomme.core.db import session_scope
+from awesomme.models import Segmentation, SegmentationRole
+from awesomme.orthanc.cache import SeriesCache
+from awesomme.orthanc.client import IMAGE_MODALITIES, OrthancClient, SeriesState
+from awesomme.orthanc.errors import InvalidInput, NotFound
+from awesomme.orthanc.seg import build_seg, read_label_file, seg_label_map
+from awesomme.orthanc.volumes import grid_from_datasets, sort_by_position, volume_from_datasets
+
+__all__ = ["OrthancDatastore"]
+
+logger = logging.getLogger(__name__)
+# A model's output saved by MONAI Label's infer carries this tag: a prediction, never a label.
+PREDICTION_TAG = DefaultLabelTag.ORIGINAL.value
+
+
+class OrthancDatastore(Datastore):
+    def __init__(self, client: OrthancClient, cache: SeriesCache, name: str = "Orthanc", description: str = "") -> None:
+        self.client = client
+        self.cache = cache
+        self._name = name
+        self._description = description
+
+    # -- names ------------------------------------------------------------------------------------------------
+    def name(self) -> str:
+        return self._name
+
+    def set_name(self, name: str) -> None:
+        self._name = name
+
+    def description(self) -> str:
+        return self._description
+
+    def set_description(self, description: str) -> None:
+        self._description = description
+
+    # -- listings ---------------------------------------------------------------------------------------------
+    def _image_series(self) -> dict[str, Dataset]:
+        return {str(hit.SeriesInstanceUID): hit for hit in self.client.find_series(IMAGE_MODALITIES)}
+
+    def _seg_uids(self) -> set[str]:
+        return {str(hit.SeriesInstanceUID) for hit in self.client.find_series(("SEG",))}
+
+    def _labels(self, tag: str | None = None) -> list[Segmentation]:
+        """Label records whose SEG is still in Orthanc."""
+        query = select(Segmentation).where(Segmentation.role == SegmentationRole.LABEL)
+        if tag:
+            query = query.where(Segmentation.tag == tag)
+        with session_scope() as session:
+            records = list(session.scalars(query.order_by(Segmentation.created_at)))
+        present = self._seg_uids() if records else set()
+        return [record for record in records if record.seg_series_uid in present]
+
+    def list_images(self) -> list[str]:
+        return sorted(self._image_series())
+
+    def get_labeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
+        images = self._image_series()
+        tag = label_tag or DefaultLabelTag.FINAL.value
+        return sorted({r.source_series_uid for r in self._labels(tag) if r.source_series_uid in images})
+
+    def get_unlabeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
+        labeled = set(self.get_labeled_images(label_tag, labels))
+        return [uid for uid in self.list_images() if uid not in labeled]
+
+    def get_labels_by_image_id(self, image_id: str) -> dict[str, str]:
+        latest: dict[str, str] = {}
+        for record in self._labels():
+            if record.source_series_uid == image_id:
+                latest[record.tag] = record.seg_series_uid  # ordered by time: the newest wins
+        return latest
+
+    def get_label_by_image_id(self, image_id: str, tag: str) -> str:
+        return self.get_labels_by_image_id(image_id).get(tag, "")
+
+    # -- images -----------------------------------------------------------------------------------------------
+    def _image_state(self, image_id: str) -> SeriesState:
+        state = self.client.series_state(image_id)
+        if state.modality not in IMAGE_MODALITIES:
+            raise NotFound(f"series {image_id} is {state.modality or 'of no modality'}, not a CT or MR image")
+        return state
+
+    def get_image(self, image_id: str, params: Any = None) -> Any:
+        return self.get_image_uri(image_id)
+
+    def get_image_uri(self, image_id: str) -> str:
+        state = self._image_state(image_id)
+
+        def decode(path: Path) -> None:
+            volume = volume_from_datasets(self.client.retrieve_series(state.study_uid, image_id))
+            volume.to_nifti(path)
+
+        return str(self.cache.get(image_id, state.version, decode))
+
+    def get_image_info(self, image_id: str) -> dict[str, Any]:
+        state = self._image_state(image_id)
+        return {
+            "SeriesInstanceUID": image_id,
+            "StudyInstanceUID": state.study_uid,
+            "Modality": state.modality,
+            "instances": state.instance_count,
+            "version": state.version,
+        }
+
+    def add_image(self, image_id: str, image_filename: str, image_info: dict[str, Any]) -> str:
+        """Store an uploaded DICOM file, or a ZIP of the instances of one series; returns its SeriesInstanceUID."""
+        datasets = _read_dicom_upload(Path(image_filename))
+        series_uids = {str(ds.SeriesInstanceUID) for ds in datasets}
+        if len(series_uids) != 1:
+            raise InvalidInput(f"the upload holds {len(series_uids)} series; send one series at a time")
+        if any(str(getattr(ds, "Modality", "")) not in IMAGE_MODALITIES for ds in datasets):
+            raise InvalidInput("only CT and MR images can be added as images")
+        sort_by_position(datasets)
+        self.client.store(datasets)
+        return series_uids.pop()
+
+    def remove_image(self, image_id: str) -> None:
+        self._image_state(image_id)
+        for tag, seg_uid in self.get_labels_by_image_id(image_id).items():
+            self.remove_label(seg_uid, tag)
+        self.client.delete_series(image_id)
+        self.cache.invalidate(image_id)
+
+    def update_image_info(self, image_id: str, info: dict[str, Any]) -> None:
+        raise InvalidInput("image information comes from the DICOM headers in Orthanc and cannot be edited here")
+
+    # -- labels -----------------------------------------------------------------------------------------------
+    def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
+        """Write the label file as a DICOM SEG referencing the series, store it in Orthanc, record it."""
+        state = self._image_state(image_id)
+        source = sort_by_position(self.client.retrieve_series_metadata(state.study_uid, image_id))
+        label_map = read_label_file(Path(label_filename), grid_from_datasets(source))
+        tag = label_tag or DefaultLabelTag.FINAL.value
+        role = SegmentationRole.PREDICTION if tag == PREDICTION_TAG else SegmentationRole.LABEL
+        author = str(label_info.get("author") or label_info.get("user") or "") or None
+        model = str(label_info.get("model") or "")
+        seg = build_seg(
+            source,
+            label_map,
+            _segment_labels(label_info),
+            algorithm_type="AUTOMATIC" if role == SegmentationRole.PREDICTION else "MANUAL",
+            series_description=f"{'Prediction' if role == SegmentationRole.PREDICTION else 'Label'} ({tag})",
+            content_description=f"{role} {tag}" + (f" by {model}" if model else ""),
+            author=author,
+            algorithm_name=model or None,
+        )
+        self.client.store([seg])
+        seg_uid = str(seg.SeriesInstanceUID)
+        try:
+            with session_scope() as session:
+                session.add(
+                    Segmentation(
+                        seg_series_uid=seg_uid,
+                        seg_sop_uid=str(seg.SOPInstanceUID),
+                        source_series_uid=image_id,
+                        study_uid=state.study_uid,
+                        role=role,
+                        tag=tag,
+                        author=author,
+                    )
+                )
+        except Exception:
+            self.client.delete_series(seg_uid)  # nothing half-written: no SEG without its record
+            raise
+        logger.info("Saved %s %s for series %s as SEG %s", role, tag, image_id, seg_uid)
+        return seg_uid
+
+    def _label_record(self, label_id: str) -> Segmentation:
+        with session_scope() as session:
+            record = session.get(Segmentation, label_id)
+        if record is None:
+            raise NotFound(f"no label {label_id}")
+        return record
+
+    def get_label(self, label_id: str, label_tag: str, params: Any = None) -> Any:
+        return self.get_label_uri(label_id, label_tag)
+
+    def get_label_uri(self, label_id: str, label_tag: str) -> str:
+        record = self._label_record(label_id)
+        seg_state = self.client.series_state(label_id)
+
+        def decode(path: Path) -> None:
+            source = sort_by_position(self.client.retrieve_series_metadata(record.study_uid, record.source_series_uid))
+            seg = self.client.retrieve_series(record.study_uid, label_id)[0]
+            grid = grid_from_datasets(source)
+            label_map = seg_label_map(seg, source).astype(np.uint8)
+            nib.save(nib.Nifti1Image(np.ascontiguousarray(label_map.transpose(2, 1, 0)), grid.affine), str(path))
+
+        return str(self.cache.get(label_id, seg_state.version, decode))
+
+    def get_label_info(self, label_id: str, label_tag: str) -> dict[str, Any]:
+        record = self._label_record(label_id)
+        return {
+            "SeriesInstanceUID": record.seg_series_uid,
+            "image": record.source_series_uid,
+            "role": record.role,
+            "tag": record.tag,
+            "author": record.author,
+            "created_at": record.created_at.isoformat(),
+        }
+
+    def remove_label(self, label_id: str, label_tag: str) -> None:
+        self._label_record(label_id)
+        with contextlib.suppress(NotFound):  # already gone from Orthanc: drop the record too
+            self.client.delete_series(label_id)
+        with session_scope() as session:
+            session.execute(delete(Segmentation).where(Segmentation.seg_series_uid == label_id))
+        self.cache.invalidate(label_id)
+
+    def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
+        raise InvalidInput("a stored SEG is immutable: save a new label instead")
+
+    # -- whole store ------------------------------------------------------------------------------------------
+    def datalist(self) -> list[dict[str, Any]]:
+        images = self._image_series()
+        latest: dict[str, str] = {}
+        for record in self._labels(DefaultLabelTag.FINAL.value):
+            if record.source_series_uid in images:
+                latest[record.source_series_uid] = record.seg_series_uid
+        return [
+            {"image": self.get_image_uri(image), "label": self.get_label_uri(label, DefaultLabelTag.FINAL.value)}
+            for image, label in sorted(latest.items())
+        ]
+
+    def get_dataset_archive(self, limit_cases: int | None) -> str:
+        raise InvalidInput("images stay in Orthanc: export them through /dicom-web")
+
+    def refresh(self) -> None:
+        """Nothing to do: every listing asks Orthanc."""
+
+    def status(self) -> dict[str, Any]:
+        images = self._image_series()
+        tags: dict[str, int] = {}
+        labeled: set[str] = set()
+        for record in self._labels():
+            if record.source_series_uid in images:
+                tags[record.tag] = tags.get(record.tag, 0) + 1
+                if record.tag == DefaultLabelTag.FINAL.value:
+                    labeled.add(record.source_series_uid)
+        return {"total": len(images), "completed": len(labeled), "label_tags": tags}
+
+    def json(self) -> dict[str, Any]:
+        objects: dict[str, Any] = {}
+        for uid, hit in sorted(self._image_series().items()):
+            info = {"Modality": str(getattr(hit, "Modality", "")), "StudyInstanceUID": str(hit.StudyInstanceUID)}
+            objects[uid] = {"image": {"info": info}, "labels": {}}
+        for record in self._labels():
+            if record.source_series_uid in objects:
+                objects[record.source_series_uid]["labels"][record.tag] = {
+                    "info": {"SeriesInstanceUID": record.seg_series_uid, "author": record.author}
+                }
+        return {"name": self._name, "description": self._description, "objects": objects}
+
+
+def _segment_labels(label_info: dict[str, Any]) -> dict[int, str]:
+    """Segment names from MONAI Label's ``label_info`` ([{name, idx}]) or ``label_names`` ({name: value})."""
+    names: dict[int, str] = {}
+    for item in label_info.get("label_info") or []:
+        if isinstance(item, dict) and "idx" in item:
+            names[int(item["idx"])] = str(item.get("name", ""))
+    for name, value in (label_info.get("label_names") or {}).items():
+        names[int(value)] = str(name)
+    return names
+
+
+def _read_dicom_upload(path: Path) -> list[Dataset]:
+    members: list[bytes] = []
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            members = [archive.read(info) for info in archive.infolist() if not info.is_dir()]
+    else:
+        members = [path.read_bytes()]
+    datasets = []
+    for data in members:
+        try:
+            ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data))
+            ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.SOPClassUID  # noqa: B018 - required attributes
+            ds.pixel_array  # noqa: B018 - refuse undecodable pixels before anything is stored
+        except (InvalidDicomError, AttributeError, ValueError, EOFError, KeyError, TypeError) as error:
+            raise InvalidInput(f"not a readable DICOM image: {error}") from error
+        datasets.append(ds)
+    if not datasets:
+        raise InvalidInput("the upload holds no DICOM file")
+    return datasets

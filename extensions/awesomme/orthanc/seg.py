@@ -1,0 +1,139 @@
+"""Masks <-> DICOM SEG (written with highdicom), and label files (NIfTI, NRRD) read onto a series' grid."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import highdicom as hd
+import nibabel as nib
+import nrrd
+import numpy as np
+from pydicom import Dataset
+from pydicom.sr.codedict import codes
+
+from awesomme import __version__
+from awesomme.orthanc.errors import InvalidInput
+from awesomme.orthanc.volumes import LPS_TO_RAS, Grid
+
+__all__ = ["ALGORITHM_TYPES", "build_seg", "read_label_file", "seg_label_map"]
+
+ALGORITHM_TYPES = ("MANUAL", "SEMIAUTOMATIC", "AUTOMATIC")
+# A label file's affine may differ from the series' by rounding only (mm).
+AFFINE_TOLERANCE_MM = 1e-2
+SEG_SERIES_NUMBER = 9000
+
+
+def build_seg(
+    source: Sequence[Dataset],
+    label_map: np.ndarray,
+    segment_labels: Mapping[int, str],
+    *,
+    algorithm_type: str,
+    series_description: str,
+    content_description: str,
+    author: str | None = None,
+    algorithm_name: str | None = None,
+    algorithm_version: str = "",
+) -> Dataset:
+    """A SEG for ``label_map`` (slice, row, column; value = segment number) over the ordered ``source``."""
+    if algorithm_type not in ALGORITHM_TYPES:
+        raise InvalidInput(f"algorithm type {algorithm_type!r} is not one of {', '.join(ALGORITHM_TYPES)}")
+    present = sorted(int(v) for v in np.unique(label_map) if v != 0)
+    if not present:
+        raise InvalidInput("the label is empty: no voxel is segmented")
+    identification = None
+    if algorithm_type != "MANUAL":
+        identification = hd.AlgorithmIdentificationSequence(
+            name=algorithm_name or "AWESOMME",
+            version=algorithm_version or __version__,
+            family=codes.DCM.ArtificialIntelligence,
+        )
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=segment_labels.get(number, f"Segment {number}")[:64],
+            segmented_property_category=codes.SCT.Tissue,
+            segmented_property_type=codes.SCT.Tissue,
+            algorithm_type=algorithm_type,
+            algorithm_identification=identification,
+        )
+        for number in present
+    ]
+    # highdicom wants segment numbers 1..N: renumber, keeping the caller's labels.
+    renumbered = np.zeros(label_map.shape, dtype=np.uint8 if len(present) < 256 else np.uint16)
+    for index, number in enumerate(present, start=1):
+        renumbered[label_map == number] = index
+        descriptions[index - 1].SegmentNumber = index
+    seg = hd.seg.Segmentation(
+        source_images=list(source),
+        pixel_array=renumbered,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=SEG_SERIES_NUMBER,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="AWESOMME",
+        manufacturer_model_name="AWESOMME on MONAI Label",
+        software_versions=__version__,
+        device_serial_number="0",
+        content_label="SEGMENTATION",
+        content_description=content_description[:64],
+        content_creator_name=author if algorithm_type == "MANUAL" or author else None,
+        series_description=series_description[:64],
+    )
+    return seg
+
+
+def seg_label_map(seg: Dataset, source: Sequence[Dataset]) -> np.ndarray:
+    """Decode a SEG to a label map on the ordered ``source`` grid (slice, row, column)."""
+    parsed = hd.seg.Segmentation.from_dataset(seg)
+    try:
+        return parsed.get_pixels_by_source_instance(
+            source_sop_instance_uids=[str(ds.SOPInstanceUID) for ds in source],
+            combine_segments=True,
+            assert_missing_frames_are_empty=True,
+        )
+    except (ValueError, KeyError, RuntimeError) as error:
+        raise InvalidInput(f"the SEG does not fit its series: {error}") from error
+
+
+def read_label_file(path: Path, grid: Grid) -> np.ndarray:
+    """A NIfTI or NRRD label file as a label map on ``grid``; a grid mismatch is a clear error."""
+    name = path.name.lower()
+    try:
+        if name.endswith(".nrrd") or name.endswith(".seg.nrrd"):
+            data, header = nrrd.read(str(path))
+            affine = _nrrd_affine(header)
+        else:
+            image = nib.load(str(path))
+            data = np.asanyarray(image.dataobj)
+            affine = image.affine
+    except Exception as error:  # the readers raise many types for a damaged file
+        raise InvalidInput(f"the label file cannot be read as NIfTI or NRRD: {error}") from error
+    data = np.squeeze(data)
+    expected = grid.shape[::-1]
+    if data.shape != expected:
+        raise InvalidInput(f"label shape {tuple(data.shape)} (x, y, z) does not match the series' {expected}")
+    if affine is not None and not np.allclose(affine, np.eye(4)):
+        error_mm = float(np.abs(affine[:3, :] - grid.affine[:3, :]).max())
+        if error_mm > AFFINE_TOLERANCE_MM:
+            raise InvalidInput(f"label geometry differs from the series' by up to {error_mm:.3f} mm")
+    if data.dtype.kind == "f" and not np.all(np.equal(np.mod(data, 1), 0)):
+        raise InvalidInput("label values must be whole segment numbers")
+    if data.min() < 0 or data.max() > 65535:
+        raise InvalidInput("label values must lie in 0..65535")
+    return np.ascontiguousarray(data.transpose(2, 1, 0)).astype(np.uint16)
+
+
+def _nrrd_affine(header: dict) -> np.ndarray | None:
+    directions = header.get("space directions")
+    origin = header.get("space origin")
+    if directions is None or origin is None:
+        return None
+    lps = np.eye(4)
+    lps[:3, :3] = np.asarray(directions, dtype=float).T
+    lps[:3, 3] = np.asarray(origin, dtype=float)
+    space = str(header.get("space", "left-posterior-superior"))
+    return LPS_TO_RAS @ lps if space.startswith("left") else lps

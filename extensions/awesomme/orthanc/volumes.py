@@ -1,0 +1,141 @@
+"""A DICOM series as a volume in memory with its geometry, and back to NIfTI for MONAI's loaders.
+
+Arrays are indexed (slice, row, column). ``affine`` maps (column, row, slice) indices to RAS millimetres, the
+NIfTI/nibabel convention, so ``to_nifti`` writes the transposed array and the same affine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from pydicom import Dataset
+
+from awesomme.orthanc.errors import InvalidInput
+
+__all__ = [
+    "LPS_TO_RAS",
+    "Grid",
+    "Volume",
+    "affine_from_datasets",
+    "grid_from_datasets",
+    "sort_by_position",
+    "volume_from_datasets",
+]
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+# Slices closer than this (mm) to the mean spacing count as evenly spaced.
+SLICE_SPACING_TOLERANCE_MM = 1e-3
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where voxels lie: ``shape`` is (slices, rows, columns), ``affine`` maps (column, row, slice) to RAS mm."""
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """(column, row, slice) spacing in mm."""
+        return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Volume:
+    array: np.ndarray
+    affine: np.ndarray
+    series_uid: str
+    modality: str
+
+    @property
+    def grid(self) -> Grid:
+        return Grid(tuple(self.array.shape), self.affine)  # type: ignore[arg-type]
+
+    def to_nifti(self, path: Path) -> Path:
+        image = nib.Nifti1Image(np.ascontiguousarray(self.array.transpose(2, 1, 0)), self.affine)
+        image.header.set_xyzt_units("mm")
+        nib.save(image, str(path))
+        return path
+
+
+def _normal(ds: Dataset) -> np.ndarray:
+    orientation = np.asarray(ds.ImageOrientationPatient, dtype=float)
+    return np.cross(orientation[:3], orientation[3:])
+
+
+def sort_by_position(datasets: Sequence[Dataset]) -> list[Dataset]:
+    """Order the instances of a series along the slice normal; refuse what is not one regular grid."""
+    if not datasets:
+        raise InvalidInput("the series has no instances")
+    for attribute in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns"):
+        if any(attribute not in ds for ds in datasets):
+            raise InvalidInput(f"an instance lacks {attribute}: not a volume")
+    normal = _normal(datasets[0])
+    ordered = sorted(datasets, key=lambda ds: float(np.dot(normal, np.asarray(ds.ImagePositionPatient, float))))
+    first = ordered[0]
+    for ds in ordered[1:]:
+        if (ds.Rows, ds.Columns) != (first.Rows, first.Columns) or not np.allclose(
+            np.asarray(ds.ImageOrientationPatient, float), np.asarray(first.ImageOrientationPatient, float)
+        ):
+            raise InvalidInput("instances of the series differ in size or orientation")
+    if len(ordered) > 2:
+        positions = np.array([np.dot(normal, np.asarray(ds.ImagePositionPatient, float)) for ds in ordered])
+        gaps = np.diff(positions)
+        if np.ptp(gaps) > SLICE_SPACING_TOLERANCE_MM or gaps.min() <= 0:
+            raise InvalidInput("slices are not evenly spaced (missing or duplicate instances?)")
+    return ordered
+
+
+def affine_from_datasets(ordered: Sequence[Dataset]) -> np.ndarray:
+    first = ordered[0]
+    orientation = np.asarray(first.ImageOrientationPatient, dtype=float)
+    row_spacing, column_spacing = (float(v) for v in first.PixelSpacing)
+    origin = np.asarray(first.ImagePositionPatient, dtype=float)
+    if len(ordered) > 1:
+        slice_step = (np.asarray(ordered[-1].ImagePositionPatient, float) - origin) / (len(ordered) - 1)
+    else:
+        thickness = float(getattr(first, "SpacingBetweenSlices", 0) or getattr(first, "SliceThickness", 1) or 1)
+        slice_step = _normal(first) * thickness
+    lps = np.eye(4)
+    lps[:3, 0] = orientation[:3] * column_spacing
+    lps[:3, 1] = orientation[3:] * row_spacing
+    lps[:3, 2] = slice_step
+    lps[:3, 3] = origin
+    return LPS_TO_RAS @ lps
+
+
+def _pixels(ordered: Sequence[Dataset]) -> np.ndarray:
+    try:
+        stored = np.stack([ds.pixel_array for ds in ordered])
+    except Exception as error:  # pydicom raises many types for bad pixel data
+        raise InvalidInput(f"pixel data cannot be decoded: {error}") from error
+    slopes = {float(getattr(ds, "RescaleSlope", 1) or 1) for ds in ordered}
+    intercepts = {float(getattr(ds, "RescaleIntercept", 0) or 0) for ds in ordered}
+    if slopes == {1.0} and intercepts == {0.0}:
+        return stored
+    if slopes == {1.0} and len(intercepts) == 1 and float(next(iter(intercepts))).is_integer():
+        values = stored.astype(np.int32) + int(next(iter(intercepts)))
+        return values.astype(np.int16) if values.min() >= -32768 and values.max() <= 32767 else values
+    slope = np.array([float(getattr(ds, "RescaleSlope", 1) or 1) for ds in ordered], np.float32)[:, None, None]
+    intercept = np.array([float(getattr(ds, "RescaleIntercept", 0) or 0) for ds in ordered], np.float32)
+    return stored.astype(np.float32) * slope + intercept[:, None, None]
+
+
+def volume_from_datasets(datasets: Sequence[Dataset]) -> Volume:
+    ordered = sort_by_position(datasets)
+    return Volume(
+        array=_pixels(ordered),
+        affine=affine_from_datasets(ordered),
+        series_uid=str(ordered[0].SeriesInstanceUID),
+        modality=str(getattr(ordered[0], "Modality", "")),
+    )
+
+
+def grid_from_datasets(datasets: Sequence[Dataset]) -> Grid:
+    """The grid of a series from its metadata alone (no pixel data needed)."""
+    ordered = sort_by_position(datasets)
+    return Grid((len(ordered), int(ordered[0].Rows), int(ordered[0].Columns)), affine_from_datasets(ordered))

@@ -1,0 +1,72 @@
+"""Start and stop background processes tracked by pid files, stopping only what we started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+__all__ = ["running_pid", "start_background", "stop_by_pidfile", "wait_until"]
+
+
+def running_pid(pid_file: Path, expected_cmd: str) -> int | None:
+    """The pid in ``pid_file`` when that process is alive and still runs ``expected_cmd`` (pids get reused)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, ValueError):
+        return None
+    return pid if expected_cmd in cmdline else None
+
+
+def start_background(
+    argv: Sequence[str], pid_file: Path, log_file: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> int:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,  # survives the `make run` that started it
+        )
+    pid_file.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop_by_pidfile(pid_file: Path, expected_cmd: str, timeout_s: float = 20.0) -> bool:
+    """SIGTERM the recorded process, SIGKILL after ``timeout_s``; True when something was stopped."""
+    pid = running_pid(pid_file, expected_cmd)
+    pid_file.unlink(missing_ok=True)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+            return True
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval_s)
+    raise TimeoutError(f"{what} did not come up within {timeout_s:.0f} s")
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True

@@ -1,0 +1,34 @@
+"""The ASGI app: MONAI Label's server with the awesomme app, plus our routers under ``/api`` and ``/dicom-web``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from awesomme.core.config import get_settings
+from awesomme.monailabel_env import configure_monailabel
+
+configure_monailabel(get_settings())
+
+from monailabel.app import app as monailabel_app  # noqa: E402 - needs the environment set above
+
+from awesomme.api.dicomweb import router as dicomweb_router  # noqa: E402
+from awesomme.api.routes.health import router as health_router  # noqa: E402
+from awesomme.orthanc.errors import AwesommeError  # noqa: E402
+
+__all__ = ["app", "create_app"]
+
+
+async def _awesomme_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, AwesommeError)
+    return JSONResponse({"detail": str(error)}, status_code=error.status_code)
+
+
+def create_app() -> FastAPI:
+    monailabel_app.include_router(health_router, prefix="/api")
+    monailabel_app.include_router(dicomweb_router, prefix="/dicom-web")
+    monailabel_app.add_exception_handler(AwesommeError, _awesomme_error)
+    return monailabel_app
+
+
+app = create_app()

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the platform runs with: Orthanc and its DICOMweb plugin, and dicom3tools (dciodvfy).
+# Orthanc's own service is not started: the platform runs its own instance with a private configuration under var/.
+set -euo pipefail
+packages=(orthanc orthanc-dicomweb dicom3tools)
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+apt_get() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@"; }
+apt_get update -qq
+# policy-rc.d keeps the package from starting the system-wide Orthanc service where that would work.
+apt_get install -y -qq --no-install-recommends "${packages[@]}"

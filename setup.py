@@ -1,0 +1,41 @@
+"""The awesomme package: our routers, services and command, run inside MONAI Label's server.
+
+Versions are pinned in requirements/constraints.txt; install with
+``pip install -c requirements/constraints.txt -e .[dev]`` (the Makefile does it in the right order).
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="awesomme",
+    version="0.1.0",
+    description="AWESOMME on MONAI Label: a secure web platform for medical image analysis",
+    license="Apache-2.0",
+    python_requires=">=3.11,<3.12",
+    package_dir={"": "extensions"},
+    packages=find_packages("extensions"),
+    package_data={"awesomme": ["migrations/*.mako", "migrations/versions/*.py"]},
+    install_requires=[
+        "monailabel==0.8.5",
+        "monai",
+        "torch",
+        "torchvision",
+        "pydicom<3",
+        "highdicom",
+        "dicomweb-client",
+        "nibabel",
+        "pynrrd",
+        "numpy<2",
+        "scipy",
+        "SQLAlchemy>=2",
+        "alembic",
+        "pydantic-settings",
+        "httpx",
+        "requests",
+        "uvicorn",
+        "fastapi",
+        "dcmqi",
+    ],
+    extras_require={"dev": ["pytest", "pytest-timeout", "ruff", "mypy", "types-PyYAML"]},
+    entry_points={"console_scripts": ["awesomme = awesomme.cli:main"]},
+)

@@ -34,7 +34,9 @@ setup(
         "requests",
         "uvicorn",
         "fastapi",
+        # MONAI Label's own DICOMweb datastore (the benchmarks' stock baseline) wants its itkimage2segimage binary.
         "dcmqi",
+        "psycopg[binary]",
     ],
     extras_require={"dev": ["pytest", "pytest-timeout", "ruff", "mypy", "types-PyYAML"]},
     entry_points={"console_scripts": ["awesomme = awesomme.cli:main"]},

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from awesomme import __version__
 from awesomme.core.config import Settings, load_settings
@@ -106,7 +107,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     orthanc_version = None
     with contextlib.suppress(Exception):
         orthanc_version = OrthancClient(settings).system().get("Version")
-    report = {
+    report: dict[str, dict[str, Any]] = {
         "services": {
             "server": {
                 "pid": running_pid(settings.var_dir / "server.pid", SERVER_COMMAND),

@@ -82,14 +82,14 @@ class OrthancClient:
             last_update=series.get("LastUpdate", ""),
         )
 
-    def find_series(self, modalities: tuple[str, ...] = IMAGE_MODALITIES) -> list[dict[str, Any]]:
+    def find_series(self, modalities: tuple[str, ...] = IMAGE_MODALITIES) -> list[Dataset]:
         """QIDO-RS series search, one query per modality (Orthanc 1.10 does not match ``CT\\MR``)."""
-        found: list[dict[str, Any]] = []
+        found: list[Dataset] = []
         for modality in modalities:
             found += self._qido_series({"Modality": modality})
         return found
 
-    def _qido_series(self, filters: dict[str, str]) -> list[dict[str, Any]]:
+    def _qido_series(self, filters: dict[str, str]) -> list[Dataset]:
         try:
             hits = self.dicomweb.search_for_series(
                 search_filters=filters,
@@ -97,7 +97,7 @@ class OrthancClient:
             )
         except requests.RequestException as error:
             raise OrthancUnavailable(f"Orthanc QIDO-RS failed: {error}") from error
-        return [Dataset.from_json(hit) for hit in hits]  # type: ignore[misc]
+        return [Dataset.from_json(hit) for hit in hits]
 
     def delete_series(self, series_uid: str) -> None:
         orthanc_id = self._lookup_series_id(series_uid)

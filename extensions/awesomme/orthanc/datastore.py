@@ -294,7 +294,7 @@ def _read_dicom_upload(path: Path) -> list[Dataset]:
             members = [archive.read(info) for info in archive.infolist() if not info.is_dir()]
     else:
         members = [path.read_bytes()]
-    datasets = []
+    datasets: list[Dataset] = []
     for data in members:
         try:
             ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data))

@@ -10,7 +10,7 @@ import nibabel as nib
 import nrrd
 import numpy as np
 from pydicom import Dataset
-from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 
 from awesomme import __version__
 from awesomme.orthanc.errors import InvalidInput
@@ -19,6 +19,9 @@ from awesomme.orthanc.volumes import LPS_TO_RAS, Grid
 __all__ = ["ALGORITHM_TYPES", "build_seg", "read_label_file", "seg_label_map"]
 
 ALGORITHM_TYPES = ("MANUAL", "SEMIAUTOMATIC", "AUTOMATIC")
+# SNOMED CT "Tissue" (85756007) and DCM "Artificial Intelligence" (123110), spelled out for the type checker.
+TISSUE = Code("85756007", "SCT", "Tissue")
+ARTIFICIAL_INTELLIGENCE = Code("123110", "DCM", "Artificial Intelligence")
 # A label file's affine may differ from the series' by rounding only (mm).
 AFFINE_TOLERANCE_MM = 1e-2
 SEG_SERIES_NUMBER = 9000
@@ -47,14 +50,14 @@ def build_seg(
         identification = hd.AlgorithmIdentificationSequence(
             name=algorithm_name or "AWESOMME",
             version=algorithm_version or __version__,
-            family=codes.DCM.ArtificialIntelligence,
+            family=ARTIFICIAL_INTELLIGENCE,
         )
     descriptions = [
         hd.seg.SegmentDescription(
             segment_number=number,
             segment_label=segment_labels.get(number, f"Segment {number}")[:64],
-            segmented_property_category=codes.SCT.Tissue,
-            segmented_property_type=codes.SCT.Tissue,
+            segmented_property_category=TISSUE,
+            segmented_property_type=TISSUE,
             algorithm_type=algorithm_type,
             algorithm_identification=identification,
         )
@@ -108,6 +111,7 @@ def read_label_file(path: Path, grid: Grid) -> np.ndarray:
             affine = _nrrd_affine(header)
         else:
             image = nib.load(str(path))
+            assert isinstance(image, nib.spatialimages.SpatialImage)
             data = np.asanyarray(image.dataobj)
             affine = image.affine
     except Exception as error:  # the readers raise many types for a damaged file

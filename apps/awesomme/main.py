@@ -5,16 +5,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from awesomme import __version__
-from awesomme.core.config import get_settings
-from awesomme.orthanc.cache import SeriesCache
-from awesomme.orthanc.client import get_client
-from awesomme.orthanc.datastore import OrthancDatastore
 from monailabel.interfaces.app import MONAILabelApp
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.strategy import Strategy
 from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
+
+from awesomme import __version__
+from awesomme.core.config import get_settings
+from awesomme.orthanc.cache import SeriesCache
+from awesomme.orthanc.client import get_client
+from awesomme.orthanc.datastore import OrthancDatastore
 
 logger = logging.getLogger(__name__)
 

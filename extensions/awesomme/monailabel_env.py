@@ -31,3 +31,4 @@ def configure_monailabel(settings: Settings) -> None:
     scratch = settings.var_dir / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TMPDIR", str(scratch))
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(settings.var_dir / "cache" / "torchinductor"))

@@ -20,8 +20,8 @@ from awesomme.core.config import Settings
 from awesomme.core.db import engine_for
 from awesomme.models import Segmentation
 from awesomme.orthanc.client import OrthancClient
-from awesomme.phantoms import generate_patient
 from awesomme.orthanc.volumes import affine_from_datasets, sort_by_position, volume_from_datasets
+from awesomme.phantoms import generate_patient
 from awesomme.seeding import seed_demo
 from tests.integration.conftest import CACHE_MAX_BYTES, StoredPatient, store_patient
 
@@ -102,7 +102,10 @@ def test_label_saved_by_the_monailabel_client_becomes_a_valid_seg(
     assert truth_mask.any()
 
     reply = client.save_label(
-        image_id, str(mr_patient.patient.truth["tumour"]), tag="final", params={"label_info": [{"name": "tumour", "idx": 1}], "author": "Doe^Jane"}
+        image_id,
+        str(mr_patient.patient.truth["tumour"]),
+        tag="final",
+        params={"label_info": [{"name": "tumour", "idx": 1}], "author": "Doe^Jane"},
     )
     seg_uid = reply["label"]
 
@@ -166,7 +169,9 @@ def test_corrupt_dicom_upload_is_refused_and_leaves_nothing(
     # The same garbage through STOW-RS on /dicom-web.
     boundary = "awesomme-test"
     body = (
-        f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + truncated + f"\r\n--{boundary}--\r\n".encode()
+        f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+        + truncated
+        + f"\r\n--{boundary}--\r\n".encode()
     )
     reply = http.post(
         "/dicom-web/studies",
@@ -205,13 +210,17 @@ def test_cache_stays_under_its_bound_and_follows_changes(
     orthanc.store([changed])
     reply = http.get("/datastore/image", params={"image": patients[2].patient.series_uid})
     image = nib.Nifti1Image.from_bytes(reply.content)
-    first_slice_index = [ds.SOPInstanceUID for ds in sort_by_position(patients[2].datasets)].index(changed.SOPInstanceUID)
+    first_slice_index = [ds.SOPInstanceUID for ds in sort_by_position(patients[2].datasets)].index(
+        changed.SOPInstanceUID
+    )
     assert np.asanyarray(image.dataobj)[0, 0, first_slice_index] == pixels[0, 0]
     assert len(list((cache_dir / patients[2].patient.series_uid.replace("/", "_")).glob("*.nii"))) == 1
 
 
 def test_status_command_reports_services_and_disk(platform: Settings) -> None:
-    run = subprocess.run([sys.executable, "-m", "awesomme.cli", "status", "--json"], capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "awesomme.cli", "status", "--json"], capture_output=True, text=True, check=True
+    )
     report = json.loads(run.stdout)
     assert report["services"]["server"]["healthy"] is True
     assert report["services"]["orthanc"]["answers"] is True

@@ -208,7 +208,9 @@ class OrthancDatastore(Datastore):
             seg = self.client.retrieve_series(record.study_uid, label_id)[0]
             grid = grid_from_datasets(source)
             label_map = seg_label_map(seg, source).astype(np.uint8)
-            nib.save(nib.Nifti1Image(np.ascontiguousarray(label_map.transpose(2, 1, 0)), grid.affine), str(path))
+            path.write_bytes(
+                nib.Nifti1Image(np.ascontiguousarray(label_map.transpose(2, 1, 0)), grid.affine).to_bytes()
+            )
 
         return str(self.cache.get(label_id, seg_state.version, decode))
 

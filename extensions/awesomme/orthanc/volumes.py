@@ -58,7 +58,7 @@ class Volume:
     def to_nifti(self, path: Path) -> Path:
         image = nib.Nifti1Image(np.ascontiguousarray(self.array.transpose(2, 1, 0)), self.affine)
         image.header.set_xyzt_units("mm")
-        nib.save(image, str(path))
+        path.write_bytes(image.to_bytes())  # by bytes: the cache writes to a name nibabel would not recognise
         return path
 
 

@@ -22,7 +22,16 @@ def test_dicomweb_resources_pass(path: str) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["system", "tools/find", "studies/../system", "studies/1..2", "studies/.", "instances/1.2/file", "studies/1.2/archive", ""],
+    [
+        "system",
+        "tools/find",
+        "studies/../system",
+        "studies/1..2",
+        "studies/.",
+        "instances/1.2/file",
+        "studies/1.2/archive",
+        "",
+    ],
 )
 def test_everything_else_is_refused(path: str) -> None:
     assert not _ALLOWED_PATH.match(path)

@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
 from awesomme.core.config import Settings
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("AWESOMME_")]:
+        monkeypatch.delenv(name)
 
 
 def test_defaults_are_loopback_and_sqlite_under_var(tmp_path) -> None:

@@ -36,6 +36,7 @@ class AwesommeApp(MONAILabelApp):
         return OrthancDatastore(
             client=get_client(),
             cache=SeriesCache(settings.cache_dir, settings.cache_max_bytes),
+            upload_max_bytes=settings.upload_max_bytes,
             name="Orthanc",
             description="DICOM series in the platform's Orthanc",
         )

@@ -25,6 +25,8 @@ async def _awesomme_error(_request: Request, error: Exception) -> JSONResponse:
 
 
 def create_app() -> FastAPI:
+    # FastAPI refuses larger request bodies with a 413 on every route, ours and MONAI Label's alike.
+    monailabel_app.max_body_size = get_settings().upload_max_bytes
     monailabel_app.include_router(health_router, prefix="/api")
     monailabel_app.include_router(dicomweb_router, prefix="/dicom-web")
     monailabel_app.add_exception_handler(AwesommeError, _awesomme_error)

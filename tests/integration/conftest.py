@@ -21,6 +21,7 @@ from awesomme.runtime.platform import base_url, start_all, stop_all
 # Two of the small test series (24x160x160, 16 bits: 1.2 MB each) fit, three do not: eviction must happen.
 SMALL_SHAPE = (24, 160, 160)
 CACHE_MAX_BYTES = 3_000_000
+UPLOAD_MAX_BYTES = 8_000_000
 
 
 def free_port() -> int:
@@ -37,6 +38,7 @@ def platform_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sett
         "AWESOMME_PORT": str(free_port()),
         "AWESOMME_ORTHANC_URL": f"http://127.0.0.1:{free_port()}",
         "AWESOMME_CACHE_MAX_BYTES": str(CACHE_MAX_BYTES),
+        "AWESOMME_UPLOAD_MAX_BYTES": str(UPLOAD_MAX_BYTES),
     }
     saved = {key: os.environ.get(key) for key in environment}
     os.environ.update(environment)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,7 @@ from awesomme.orthanc.client import OrthancClient
 from awesomme.orthanc.volumes import affine_from_datasets, sort_by_position, volume_from_datasets
 from awesomme.phantoms import generate_patient
 from awesomme.seeding import seed_demo
-from tests.integration.conftest import CACHE_MAX_BYTES, StoredPatient, store_patient
+from tests.integration.conftest import CACHE_MAX_BYTES, UPLOAD_MAX_BYTES, StoredPatient, store_patient
 
 
 def _objects(http: httpx.Client) -> dict:
@@ -179,6 +180,34 @@ def test_corrupt_dicom_upload_is_refused_and_leaves_nothing(
         headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'},
     )
     assert 400 <= reply.status_code < 500
+    assert orthanc.statistics()["CountInstances"] == before
+
+
+def test_a_zipped_series_uploads_as_one_image(http: httpx.Client, tmp_path: Path) -> None:
+    patient = generate_patient("osteosarcoma-mr", 301, tmp_path / "p", shape=(8, 64, 64))
+    archive = tmp_path / "series.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in patient.dicom_files:
+            zipped.write(path, path.name)
+    reply = http.put("/datastore/image", params={"image": "x"}, files={"file": ("series.zip", archive.read_bytes())})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["image"] == patient.series_uid
+    assert http.get("/datastore/image/info", params={"image": patient.series_uid}).json()["instances"] == 8
+
+
+def test_oversized_uploads_are_refused_before_anything_is_stored(
+    http: httpx.Client, orthanc: OrthancClient, tmp_path: Path
+) -> None:
+    before = orthanc.statistics()["CountInstances"]
+    reply = http.put("/datastore/image", files={"file": ("big.dcm", b"\0" * (UPLOAD_MAX_BYTES + 1))})
+    assert reply.status_code == 413
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("a.dcm", b"\0" * (UPLOAD_MAX_BYTES + 1))
+    assert bomb.stat().st_size < UPLOAD_MAX_BYTES
+    reply = http.put("/datastore/image", files={"file": ("bomb.zip", bomb.read_bytes())})
+    assert reply.status_code == 422
+    assert "unpacks" in reply.json()["detail"]
     assert orthanc.statistics()["CountInstances"] == before
 
 

@@ -44,13 +44,7 @@ async def _forward(request: Request, path: str) -> StreamingResponse:
     if not _ALLOWED_PATH.match(path):
         raise HTTPException(404, f"not a DICOMweb resource: /{path}")
     headers = {name: request.headers[name] for name in _FORWARDED_HEADERS if name in request.headers}
-    body = None
-    if request.method == "POST":
-        limit = get_settings().upload_max_bytes
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > limit:
-            raise HTTPException(413, f"upload of {declared} bytes exceeds the limit of {limit} bytes")
-        body = await _read_limited(request, limit)
+    body = await request.body() if request.method == "POST" else None  # the app bounds its size
     client = _Upstream.get()
     upstream_request = client.build_request(
         request.method, "/" + path, params=request.query_params, headers=headers, content=body
@@ -66,16 +60,6 @@ async def _forward(request: Request, path: str) -> StreamingResponse:
         headers=returned,
         background=BackgroundTask(upstream.aclose),
     )
-
-
-async def _read_limited(request: Request, limit: int) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"upload exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @router.get("/{path:path}", summary="QIDO-RS and WADO-RS")

@@ -39,9 +39,17 @@ PREDICTION_TAG = DefaultLabelTag.ORIGINAL.value
 
 
 class OrthancDatastore(Datastore):
-    def __init__(self, client: OrthancClient, cache: SeriesCache, name: str = "Orthanc", description: str = "") -> None:
+    def __init__(
+        self,
+        client: OrthancClient,
+        cache: SeriesCache,
+        upload_max_bytes: int,
+        name: str = "Orthanc",
+        description: str = "",
+    ) -> None:
         self.client = client
         self.cache = cache
+        self.upload_max_bytes = upload_max_bytes
         self._name = name
         self._description = description
 
@@ -128,7 +136,7 @@ class OrthancDatastore(Datastore):
 
     def add_image(self, image_id: str, image_filename: str, image_info: dict[str, Any]) -> str:
         """Store an uploaded DICOM file, or a ZIP of the instances of one series; returns its SeriesInstanceUID."""
-        datasets = _read_dicom_upload(Path(image_filename))
+        datasets = _read_dicom_upload(Path(image_filename), self.upload_max_bytes)
         series_uids = {str(ds.SeriesInstanceUID) for ds in datasets}
         if len(series_uids) != 1:
             raise InvalidInput(f"the upload holds {len(series_uids)} series; send one series at a time")
@@ -289,11 +297,15 @@ def _segment_labels(label_info: dict[str, Any]) -> dict[int, str]:
     return names
 
 
-def _read_dicom_upload(path: Path) -> list[Dataset]:
+def _read_dicom_upload(path: Path, max_bytes: int) -> list[Dataset]:
     members: list[bytes] = []
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
-            members = [archive.read(info) for info in archive.infolist() if not info.is_dir()]
+            files = [info for info in archive.infolist() if not info.is_dir()]
+            unpacked = sum(info.file_size for info in files)
+            if unpacked > max_bytes:  # a small archive may unpack to a huge one
+                raise InvalidInput(f"the archive unpacks to {unpacked} bytes, over the limit of {max_bytes}")
+            members = [archive.read(info) for info in files]
     else:
         members = [path.read_bytes()]
     datasets: list[Dataset] = []

@@ -91,7 +91,8 @@ def build_seg(
 
 def seg_label_map(seg: Dataset, source: Sequence[Dataset]) -> np.ndarray:
     """Decode a SEG to a label map on the ordered ``source`` grid (slice, row, column)."""
-    parsed = hd.seg.Segmentation.from_dataset(seg)
+    # A SEG we just built is parsed already (and holds a lookup table that cannot be copied).
+    parsed = seg if isinstance(seg, hd.seg.Segmentation) else hd.seg.Segmentation.from_dataset(seg, copy=False)
     try:
         return parsed.get_pixels_by_source_instance(
             source_sop_instance_uids=[str(ds.SOPInstanceUID) for ds in source],

@@ -1,0 +1,32 @@
+"""Small phantom series read back with pydicom, shared by the tests of volumes and SEGs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from awesomme.phantoms import Patient, generate_patient
+
+
+@dataclass(frozen=True)
+class SmallSeries:
+    patient: Patient
+    datasets: list[pydicom.Dataset]
+
+
+def _small(kind: str, out: Path) -> SmallSeries:
+    patient = generate_patient(kind, 11, out, shape=(12, 64, 64))
+    return SmallSeries(patient, [pydicom.dcmread(p) for p in patient.dicom_files])
+
+
+@pytest.fixture(scope="session")
+def small_mr(tmp_path_factory: pytest.TempPathFactory) -> SmallSeries:
+    return _small("osteosarcoma-mr", tmp_path_factory.mktemp("small-mr"))
+
+
+@pytest.fixture(scope="session")
+def small_ct(tmp_path_factory: pytest.TempPathFactory) -> SmallSeries:
+    return _small("chest-ct", tmp_path_factory.mktemp("small-ct"))

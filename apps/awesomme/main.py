@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
+from lib.activelearning.uncertainty import TTAUncertainty
+from lib.infers.segmentation import SegmentationTask
 from monailabel.interfaces.app import MONAILabelApp
-from monailabel.interfaces.datastore import Datastore
+from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
+from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.strategy import Strategy
 from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
 
 from awesomme import __version__
 from awesomme.core.config import get_settings
+from awesomme.inference.registry import get_registry
 from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import get_client
 from awesomme.orthanc.datastore import OrthancDatastore
@@ -41,5 +46,19 @@ class AwesommeApp(MONAILabelApp):
             description="DICOM series in the platform's Orthanc",
         )
 
+    def init_infers(self) -> dict[str, InferTask]:
+        return {name: SegmentationTask(model) for name, model in get_registry().models.items()}
+
+    def infer(self, request: dict[str, Any], datastore: Datastore | None = None) -> dict[str, Any]:
+        """Our models read the series straight from the datastore (no NIfTI round trip through MONAI's loaders)."""
+        task = self._infers.get(request.get("model", ""))
+        image = request.get("image")
+        if isinstance(task, SegmentationTask) and isinstance(image, str) and not os.path.exists(image):
+            store = datastore or self.datastore()
+            assert isinstance(store, OrthancDatastore)
+            result, params = task.run(store, request)
+            return {"label": result, "tag": DefaultLabelTag.ORIGINAL, "file": result, "params": params}
+        return super().infer(request, datastore)
+
     def init_strategies(self) -> dict[str, Strategy]:
-        return {"first": First(), "random": Random()}
+        return {"first": First(), "random": Random(), "uncertainty": TTAUncertainty(get_registry())}

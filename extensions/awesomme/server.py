@@ -14,6 +14,7 @@ from monailabel.app import app as monailabel_app  # noqa: E402 - needs the envir
 
 from awesomme.api.dicomweb import router as dicomweb_router  # noqa: E402
 from awesomme.api.routes.health import router as health_router  # noqa: E402
+from awesomme.api.routes.segmentations import router as segmentations_router  # noqa: E402
 from awesomme.orthanc.errors import AwesommeError  # noqa: E402
 
 __all__ = ["app", "create_app"]
@@ -28,6 +29,7 @@ def create_app() -> FastAPI:
     # FastAPI refuses larger request bodies with a 413 on every route, ours and MONAI Label's alike.
     monailabel_app.max_body_size = get_settings().upload_max_bytes
     monailabel_app.include_router(health_router, prefix="/api")
+    monailabel_app.include_router(segmentations_router, prefix="/api")
     monailabel_app.include_router(dicomweb_router, prefix="/dicom-web")
     monailabel_app.add_exception_handler(AwesommeError, _awesomme_error)
     return monailabel_app

@@ -66,3 +66,10 @@ def test_health_is_503_naming_orthanc_when_orthanc_is_unreachable(platform: Sett
     assert reply.status_code == 503
     assert reply.json()["checks"]["orthanc"] is False
     assert "orthanc" in reply.json()["detail"]
+
+
+def test_orthanc_answers_only_with_the_private_credentials(platform: Settings) -> None:
+    url = platform.orthanc_url + "/system"
+    assert httpx.get(url, timeout=10).status_code == 401
+    assert httpx.get(url, auth=("orthanc", "orthanc"), timeout=10).status_code == 401
+    assert httpx.get(url, auth=(platform.orthanc_username, platform.orthanc_password), timeout=10).status_code == 200

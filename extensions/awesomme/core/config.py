@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     orthanc_username: str = ""
     orthanc_password: str = ""
     orthanc_timeout_s: float = 60.0
+    # Orthanc's DICOM port (C-STORE etc.) has no authentication: off unless a port is given here.
+    orthanc_dicom_port: int = Field(default=0, ge=0, le=65535)
 
     cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)
     upload_max_bytes: int = Field(default=512 * 1024**2, gt=0)

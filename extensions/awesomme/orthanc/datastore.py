@@ -28,8 +28,8 @@ from awesomme.models import Segmentation, SegmentationRole
 from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import IMAGE_MODALITIES, OrthancClient, SeriesState
 from awesomme.orthanc.errors import InvalidInput, NotFound
-from awesomme.orthanc.seg import build_seg, read_label_file, seg_label_map
-from awesomme.orthanc.volumes import grid_from_datasets, sort_by_position, volume_from_datasets
+from awesomme.orthanc.seg import build_seg, read_label_file, seg_label_map, segment_summary
+from awesomme.orthanc.volumes import Volume, grid_from_datasets, sort_by_position, volume_from_datasets
 
 __all__ = ["OrthancDatastore"]
 
@@ -106,7 +106,7 @@ class OrthancDatastore(Datastore):
         return self.get_labels_by_image_id(image_id).get(tag, "")
 
     # -- images -----------------------------------------------------------------------------------------------
-    def _image_state(self, image_id: str) -> SeriesState:
+    def image_state(self, image_id: str) -> SeriesState:
         state = self.client.series_state(image_id)
         if state.modality not in IMAGE_MODALITIES:
             raise NotFound(f"series {image_id} is {state.modality or 'of no modality'}, not a CT or MR image")
@@ -116,7 +116,7 @@ class OrthancDatastore(Datastore):
         return self.get_image_uri(image_id)
 
     def get_image_uri(self, image_id: str) -> str:
-        state = self._image_state(image_id)
+        state = self.image_state(image_id)
 
         def decode(path: Path) -> None:
             volume = volume_from_datasets(self.client.retrieve_series(state.study_uid, image_id))
@@ -125,7 +125,7 @@ class OrthancDatastore(Datastore):
         return str(self.cache.get(image_id, state.version, decode))
 
     def get_image_info(self, image_id: str) -> dict[str, Any]:
-        state = self._image_state(image_id)
+        state = self.image_state(image_id)
         return {
             "SeriesInstanceUID": image_id,
             "StudyInstanceUID": state.study_uid,
@@ -147,7 +147,7 @@ class OrthancDatastore(Datastore):
         return series_uids.pop()
 
     def remove_image(self, image_id: str) -> None:
-        self._image_state(image_id)
+        self.image_state(image_id)
         for tag, seg_uid in self.get_labels_by_image_id(image_id).items():
             self.remove_label(seg_uid, tag)
         self.client.delete_series(image_id)
@@ -159,43 +159,82 @@ class OrthancDatastore(Datastore):
     # -- labels -----------------------------------------------------------------------------------------------
     def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
         """Write the label file as a DICOM SEG referencing the series, store it in Orthanc, record it."""
-        state = self._image_state(image_id)
-        source = sort_by_position(self.client.retrieve_series_metadata(state.study_uid, image_id))
-        label_map = read_label_file(Path(label_filename), grid_from_datasets(source))
+        state = self.image_state(image_id)
+        source = self.source_metadata(state)
+        grid = grid_from_datasets(source)
+        label_map = read_label_file(Path(label_filename), grid)
         tag = label_tag or DefaultLabelTag.FINAL.value
         role = SegmentationRole.PREDICTION if tag == PREDICTION_TAG else SegmentationRole.LABEL
         author = str(label_info.get("author") or label_info.get("user") or "") or None
         model = str(label_info.get("model") or "")
+        names = _segment_labels(label_info)
+        algorithm_type = "AUTOMATIC" if role == SegmentationRole.PREDICTION else "MANUAL"
         seg = build_seg(
             source,
             label_map,
-            _segment_labels(label_info),
-            algorithm_type="AUTOMATIC" if role == SegmentationRole.PREDICTION else "MANUAL",
+            names,
+            algorithm_type=algorithm_type,
             series_description=f"{'Prediction' if role == SegmentationRole.PREDICTION else 'Label'} ({tag})",
             content_description=f"{role} {tag}" + (f" by {model}" if model else ""),
             author=author,
             algorithm_name=model or None,
         )
+        record = Segmentation(
+            source_series_uid=image_id,
+            study_uid=state.study_uid,
+            role=role,
+            tag=tag,
+            author=author,
+            algorithm_type=algorithm_type,
+            model_name=model or None,
+            segments=segment_summary(label_map, names, grid.voxel_volume_ml),
+        )
+        return self.store_segmentation(seg, record)
+
+    def source_metadata(self, state: SeriesState) -> list[Dataset]:
+        """The series' instances without pixel data, ordered along the slice normal (enough to reference them)."""
+        return sort_by_position(self.client.retrieve_series_metadata(state.study_uid, state.series_uid))
+
+    def store_segmentation(self, seg: Dataset, record: Segmentation) -> str:
+        """Store ``seg`` in Orthanc and its ``record`` in the DB: both or neither."""
         self.client.store([seg])
-        seg_uid = str(seg.SeriesInstanceUID)
+        record.seg_series_uid = str(seg.SeriesInstanceUID)
+        record.seg_sop_uid = str(seg.SOPInstanceUID)
         try:
             with session_scope() as session:
-                session.add(
-                    Segmentation(
-                        seg_series_uid=seg_uid,
-                        seg_sop_uid=str(seg.SOPInstanceUID),
-                        source_series_uid=image_id,
-                        study_uid=state.study_uid,
-                        role=role,
-                        tag=tag,
-                        author=author,
-                    )
-                )
+                session.add(record)
         except Exception:
-            self.client.delete_series(seg_uid)  # nothing half-written: no SEG without its record
+            self.client.delete_series(record.seg_series_uid)  # nothing half-written: no SEG without its record
             raise
-        logger.info("Saved %s %s for series %s as SEG %s", role, tag, image_id, seg_uid)
-        return seg_uid
+        logger.info(
+            "Stored %s %s of series %s as SEG %s",
+            record.role,
+            record.tag,
+            record.source_series_uid,
+            record.seg_series_uid,
+        )
+        return record.seg_series_uid
+
+    def load_volume(self, image_id: str) -> tuple[Volume, SeriesState]:
+        """The decoded series, through the cache."""
+        state = self.image_state(image_id)
+        image = nib.load(self.get_image_uri(image_id))
+        assert isinstance(image, nib.Nifti1Image)
+        array = np.asanyarray(image.dataobj).transpose(2, 1, 0)
+        return Volume(np.ascontiguousarray(array), image.affine, image_id, state.modality), state
+
+    def segmentations_of(self, image_id: str) -> list[Segmentation]:
+        """Every SEG of a series still in Orthanc, labels and predictions, oldest first."""
+        with session_scope() as session:
+            records = list(
+                session.scalars(
+                    select(Segmentation)
+                    .where(Segmentation.source_series_uid == image_id)
+                    .order_by(Segmentation.created_at)
+                )
+            )
+        present = self._seg_uids() if records else set()
+        return [record for record in records if record.seg_series_uid in present]
 
     def _label_record(self, label_id: str) -> Segmentation:
         with session_scope() as session:
@@ -212,7 +251,7 @@ class OrthancDatastore(Datastore):
         seg_state = self.client.series_state(label_id)
 
         def decode(path: Path) -> None:
-            source = sort_by_position(self.client.retrieve_series_metadata(record.study_uid, record.source_series_uid))
+            source = self.source_metadata(self.client.series_state(record.source_series_uid))
             seg = self.client.retrieve_series(record.study_uid, label_id)[0]
             grid = grid_from_datasets(source)
             label_map = seg_label_map(seg, source).astype(np.uint8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import highdicom as hd
 import nibabel as nib
@@ -89,6 +90,19 @@ def build_seg(
     return seg
 
 
+def segment_summary(label_map: np.ndarray, names: Mapping[int, str], voxel_volume_ml: float) -> list[dict[str, Any]]:
+    """Number, label and volume (mL) of each segment present, as recorded and listed."""
+    values, counts = np.unique(label_map[label_map > 0], return_counts=True)
+    return [
+        {
+            "number": int(v),
+            "label": names.get(int(v), f"Segment {int(v)}"),
+            "volume_ml": round(float(c) * voxel_volume_ml, 3),
+        }
+        for v, c in zip(values, counts, strict=True)
+    ]
+
+
 def seg_label_map(seg: Dataset, source: Sequence[Dataset]) -> np.ndarray:
     """Decode a SEG to a label map on the ordered ``source`` grid (slice, row, column)."""
     # A SEG we just built is parsed already (and holds a lookup table that cannot be copied).
@@ -130,6 +144,21 @@ def read_label_file(path: Path, grid: Grid) -> np.ndarray:
     if data.min() < 0 or data.max() > 65535:
         raise InvalidInput("label values must lie in 0..65535")
     return np.ascontiguousarray(data.transpose(2, 1, 0)).astype(np.uint16)
+
+
+LABEL_FILE_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
+
+
+def write_label_file(label_map: np.ndarray, grid: Grid, path: Path) -> Path:
+    """The reverse of ``read_label_file``: NIfTI or NRRD by the path's suffix, in the series' own grid."""
+    data = np.ascontiguousarray(label_map.transpose(2, 1, 0))
+    if path.name.endswith(".nrrd"):
+        lps = np.linalg.inv(LPS_TO_RAS) @ grid.affine
+        header = {"space": "left-posterior-superior", "space directions": lps[:3, :3].T, "space origin": lps[:3, 3]}
+        nrrd.write(str(path), data, header)
+    else:
+        nib.save(nib.Nifti1Image(data, grid.affine), str(path))
+    return path
 
 
 def _nrrd_affine(header: dict) -> np.ndarray | None:

@@ -43,6 +43,10 @@ class Grid:
         """(column, row, slice) spacing in mm."""
         return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))  # type: ignore[return-value]
 
+    @property
+    def voxel_volume_ml(self) -> float:
+        return float(abs(np.linalg.det(self.affine[:3, :3]))) / 1000.0
+
 
 @dataclass(frozen=True)
 class Volume:

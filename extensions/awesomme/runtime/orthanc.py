@@ -7,6 +7,7 @@ authentication with generated credentials keeps local users out, and the DICOM p
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 from pathlib import Path
@@ -31,10 +32,9 @@ def ensure_secrets(settings: Settings) -> dict[str, str]:
             "AWESOMME_ORTHANC_USERNAME": "awesomme-" + secrets.token_hex(4),
             "AWESOMME_ORTHANC_PASSWORD": secrets.token_urlsafe(32),
         }
-        fd = path.open("x", encoding="utf-8")
-        path.chmod(0o600)
-        with fd:
-            fd.writelines(f"{key}={value}\n" for key, value in values.items())
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+        with os.fdopen(descriptor, "w", encoding="utf-8") as secrets_file:
+            secrets_file.writelines(f"{key}={value}\n" for key, value in values.items())
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
@@ -48,7 +48,8 @@ def orthanc_config(settings: Settings, username: str, password: str, storage_dir
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": True,
         "RegisteredUsers": {username: password},
-        "DicomServerEnabled": False,
+        "DicomServerEnabled": settings.orthanc_dicom_port > 0,
+        "DicomPort": settings.orthanc_dicom_port or 4242,
         "HttpDescribeErrors": True,
         "OverwriteInstances": True,
         "StableAge": 5,

@@ -16,10 +16,9 @@ def running_pid(pid_file: Path, expected_cmd: str) -> int | None:
     """The pid in ``pid_file`` when that process is alive and still runs ``expected_cmd`` (pids get reused)."""
     try:
         pid = int(pid_file.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except (OSError, ValueError):
         return None
-    return pid if expected_cmd in cmdline else None
+    return pid if expected_cmd in _cmdline(pid) else None
 
 
 def start_background(
@@ -36,8 +35,20 @@ def start_background(
             cwd=cwd,
             start_new_session=True,  # survives the `make run` that started it
         )
+    # Popen returns while the child is still inside execve: until the new image's arguments are in place its
+    # /proc cmdline reads empty, and running_pid would take it for gone.
+    deadline = time.monotonic() + 5.0
+    while proc.poll() is None and not _cmdline(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.005)
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def stop_by_pidfile(pid_file: Path, expected_cmd: str, timeout_s: float = 20.0) -> bool:

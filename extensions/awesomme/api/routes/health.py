@@ -9,6 +9,7 @@ from monailabel.interfaces.utils.app import apps
 
 from awesomme import __version__
 from awesomme.core.db import database_answers
+from awesomme.inference.registry import get_registry
 from awesomme.orthanc.client import get_client
 from awesomme.orthanc.errors import OrthancUnavailable
 
@@ -31,7 +32,15 @@ async def health() -> JSONResponse:
         "app": bool(apps),
     }
     failing = [name for name, ok in checks.items() if not ok]
-    body = {"status": "ok" if not failing else "unavailable", "version": __version__, "checks": checks}
+    body: dict[str, object] = {
+        "status": "ok" if not failing else "unavailable",
+        "version": __version__,
+        "checks": checks,
+    }
+    if apps:
+        registry = get_registry()
+        body["models"] = {name: model.config.version for name, model in registry.models.items()}
+        body["disabled_models"] = registry.problems  # a model that cannot load is off alone, the rest serves
     if failing:
         body["detail"] = "not available: " + ", ".join(failing)
     return JSONResponse(body, status_code=503 if failing else 200)

@@ -1,0 +1,1 @@
+"""The app's tasks, as in MONAI Label's sample apps (configs, infers, trainers, activelearning, scoring)."""

@@ -1,0 +1,66 @@
+"""A segmentation model from ``infer_configs/`` as a MONAI Label infer task, on series stored in Orthanc."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
+
+from awesomme.inference.pipeline import segment_series
+from awesomme.inference.registry import LoadedModel
+from awesomme.orthanc.datastore import OrthancDatastore
+from awesomme.orthanc.errors import InvalidInput
+from awesomme.orthanc.seg import LABEL_FILE_SUFFIXES, write_label_file
+
+DICOM_SUFFIX = ".dcm"
+
+
+class SegmentationTask(InferTask):
+    def __init__(self, model: LoadedModel) -> None:
+        config = model.config
+        super().__init__(
+            type=InferType.SEGMENTATION,
+            labels=dict(config.labels),
+            dimension=2 if config.inference.mode == "slices" else 3,
+            description=config.description,
+            config={"result_extension": ".nii.gz", "version": config.version, "modality": config.modality},
+        )
+        self.model = model
+
+    def is_valid(self) -> bool:
+        return True
+
+    def __call__(self, request: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        raise InvalidInput("this model runs on series stored in the platform: give the image's SeriesInstanceUID")
+
+    def run(self, datastore: OrthancDatastore, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Segment the series ``request["image"]``; returns the result file (removed after the answer) and params."""
+        suffix = str(request.get("result_extension") or ".nii.gz")
+        if suffix not in (*LABEL_FILE_SUFFIXES, DICOM_SUFFIX):
+            raise InvalidInput(
+                f"result_extension {suffix!r} is not one of {', '.join((*LABEL_FILE_SUFFIXES, DICOM_SUFFIX))}"
+            )
+        outcome = segment_series(datastore, self.model, str(request["image"]), request.get("description"))
+        if suffix == DICOM_SUFFIX and outcome.seg_series_uid is None:
+            raise InvalidInput("the model found nothing to segment: there is no SEG to return")
+        with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as handle:
+            result = Path(handle.name)
+        if suffix == DICOM_SUFFIX:
+            state = datastore.client.series_state(str(outcome.seg_series_uid))
+            datastore.client.retrieve_series(state.study_uid, state.series_uid)[0].save_as(result)
+        else:
+            write_label_file(outcome.label_map, outcome.volume.grid, result)
+        config = self.model.config
+        params = {
+            "model": config.name,
+            "model_version": config.version,
+            "demo_weights": config.demo_weights,
+            "seg_series_uid": outcome.seg_series_uid,
+            "segments": outcome.segments,
+            "label_names": dict(config.labels),
+            "confidence": round(outcome.confidence, 4),
+            "timings_s": {phase: round(seconds, 4) for phase, seconds in outcome.timings_s.items()},
+        }
+        return str(result), params

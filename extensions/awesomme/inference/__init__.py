@@ -1,0 +1,1 @@
+"""Models declared in ``infer_configs/*.yaml``: their schema, safe loading, and running them on a volume."""

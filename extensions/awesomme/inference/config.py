@@ -1,0 +1,166 @@
+"""The schema of a segmentation model's YAML (``kind: segmentation``), validated with pydantic.
+
+Networks and transforms come from allow-lists of MONAI classes, never from an arbitrary importable name, so a
+YAML can configure a model but cannot run code.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ALLOWED_NETWORKS",
+    "ALLOWED_POST_TRANSFORMS",
+    "ALLOWED_PRE_TRANSFORMS",
+    "InferenceSpec",
+    "SegmentationModelConfig",
+    "TransformStep",
+    "load_segmentation_configs",
+]
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_NETWORKS = ("UNet", "BasicUNet", "SegResNet", "DynUNet", "AttentionUnet")
+ALLOWED_PRE_TRANSFORMS = (
+    "ScaleIntensityRange",
+    "ScaleIntensityRangePercentiles",
+    "NormalizeIntensity",
+    "ScaleIntensity",
+    "ThresholdIntensity",
+)
+ALLOWED_POST_TRANSFORMS = ("KeepLargestConnectedComponent", "FillHoles", "RemoveSmallObjects")
+SEGMENTATION_KIND = "segmentation"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TransformStep(_Strict):
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class NetworkSpec(_Strict):
+    name: str
+    args: dict[str, Any]
+
+    @field_validator("name")
+    @classmethod
+    def _allowed(cls, name: str) -> str:
+        if name not in ALLOWED_NETWORKS:
+            raise ValueError(f"network {name!r} is not one of {', '.join(ALLOWED_NETWORKS)}")
+        return name
+
+
+class WeightsSpec(_Strict):
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class InferenceSpec(_Strict):
+    """How the network sees a volume: arrays are (slice, row, column), i.e. torch's (D, H, W).
+
+    ``slices`` runs a 2D network on each slice, in windows of ``roi_size`` (H, W); ``sliding_window`` runs a 3D
+    network on windows of ``roi_size`` (D, H, W).
+    ``downsample`` (D, H, W integer factors) averages the input down and brings the logits back up.
+    """
+
+    mode: Literal["slices", "sliding_window"]
+    roi_size: tuple[int, ...] = ()
+    sw_batch_size: int = Field(default=4, ge=1)
+    overlap: float = Field(default=0.25, ge=0, lt=1)
+    downsample: tuple[int, int, int] = (1, 1, 1)
+
+    @model_validator(mode="after")
+    def _roi(self) -> InferenceSpec:
+        expected = 2 if self.mode == "slices" else 3
+        if len(self.roi_size) != expected:
+            raise ValueError(f"{self.mode} needs roi_size as {expected} integers")
+        if min(self.downsample) < 1:
+            raise ValueError("downsample factors must be at least 1")
+        return self
+
+
+class SegmentationModelConfig(_Strict):
+    kind: Literal["segmentation"]
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")
+    version: str
+    modality: Literal["CT", "MR"]
+    labels: dict[str, int]
+    network: NetworkSpec
+    weights: WeightsSpec
+    inference: InferenceSpec
+    pre_transforms: list[TransformStep] = Field(default_factory=list)
+    post_transforms: list[TransformStep] = Field(default_factory=list)
+    cohorts: list[str] = Field(default_factory=list)
+    demo_weights: bool
+    intended_use: str
+    training: dict[str, Any]
+    validation: dict[str, Any]
+    expected_runtime_s: dict[str, float] = Field(default_factory=dict)
+    source: Path | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, int]) -> dict[str, int]:
+        values = list(labels.values())
+        if not labels or sorted(values) != list(range(1, len(values) + 1)):
+            raise ValueError("labels must map names to the values 1..N (0 is background)")
+        return labels
+
+    @field_validator("pre_transforms")
+    @classmethod
+    def _pre(cls, steps: list[TransformStep]) -> list[TransformStep]:
+        return _check_steps(steps, ALLOWED_PRE_TRANSFORMS, "pre")
+
+    @field_validator("post_transforms")
+    @classmethod
+    def _post(cls, steps: list[TransformStep]) -> list[TransformStep]:
+        return _check_steps(steps, ALLOWED_POST_TRANSFORMS, "post")
+
+    @property
+    def description(self) -> str:
+        demo = " (DEMO weights - not for clinical use)" if self.demo_weights else ""
+        return f"{self.name} {self.version}: {', '.join(self.labels)} on {self.modality}{demo}"
+
+
+def _check_steps(steps: list[TransformStep], allowed: tuple[str, ...], where: str) -> list[TransformStep]:
+    for step in steps:
+        if step.name not in allowed:
+            raise ValueError(f"{where}-processing step {step.name!r} is not one of {', '.join(allowed)}")
+    return steps
+
+
+def load_segmentation_configs(directory: Path) -> tuple[dict[str, SegmentationModelConfig], dict[str, str]]:
+    """Every ``kind: segmentation`` YAML in ``directory``; other kinds are left to their own loaders.
+
+    Returns the valid configs by name, and for each file that failed, the reason (so health can report it).
+    """
+    configs: dict[str, SegmentationModelConfig] = {}
+    problems: dict[str, str] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            problems[path.name] = f"not valid YAML: {error}"
+            continue
+        if not isinstance(raw, dict) or raw.get("kind") != SEGMENTATION_KIND:
+            continue
+        try:
+            config = SegmentationModelConfig(**raw, source=path)
+        except ValidationError as error:
+            problems[path.name] = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            continue
+        if config.name in configs:
+            problems[path.name] = f"model name {config.name!r} is already declared by another file"
+            continue
+        configs[config.name] = config
+    for name, reason in problems.items():
+        logger.error("Model config %s disabled: %s", name, reason)
+    return configs, problems

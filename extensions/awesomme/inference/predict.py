@@ -1,0 +1,74 @@
+"""Run a segmentation network on a volume: the same pre-processing for training and for serving."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import monai.transforms as transforms
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.inferers import sliding_window_inference
+
+from awesomme.inference.config import SegmentationModelConfig
+
+__all__ = ["Prediction", "predict", "preprocess"]
+
+
+@dataclass
+class Prediction:
+    label_map: np.ndarray  # (slice, row, column), values = the config's label values
+    confidence: float  # mean max-softmax over the voxels the model labelled (or over all, if none)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def preprocess(array: np.ndarray, config: SegmentationModelConfig) -> torch.Tensor:
+    """The volume as a channel-first float tensor (1, D, H, W) after the config's pre-processing steps."""
+    tensor = torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32)[None]
+    for step in config.pre_transforms:
+        tensor = torch.as_tensor(getattr(transforms, step.name)(**step.args)(tensor), dtype=torch.float32)
+    return tensor
+
+
+def _downsample(tensor: torch.Tensor, factors: tuple[int, int, int]) -> torch.Tensor:
+    if factors == (1, 1, 1):
+        return tensor
+    return F.avg_pool3d(tensor[None], kernel_size=factors, stride=factors, ceil_mode=True)[0]
+
+
+def _logits(network: torch.nn.Module, tensor: torch.Tensor, config: SegmentationModelConfig) -> torch.Tensor:
+    """Logits (C, D, H, W) for a pre-processed (1, D, H, W) tensor."""
+    spec = config.inference
+    if spec.mode == "slices":
+        slices = tensor.permute(1, 0, 2, 3)  # each slice a 2D image: (D, 1, H, W)
+        out = sliding_window_inference(slices, spec.roi_size, spec.sw_batch_size, network, overlap=spec.overlap)
+        return out.permute(1, 0, 2, 3)  # type: ignore[union-attr]
+    out = sliding_window_inference(tensor[None], spec.roi_size, spec.sw_batch_size, network, overlap=spec.overlap)
+    return out[0]
+
+
+def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationModelConfig) -> Prediction:
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    tensor = _downsample(preprocess(array, config), config.inference.downsample)
+    timings["pre"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    with torch.inference_mode():
+        logits = _logits(network, tensor, config)
+        if tuple(logits.shape[1:]) != array.shape:
+            logits = F.interpolate(logits[None], size=array.shape, mode="trilinear", align_corners=False)[0]
+    timings["forward"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    probabilities = torch.softmax(logits, dim=0)
+    top, labels = probabilities.max(dim=0)
+    label_map = labels[None]
+    for step in config.post_transforms:
+        label_map = torch.as_tensor(getattr(transforms, step.name)(**step.args)(label_map))
+    result = label_map[0].to(torch.uint8).numpy()
+    labelled = result > 0
+    confidence = float(top[torch.from_numpy(labelled)].mean()) if labelled.any() else float(top.mean())
+    timings["post"] = time.perf_counter() - start
+    return Prediction(label_map=result, confidence=confidence, timings_s=timings)

@@ -1,0 +1,159 @@
+"""Automatic segmentation through MONAI Label's /infer and its Python client, on series in the real Orthanc."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import nibabel as nib
+import nrrd
+import numpy as np
+import pydicom
+from monailabel.client import MONAILabelClient
+
+from awesomme.core.config import Settings
+from awesomme.orthanc.client import OrthancClient
+from awesomme.orthanc.volumes import volume_from_datasets
+from tests.integration.conftest import StoredPatient, store_patient
+
+
+def _dciodvfy_errors(path: Path) -> list[str]:
+    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
+    return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
+
+
+def test_info_lists_the_loadable_models_and_health_names_the_broken_one(http: httpx.Client) -> None:
+    models = http.get("/info/").json()["models"]
+    assert models["everything_mr"]["config"]["version"] == "0.0.1"
+    assert "broken_mr" not in models
+    health = http.get("/api/health").json()
+    assert health["status"] == "ok"
+    assert "everything_mr" in health["models"]
+    assert "sha256" in health["disabled_models"]["broken_mr.yaml"]
+
+
+def test_an_inference_answers_in_the_series_grid_and_stores_a_valid_seg(
+    platform: Settings, server_url: str, orthanc: OrthancClient, mr_patient: StoredPatient, tmp_path: Path
+) -> None:
+    client = MONAILabelClient(server_url, tmpdir=str(tmp_path))
+    labeled_before = client.datastore()
+    image_id = mr_patient.patient.series_uid
+    result_file, params = client.infer("everything_mr", image_id, {"description": "pre-op staging"})
+
+    volume = volume_from_datasets(mr_patient.datasets)
+    result = nib.load(result_file)
+    assert result.shape == volume.array.shape[::-1]
+    assert np.allclose(result.affine, volume.affine, atol=1e-4)
+    assert np.asanyarray(result.dataobj).min() == 1  # this model labels every voxel
+
+    voxels = volume.array.size
+    assert params["segments"] == [
+        {"number": 1, "label": "tumour", "volume_ml": round(voxels * volume.grid.voxel_volume_ml, 3)}
+    ]
+    assert params["model_version"] == "0.0.1"
+    assert 0.5 < params["confidence"] <= 1.0
+    assert {"fetch_decode", "forward", "post", "seg_encode", "store"} <= set(params["timings_s"])
+
+    state = orthanc.series_state(params["seg_series_uid"])
+    seg = orthanc.retrieve_series(state.study_uid, state.series_uid)[0]
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == image_id
+    segment = seg.SegmentSequence[0]
+    assert (segment.SegmentAlgorithmType, segment.SegmentAlgorithmName, segment.SegmentLabel) == (
+        "AUTOMATIC",
+        "everything_mr",
+        "tumour",
+    )
+    assert "DEMO weights - not for clinical use" in seg.SeriesDescription
+    assert seg.ContentDescription == "pre-op staging (DEMO weights - not for clinical use)"
+    seg.save_as(tmp_path / "seg.dcm")
+    assert _dciodvfy_errors(tmp_path / "seg.dcm") == []
+
+    # A prediction is not a label: the labelled set is unchanged; nothing temporary stays behind.
+    after = client.datastore()
+    assert after["objects"][image_id]["labels"] == labeled_before["objects"][image_id]["labels"]
+    time.sleep(0.5)
+    assert [p.name for p in (platform.var_dir / "tmp").iterdir() if p.name != "torchinductor_root"] == []
+
+
+def test_results_come_as_nrrd_or_dicom_seg(http: httpx.Client, mr_patient: StoredPatient, tmp_path: Path) -> None:
+    image_id = mr_patient.patient.series_uid
+    reply = http.post(
+        "/infer/everything_mr",
+        params={"image": image_id, "output": "image"},
+        data={"params": '{"result_extension": ".nrrd"}'},
+    )
+    assert reply.status_code == 200, reply.text
+    (tmp_path / "label.nrrd").write_bytes(reply.content)
+    data, header = nrrd.read(str(tmp_path / "label.nrrd"))
+    assert data.shape == volume_from_datasets(mr_patient.datasets).array.shape[::-1]
+    assert header["space"] == "left-posterior-superior"
+
+    reply = http.post(
+        "/infer/everything_mr",
+        params={"image": image_id, "output": "image"},
+        data={"params": '{"result_extension": ".dcm"}'},
+    )
+    assert reply.status_code == 200, reply.text
+    (tmp_path / "seg.dcm").write_bytes(reply.content)
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert seg.Modality == "SEG" and seg.ReferencedSeriesSequence[0].SeriesInstanceUID == image_id
+
+
+def test_a_model_refuses_another_modality_and_nothing_found_means_no_seg(
+    http: httpx.Client, orthanc: OrthancClient, ct_patient: StoredPatient, mr_patient: StoredPatient
+) -> None:
+    segs = len(orthanc.find_series(("SEG",)))
+    reply = http.post("/infer/everything_mr", params={"image": ct_patient.patient.series_uid, "output": "json"})
+    assert reply.status_code == 422
+    assert "MR" in reply.json()["detail"] and "CT" in reply.json()["detail"]
+
+    reply = http.post("/infer/nothing_ct", params={"image": ct_patient.patient.series_uid, "output": "json"})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["seg_series_uid"] is None and reply.json()["segments"] == []
+    assert len(orthanc.find_series(("SEG",))) == segs
+
+    reply = http.post(
+        "/infer/everything_mr",
+        params={"image": mr_patient.patient.series_uid, "output": "json"},
+        data={"params": '{"result_extension": ".exe"}'},
+    )
+    assert reply.status_code == 422
+    assert "result_extension" in reply.json()["detail"]
+
+
+def test_segmentations_of_a_series_list_predictions_and_labels(
+    http: httpx.Client, server_url: str, mr_patient: StoredPatient, tmp_path: Path
+) -> None:
+    image_id = mr_patient.patient.series_uid
+    client = MONAILabelClient(server_url, tmpdir=str(tmp_path))
+    _, params = client.infer("everything_mr", image_id, {})
+    label = client.save_label(
+        image_id, str(mr_patient.patient.truth["tumour"]), tag="final", params={"author": "Roe^Richard"}
+    )
+    listing = {item["seg_uid"]: item for item in http.get("/api/segmentations", params={"series_uid": image_id}).json()}
+    prediction = listing[params["seg_series_uid"]]
+    assert (prediction["role"], prediction["algorithm_type"], prediction["model"], prediction["model_version"]) == (
+        "prediction",
+        "AUTOMATIC",
+        "everything_mr",
+        "0.0.1",
+    )
+    saved = listing[label["label"]]
+    assert (saved["role"], saved["algorithm_type"], saved["author"]) == ("label", "MANUAL", "Roe^Richard")
+    assert saved["segments"][0]["volume_ml"] > 0
+    assert http.get("/api/segmentations", params={"series_uid": "1.2.3.999"}).status_code == 404
+
+
+def test_the_uncertainty_strategy_proposes_an_unlabelled_series_of_the_models_modality(
+    server_url: str, orthanc: OrthancClient, ct_patient: StoredPatient, tmp_path: Path
+) -> None:
+    store_patient(orthanc, "osteosarcoma-mr", 401, tmp_path / "unlabelled")
+    client = MONAILabelClient(server_url, tmpdir=str(tmp_path))
+    proposal = client.next_sample("uncertainty", {"model": "everything_mr", "candidates": 3})
+    assert proposal["model"] == "everything_mr"
+    objects = client.datastore()["objects"]
+    assert objects[proposal["id"]]["image"]["info"]["Modality"] == "MR"
+    assert "final" not in objects[proposal["id"]]["labels"]
+    assert 0.0 <= proposal["uncertainty"] <= 1.0

@@ -8,10 +8,12 @@ from typing import Any
 
 from lib.activelearning.uncertainty import TTAUncertainty
 from lib.infers.segmentation import SegmentationTask
+from lib.trainers.segmentation import SegmentationTrainer
 from monailabel.interfaces.app import MONAILabelApp
 from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.strategy import Strategy
+from monailabel.interfaces.tasks.train import TrainTask
 from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
 
@@ -48,6 +50,10 @@ class AwesommeApp(MONAILabelApp):
 
     def init_infers(self) -> dict[str, InferTask]:
         return {name: SegmentationTask(model) for name, model in get_registry().models.items()}
+
+    def init_trainers(self) -> dict[str, TrainTask]:
+        models_dir = get_settings().models_dir
+        return {name: SegmentationTrainer(model, models_dir) for name, model in get_registry().models.items()}
 
     def infer(self, request: dict[str, Any], datastore: Datastore | None = None) -> dict[str, Any]:
         """Our models read the series straight from the datastore (no NIfTI round trip through MONAI's loaders)."""

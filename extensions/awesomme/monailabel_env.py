@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from awesomme.core.config import Settings
@@ -11,7 +10,6 @@ __all__ = ["configure_monailabel"]
 
 
 def configure_monailabel(settings: Settings) -> None:
-    origin = f"http://{settings.host}:{settings.port}"
     values = {
         "MONAI_LABEL_APP_DIR": str(settings.app_dir),
         # Our datastore ignores it, but MONAI Label keys its app singleton on it.
@@ -20,11 +18,12 @@ def configure_monailabel(settings: Settings) -> None:
         "MONAI_LABEL_DATASTORE_CACHE_PATH": str(settings.session_dir / "cache"),
         "MONAI_LABEL_DICOMWEB_CACHE_PATH": str(settings.session_dir / "cache"),
         "MONAI_LABEL_SERVER_PORT": str(settings.port),
-        "MONAI_LABEL_CORS_ORIGINS": json.dumps([origin]),
         # mlflow 3 dropped the file store MONAI Label's trainers use.
         "MONAI_LABEL_TRACKING_ENABLED": "false",
         "MONAI_LABEL_AUTO_UPDATE_SCORING": "false",
     }
+    # MONAI Label runs training in a child process that reads PYTHONPATH (and fails when it is unset).
+    values["PYTHONPATH"] = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(settings.app_dir)]))
     for key, value in values.items():
         os.environ.setdefault(key, value)
     # Keep MONAI Label's own scratch files (sessions, uploads) under var/ rather than /tmp and ~/.cache.

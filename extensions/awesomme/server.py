@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from awesomme.core.config import get_settings
@@ -25,7 +26,20 @@ async def _awesomme_error(_request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=error.status_code)
 
 
+def _own_origin_only(app: FastAPI) -> None:
+    """MONAI Label allows any origin with credentials; allow only the platform's own.
+
+    Set here rather than through MONAI_LABEL_CORS_ORIGINS, which breaks MONAI Label's training subprocess (it
+    JSON-dumps its settings, and URL objects do not serialise).
+    """
+    settings = get_settings()
+    for middleware in app.user_middleware:
+        if middleware.cls is CORSMiddleware:
+            middleware.kwargs["allow_origins"] = [f"http://{settings.host}:{settings.port}"]
+
+
 def create_app() -> FastAPI:
+    _own_origin_only(monailabel_app)
     # FastAPI refuses larger request bodies with a 413 on every route, ours and MONAI Label's alike.
     monailabel_app.max_body_size = get_settings().upload_max_bytes
     monailabel_app.include_router(health_router, prefix="/api")

@@ -73,3 +73,10 @@ def test_orthanc_answers_only_with_the_private_credentials(platform: Settings) -
     assert httpx.get(url, timeout=10).status_code == 401
     assert httpx.get(url, auth=("orthanc", "orthanc"), timeout=10).status_code == 401
     assert httpx.get(url, auth=(platform.orthanc_username, platform.orthanc_password), timeout=10).status_code == 200
+
+
+def test_cors_allows_only_the_platforms_own_origin(http: httpx.Client, server_url: str) -> None:
+    own = http.get("/info/", headers={"Origin": server_url})
+    assert own.headers.get("access-control-allow-origin") == server_url
+    foreign = http.get("/info/", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in foreign.headers

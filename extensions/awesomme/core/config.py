@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Orthanc's DICOM port (C-STORE etc.) has no authentication: off unless a port is given here.
     orthanc_dicom_port: int = Field(default=0, ge=0, le=65535)
 
+    # Which trained version of a model serves ({"osteosarcoma_mr": "0.1.0+20261126T0812"}); the shipped one if absent.
+    model_versions: dict[str, str] = Field(default_factory=dict)
+
     cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)
     upload_max_bytes: int = Field(default=512 * 1024**2, gt=0)
 
@@ -60,6 +63,11 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.var_dir / "cache" / "series"
+
+    @property
+    def models_dir(self) -> Path:
+        """Weights trained here: ``<models_dir>/<name>/<version>/`` (the shipped ones are never overwritten)."""
+        return self.var_dir / "models"
 
     @property
     def session_dir(self) -> Path:

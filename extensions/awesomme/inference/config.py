@@ -17,9 +17,11 @@ __all__ = [
     "ALLOWED_NETWORKS",
     "ALLOWED_POST_TRANSFORMS",
     "ALLOWED_PRE_TRANSFORMS",
+    "ConfigError",
     "InferenceSpec",
     "SegmentationModelConfig",
     "TransformStep",
+    "load_config_file",
     "load_segmentation_configs",
 ]
 
@@ -137,6 +139,24 @@ def _check_steps(steps: list[TransformStep], allowed: tuple[str, ...], where: st
     return steps
 
 
+class ConfigError(ValueError):
+    """A model YAML that cannot be used, with the reason."""
+
+
+def load_config_file(path: Path) -> SegmentationModelConfig | None:
+    """The segmentation config in ``path``; None for a YAML of another kind."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"not readable YAML: {error}") from error
+    if not isinstance(raw, dict) or raw.get("kind") != SEGMENTATION_KIND:
+        return None
+    try:
+        return SegmentationModelConfig(**raw, source=path)
+    except ValidationError as error:
+        raise ConfigError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from error
+
+
 def load_segmentation_configs(directory: Path) -> tuple[dict[str, SegmentationModelConfig], dict[str, str]]:
     """Every ``kind: segmentation`` YAML in ``directory``; other kinds are left to their own loaders.
 
@@ -146,16 +166,11 @@ def load_segmentation_configs(directory: Path) -> tuple[dict[str, SegmentationMo
     problems: dict[str, str] = {}
     for path in sorted(directory.glob("*.yaml")):
         try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as error:
-            problems[path.name] = f"not valid YAML: {error}"
+            config = load_config_file(path)
+        except ConfigError as error:
+            problems[path.name] = str(error)
             continue
-        if not isinstance(raw, dict) or raw.get("kind") != SEGMENTATION_KIND:
-            continue
-        try:
-            config = SegmentationModelConfig(**raw, source=path)
-        except ValidationError as error:
-            problems[path.name] = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        if config is None:
             continue
         if config.name in configs:
             problems[path.name] = f"model name {config.name!r} is already declared by another file"

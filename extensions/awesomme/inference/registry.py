@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from awesomme.core.config import get_settings
-from awesomme.inference.config import SegmentationModelConfig, load_segmentation_configs
+from awesomme.inference.config import ConfigError, SegmentationModelConfig, load_config_file, load_segmentation_configs
 from awesomme.inference.network import ModelLoadError, load_network
 
 __all__ = ["LoadedModel", "ModelRegistry", "get_registry"]
@@ -34,8 +34,21 @@ class ModelRegistry:
     problems: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, directory: Path) -> ModelRegistry:
+    def load(
+        cls, directory: Path, versions: dict[str, str] | None = None, models_dir: Path | None = None
+    ) -> ModelRegistry:
+        """The models of ``directory``; ``versions`` swaps in trained versions from ``models_dir``."""
         configs, problems = load_segmentation_configs(directory)
+        for name, version in (versions or {}).items():
+            path = (models_dir or directory) / name / version / f"{name}.yaml"
+            try:
+                trained = load_config_file(path)
+            except ConfigError as error:
+                problems[str(path.relative_to(path.parents[2]))] = str(error)
+                configs.pop(name, None)  # the version asked for is not there: serve nothing rather than another
+                continue
+            if trained is not None and trained.name == name:
+                configs[name] = trained
         registry = cls(problems=dict(problems))
         for name, config in configs.items():
             try:
@@ -49,4 +62,5 @@ class ModelRegistry:
 
 @lru_cache(maxsize=1)
 def get_registry() -> ModelRegistry:
-    return ModelRegistry.load(get_settings().infer_configs_dir)
+    settings = get_settings()
+    return ModelRegistry.load(settings.infer_configs_dir, settings.model_versions, settings.models_dir)

@@ -283,6 +283,21 @@ class OrthancDatastore(Datastore):
     def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
         raise InvalidInput("a stored SEG is immutable: save a new label instead")
 
+    def final_labels(self, modality: str) -> list[Segmentation]:
+        """The newest final label of each series of ``modality``: what training learns from (never predictions)."""
+        images = {uid for uid, hit in self._image_series().items() if str(getattr(hit, "Modality", "")) == modality}
+        latest: dict[str, Segmentation] = {}
+        for record in self._labels(DefaultLabelTag.FINAL.value):
+            if record.source_series_uid in images:
+                latest[record.source_series_uid] = record
+        return [latest[uid] for uid in sorted(latest)]
+
+    def label_map(self, record: Segmentation) -> np.ndarray:
+        """A stored SEG decoded on its series' grid (slice, row, column); values are segment numbers."""
+        image = nib.load(self.get_label_uri(record.seg_series_uid, record.tag))
+        assert isinstance(image, nib.Nifti1Image)
+        return np.ascontiguousarray(np.asanyarray(image.dataobj).transpose(2, 1, 0))
+
     # -- whole store ------------------------------------------------------------------------------------------
     def datalist(self) -> list[dict[str, Any]]:
         images = self._image_series()

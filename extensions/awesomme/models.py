@@ -42,6 +42,8 @@ class Segmentation(Base):
     description: Mapped[str | None] = mapped_column(String(256))
     # [{"number": 1, "label": "tumour", "volume_ml": 12.3}, ...]
     segments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The prediction a label corrects (SEMIAUTOMATIC), when there is one.
+    derived_from: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
     __table_args__ = (Index("ix_segmentations_source", "source_series_uid", "role", "tag"),)

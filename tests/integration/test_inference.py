@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -157,3 +158,36 @@ def test_the_uncertainty_strategy_proposes_an_unlabelled_series_of_the_models_mo
     assert objects[proposal["id"]]["image"]["info"]["Modality"] == "MR"
     assert "final" not in objects[proposal["id"]]["labels"]
     assert 0.0 <= proposal["uncertainty"] <= 1.0
+
+
+def test_a_label_correcting_a_prediction_is_semiautomatic_and_keeps_both(
+    http: httpx.Client, server_url: str, orthanc: OrthancClient, mr_patient: StoredPatient, tmp_path: Path
+) -> None:
+    image_id = mr_patient.patient.series_uid
+    client = MONAILabelClient(server_url, tmpdir=str(tmp_path))
+    _, params = client.infer("everything_mr", image_id, {})
+    prediction_uid = params["seg_series_uid"]
+    truth = str(mr_patient.patient.truth["tumour"])
+    saved = client.save_label(image_id, truth, tag="final", params={"based_on": prediction_uid, "author": "Doe^Jane"})
+    listing = {item["seg_uid"]: item for item in http.get("/api/segmentations", params={"series_uid": image_id}).json()}
+    corrected = listing[saved["label"]]
+    assert (corrected["algorithm_type"], corrected["derived_from"], corrected["author"]) == (
+        "SEMIAUTOMATIC",
+        prediction_uid,
+        "Doe^Jane",
+    )
+    assert prediction_uid in listing  # the model's SEG is kept, not overwritten
+    state = orthanc.series_state(saved["label"])
+    seg = orthanc.retrieve_series(state.study_uid, state.series_uid)[0]
+    assert seg.SegmentSequence[0].SegmentAlgorithmType == "SEMIAUTOMATIC"
+    assert seg.SegmentSequence[0].SegmentAlgorithmName == "everything_mr"
+
+    # Pointing at something that is not a prediction of this series is refused.
+    reply = http.put(
+        "/datastore/label",
+        params={"image": image_id, "tag": "final"},
+        data={"params": json.dumps({"based_on": saved["label"]})},
+        files={"label": ("label.nii.gz", Path(truth).read_bytes())},
+    )
+    assert reply.status_code == 422
+    assert "not a prediction" in reply.json()["detail"]

@@ -166,18 +166,25 @@ class OrthancDatastore(Datastore):
         tag = label_tag or DefaultLabelTag.FINAL.value
         role = SegmentationRole.PREDICTION if tag == PREDICTION_TAG else SegmentationRole.LABEL
         author = str(label_info.get("author") or label_info.get("user") or "") or None
-        model = str(label_info.get("model") or "")
         names = _segment_labels(label_info)
-        algorithm_type = "AUTOMATIC" if role == SegmentationRole.PREDICTION else "MANUAL"
+        corrected = self._corrected_prediction(image_id, label_info.get("based_on"))
+        model = corrected.model_name if corrected else str(label_info.get("model") or "")
+        if role == SegmentationRole.PREDICTION:
+            algorithm_type, note = "AUTOMATIC", f" by {model}" if model else ""
+        elif corrected:
+            algorithm_type, note = "SEMIAUTOMATIC", f" correcting {corrected.seg_series_uid}"
+        else:
+            algorithm_type, note = "MANUAL", ""
         seg = build_seg(
             source,
             label_map,
             names,
             algorithm_type=algorithm_type,
             series_description=f"{'Prediction' if role == SegmentationRole.PREDICTION else 'Label'} ({tag})",
-            content_description=f"{role} {tag}" + (f" by {model}" if model else ""),
+            content_description=f"{role} {tag}{note}",
             author=author,
             algorithm_name=model or None,
+            algorithm_version=(corrected.model_version or "") if corrected else "",
         )
         record = Segmentation(
             source_series_uid=image_id,
@@ -188,8 +195,18 @@ class OrthancDatastore(Datastore):
             algorithm_type=algorithm_type,
             model_name=model or None,
             segments=segment_summary(label_map, names, grid.voxel_volume_ml),
+            derived_from=corrected.seg_series_uid if corrected else None,
         )
         return self.store_segmentation(seg, record)
+
+    def _corrected_prediction(self, image_id: str, seg_uid: Any) -> Segmentation | None:
+        """The prediction a label says it corrects (``based_on``): it must be one, of this very series."""
+        if not seg_uid:
+            return None
+        record = self._label_record(str(seg_uid))
+        if record.role != SegmentationRole.PREDICTION or record.source_series_uid != image_id:
+            raise InvalidInput(f"based_on {seg_uid} is not a prediction of series {image_id}")
+        return record
 
     def source_metadata(self, state: SeriesState) -> list[Dataset]:
         """The series' instances without pixel data, ordered along the slice normal (enough to reference them)."""
@@ -240,7 +257,7 @@ class OrthancDatastore(Datastore):
         with session_scope() as session:
             record = session.get(Segmentation, label_id)
         if record is None:
-            raise NotFound(f"no label {label_id}")
+            raise NotFound(f"no segmentation {label_id}")
         return record
 
     def get_label(self, label_id: str, label_tag: str, params: Any = None) -> Any:

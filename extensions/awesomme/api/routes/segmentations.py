@@ -34,6 +34,7 @@ def _listing(series_uid: str) -> list[dict[str, Any]]:
             "description": record.description,
             "created_at": record.created_at.isoformat(),
             "segments": record.segments,
+            "derived_from": record.derived_from,
         }
         for record in datastore.segmentations_of(series_uid)
     ]

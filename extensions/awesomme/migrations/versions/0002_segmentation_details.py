@@ -1,4 +1,4 @@
-"""Segmentations: algorithm type, producing model, segments and description, for listings.
+"""Segmentations: algorithm type, producing model, segments, description and source SEG, for listings.
 
 Revision ID: 0002
 Revises: 0001
@@ -20,9 +20,10 @@ def upgrade() -> None:
         table.add_column(sa.Column("model_version", sa.String(32), nullable=True))
         table.add_column(sa.Column("description", sa.String(256), nullable=True))
         table.add_column(sa.Column("segments", sa.JSON(), nullable=False, server_default="[]"))
+        table.add_column(sa.Column("derived_from", sa.String(64), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("segmentations") as table:
-        for column in ("segments", "description", "model_version", "model_name", "algorithm_type"):
+        for column in ("derived_from", "segments", "description", "model_version", "model_name", "algorithm_type"):
             table.drop_column(column)

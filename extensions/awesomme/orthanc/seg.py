@@ -20,9 +20,19 @@ from awesomme.orthanc.volumes import LPS_TO_RAS, Grid
 __all__ = ["ALGORITHM_TYPES", "build_seg", "read_label_file", "seg_label_map"]
 
 ALGORITHM_TYPES = ("MANUAL", "SEMIAUTOMATIC", "AUTOMATIC")
-# SNOMED CT "Tissue" (85756007) and DCM "Artificial Intelligence" (123110), spelled out for the type checker.
-TISSUE = Code("85756007", "SCT", "Tissue")
+# Codes spelled out (pydicom's lookup is untyped): DCM "Artificial Intelligence" and SNOMED CT categories and
+# types (DICOM CID 7150/7151) for the structures our models and phantoms know; anything else is "Tissue".
 ARTIFICIAL_INTELLIGENCE = Code("123110", "DCM", "Artificial Intelligence")
+TISSUE = Code("85756007", "SCT", "Tissue")
+ANATOMICAL_STRUCTURE = Code("91723000", "SCT", "Anatomical Structure")
+ALTERED_STRUCTURE = Code("49755003", "SCT", "Morphologically Altered Structure")
+SEGMENT_CODES: dict[str, tuple[Code, Code]] = {
+    "tumour": (ALTERED_STRUCTURE, Code("108369006", "SCT", "Neoplasm")),
+    "tumor": (ALTERED_STRUCTURE, Code("108369006", "SCT", "Neoplasm")),
+    "nodule": (ALTERED_STRUCTURE, Code("27925004", "SCT", "Nodule")),
+    "lung": (ANATOMICAL_STRUCTURE, Code("39607008", "SCT", "Lung")),
+    "bone": (ANATOMICAL_STRUCTURE, Code("272673000", "SCT", "Bone")),
+}
 # A label file's affine may differ from the series' by rounding only (mm).
 AFFINE_TOLERANCE_MM = 1e-2
 SEG_SERIES_NUMBER = 9000
@@ -53,17 +63,20 @@ def build_seg(
             version=algorithm_version or __version__,
             family=ARTIFICIAL_INTELLIGENCE,
         )
-    descriptions = [
-        hd.seg.SegmentDescription(
-            segment_number=number,
-            segment_label=segment_labels.get(number, f"Segment {number}")[:64],
-            segmented_property_category=TISSUE,
-            segmented_property_type=TISSUE,
-            algorithm_type=algorithm_type,
-            algorithm_identification=identification,
+    descriptions = []
+    for number in present:
+        label = segment_labels.get(number, f"Segment {number}")[:64]
+        category, kind = SEGMENT_CODES.get(label.lower(), (TISSUE, TISSUE))
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=label,
+                segmented_property_category=category,
+                segmented_property_type=kind,
+                algorithm_type=algorithm_type,
+                algorithm_identification=identification,
+            )
         )
-        for number in present
-    ]
     # highdicom wants segment numbers 1..N: renumber, keeping the caller's labels.
     renumbered = np.zeros(label_map.shape, dtype=np.uint8 if len(present) < 256 else np.uint16)
     for index, number in enumerate(present, start=1):

@@ -43,6 +43,14 @@ def test_a_two_segment_seg_decodes_to_the_same_label_map_and_validates(small_mr:
         author="Doe^Jane",
     )
     assert [item.SegmentLabel for item in seg.SegmentSequence] == ["tumour", "bone"]
+    coded = [
+        (
+            item.SegmentedPropertyTypeCodeSequence[0].CodeValue,
+            item.SegmentedPropertyTypeCodeSequence[0].CodingSchemeDesignator,
+        )
+        for item in seg.SegmentSequence
+    ]
+    assert coded == [("108369006", "SCT"), ("272673000", "SCT")]  # Neoplasm, Bone
     assert str(seg.ContentCreatorName) == "Doe^Jane"
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source[0].SeriesInstanceUID
     assert seg.FrameOfReferenceUID == source[0].FrameOfReferenceUID

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from .dicom_writer import CT_IMAGE_STORAGE
 from .geometry import Grid, Shape3, format_ds, quantize_spacing, snap_mm
-from .phantom import EVALUATION_SEED_START, Phantom, rng_for, synthetic_demographics
+from .phantom import Phantom, clinical_header, rng_for, synthetic_demographics
 from .shapes import (
     BLUR_NOISE_GAIN,
     FourierField,
@@ -848,12 +848,7 @@ def synthesize(seed: int, shape: Shape3 | None = None) -> Phantom:
     for area in ggo_areas:
         ggo_area_info.append({"centre_mm": list(area.centre), "radius_mm": area.radius})
     clinical: dict[str, Any] = {
-        "kind": KIND,
-        "seed": seed,
-        "patient_id": demo.patient_id,
-        "split": "evaluation" if seed >= EVALUATION_SEED_START else "development",
-        "sex": demo.sex,
-        "age_years": demo.age_years,
+        **clinical_header(KIND, seed, demo),
         "nodules": nodule_info,
         "n_nodules": len(nodule_info),
         "ggo_areas": ggo_area_info,

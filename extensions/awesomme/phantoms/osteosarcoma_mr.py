@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from .dicom_writer import MR_IMAGE_STORAGE
 from .geometry import Grid, Shape3, quantize_spacing, snap_mm
-from .phantom import EVALUATION_SEED_START, Phantom, rng_for, synthetic_demographics
+from .phantom import Phantom, clinical_header, rng_for, synthetic_demographics
 from .shapes import BLUR_NOISE_GAIN, FourierField, LatticeNoise, blur_inplane, index_range, smoothstep
 
 KIND = "osteosarcoma-mr"
@@ -409,12 +409,7 @@ def synthesize(seed: int, shape: Shape3 | None = None) -> Phantom:
     bone_mask = BONE_LUT[labels]
     demo = synthetic_demographics(rng_for(KIND, seed, "patient"), seed, "OSTEO", "OS", (9, 24))
     clinical: dict[str, Any] = {
-        "kind": KIND,
-        "seed": seed,
-        "patient_id": demo.patient_id,
-        "split": "evaluation" if seed >= EVALUATION_SEED_START else "development",
-        "sex": demo.sex,
-        "age_years": demo.age_years,
+        **clinical_header(KIND, seed, demo),
         "site": "distal femur",
         "laterality": anat.laterality,
         "response": "good" if anat.good_response else "poor",

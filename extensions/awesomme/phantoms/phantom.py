@@ -79,3 +79,15 @@ def synthetic_demographics(
         study_date=str(study).replace("-", ""),
         study_time=f"{hour:02d}{minute:02d}00",
     )
+
+
+def clinical_header(kind: str, seed: int, demographics: PatientDemographics) -> dict[str, Any]:
+    """The fields every patient's ``clinical.json`` starts with."""
+    return {
+        "kind": kind,
+        "seed": seed,
+        "patient_id": demographics.patient_id,
+        "split": "evaluation" if seed >= EVALUATION_SEED_START else "development",
+        "sex": demographics.sex,
+        "age_years": demographics.age_years,
+    }

@@ -37,6 +37,8 @@ setup(
         # MONAI Label's own DICOMweb datastore (the benchmarks' stock baseline) wants its itkimage2segimage binary.
         "dcmqi",
         "psycopg[binary]",
+        "authlib",
+        "argon2-cffi",
     ],
     extras_require={"dev": ["pytest", "pytest-timeout", "ruff", "mypy", "types-PyYAML"]},
     entry_points={"console_scripts": ["awesomme = awesomme.cli:main"]},

@@ -37,11 +37,17 @@ def cmd_serve(_args: argparse.Namespace) -> int:
 def cmd_up(_args: argparse.Namespace) -> int:
     from awesomme.orthanc.client import OrthancClient
     from awesomme.runtime.platform import base_url, start_all
-    from awesomme.seeding import seed_demo
+    from awesomme.seeding import DEMO_ADMIN, ensure_demo_admin, seed_demo
 
     settings = _settings_with_secrets()
     started = start_all(settings)
     seeded = seed_demo(settings, OrthancClient(settings))
+    password_file = ensure_demo_admin(settings)
+    login = (
+        f"user {DEMO_ADMIN}, password in {password_file} (tokens: POST {base_url(settings)}/api/auth/token)"
+        if password_file.is_file()
+        else f"the demo admin's password file {password_file} is gone: use `awesomme user reset-password`"
+    )
     url = base_url(settings)
     mr = sum(s.kind == "osteosarcoma-mr" for s in seeded)
     print(
@@ -51,7 +57,7 @@ AWESOMME {__version__} is running (server pid {started.server_pid}, Orthanc pid 
   API reference   {url}/docs
   Health          {url}/api/health
   Demo data       {len(seeded)} series ({mr} osteosarcoma MR, {len(seeded) - mr} chest CT)
-  Logging in      no accounts yet: the server listens on {settings.host} only
+  Log in          {login}
   Logs            {settings.var_dir / "log" / "server.log"}, {settings.var_dir / "orthanc" / "orthanc.log"}
   Stop            make stop
 """.rstrip()
@@ -141,6 +147,57 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if args.password:
+        return str(args.password)
+    raise ValueError("give --password or --password-stdin")
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from awesomme.core.db import migrate, session_scope
+    from awesomme.core.errors import AwesommeError
+    from awesomme.models import User
+    from awesomme.services import identity
+
+    settings = load_settings()
+    migrate(settings.db_url)
+    args.username = args.username or args.name
+    if args.action != "list" and not args.username:
+        raise ValueError(f"user {args.action} needs a username")
+    try:
+        with session_scope() as session:
+            if args.action == "create":
+                user = identity.create_user(session, settings, args.username, _password(args), admin=args.admin)
+                print(f"created {'platform admin' if user.is_platform_admin else 'user'} {user.username}")
+            elif args.action == "disable":
+                identity.disable_user(session, args.username)
+                print(f"disabled {args.username}; their tokens no longer work")
+            elif args.action == "reset-password":
+                identity.reset_password(session, settings, args.username, _password(args))
+                print(f"password of {args.username} reset; their tokens no longer work")
+            else:
+                for user in session.query(User).order_by(User.username):
+                    role = "platform admin" if user.is_platform_admin else "user"
+                    print(f"{user.username}\t{role}\t{'active' if user.is_active else 'disabled'}")
+    except AwesommeError as error:
+        raise ValueError(str(error)) from error
+    return 0
+
+
+def cmd_keys(_args: argparse.Namespace) -> int:
+    from awesomme.core.db import migrate, session_scope
+    from awesomme.services import identity
+
+    settings = load_settings()
+    migrate(settings.db_url)
+    with session_scope() as session:
+        kid = identity.rotate_keys(session)
+    print(f"new signing key {kid}; tokens signed by the previous key stay valid until they expire")
+    return 0
+
+
 def _shape(text: str) -> tuple[int, int, int]:
     try:
         slices, rows, cols = (int(v) for v in text.lower().split("x"))
@@ -176,6 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="services, versions and disk use")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
+    user = commands.add_parser("user", help="platform accounts")
+    user.add_argument("action", choices=["create", "list", "disable", "reset-password"])
+    user.add_argument("name", nargs="?", help="the username (or --username)")
+    user.add_argument("--username")
+    user.add_argument("--password", help="prefer --password-stdin: a command line is visible to other users")
+    user.add_argument("--password-stdin", action="store_true")
+    user.add_argument("--admin", action="store_true", help="a platform admin")
+    user.set_defaults(func=cmd_user)
+    keys = commands.add_parser("keys", help="token signing keys")
+    keys.add_argument("action", choices=["rotate"])
+    keys.set_defaults(func=cmd_keys)
     phantom = commands.add_parser("phantom", help="write one synthetic patient (DICOM + ground truth)")
     phantom.add_argument("--kind", required=True, choices=KINDS)
     phantom.add_argument("--seed", required=True, type=int)

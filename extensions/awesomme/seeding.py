@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
+from sqlalchemy import func, select
 
 from awesomme.core.config import Settings
+from awesomme.core.db import session_scope
+from awesomme.core.errors import NotFound
+from awesomme.models import User
 from awesomme.orthanc.client import OrthancClient
-from awesomme.orthanc.errors import NotFound
 from awesomme.phantoms import generate_patient
+from awesomme.services import identity
 
 __all__ = ["DEMO_PATIENTS", "SeededSeries", "seed_demo"]
 
@@ -20,6 +26,24 @@ __all__ = ["DEMO_PATIENTS", "SeededSeries", "seed_demo"]
 DEMO_PATIENTS: tuple[tuple[str, int], ...] = tuple(
     [("osteosarcoma-mr", seed) for seed in range(1, 7)] + [("chest-ct", seed) for seed in range(1, 7)]
 )
+
+
+DEMO_ADMIN = "admin"
+
+
+def ensure_demo_admin(settings: Settings) -> Path:
+    """A platform admin with a generated password, written to a 0600 file under var/, when there is none."""
+    password_file = settings.var_dir / "admin-password"
+    with session_scope() as session:
+        if session.scalar(select(func.count()).select_from(User).where(User.is_platform_admin)):
+            return password_file
+        password = secrets.token_urlsafe(18)
+        identity.create_user(session, settings, DEMO_ADMIN, password, admin=True)
+        password_file.unlink(missing_ok=True)
+        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(password + "\n")
+    return password_file
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,18 @@ configure_monailabel(get_settings())
 from monailabel.app import app as monailabel_app  # noqa: E402 - needs the environment set above
 
 from awesomme.api.dicomweb import router as dicomweb_router  # noqa: E402
+from awesomme.api.routes.auth import router as auth_router  # noqa: E402
 from awesomme.api.routes.health import router as health_router  # noqa: E402
 from awesomme.api.routes.segmentations import router as segmentations_router  # noqa: E402
-from awesomme.orthanc.errors import AwesommeError  # noqa: E402
+from awesomme.core.errors import AwesommeError, Unauthorized  # noqa: E402
 
 __all__ = ["app", "create_app"]
 
 
 async def _awesomme_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, AwesommeError)
-    return JSONResponse({"detail": str(error)}, status_code=error.status_code)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+    return JSONResponse({"detail": str(error)}, status_code=error.status_code, headers=headers)
 
 
 def _own_origin_only(app: FastAPI) -> None:
@@ -43,6 +45,7 @@ def create_app() -> FastAPI:
     # FastAPI refuses larger request bodies with a 413 on every route, ours and MONAI Label's alike.
     monailabel_app.max_body_size = get_settings().upload_max_bytes
     monailabel_app.include_router(health_router, prefix="/api")
+    monailabel_app.include_router(auth_router, prefix="/api")
     monailabel_app.include_router(segmentations_router, prefix="/api")
     monailabel_app.include_router(dicomweb_router, prefix="/dicom-web")
     monailabel_app.add_exception_handler(AwesommeError, _awesomme_error)

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     # Which trained version of a model serves ({"osteosarcoma_mr": "0.1.0+20261126T0812"}); the shipped one if absent.
     model_versions: dict[str, str] = Field(default_factory=dict)
 
+    access_token_ttl_s: int = Field(default=900, ge=30)
+    refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    jwt_issuer: str = "awesomme"
+    password_min_length: int = Field(default=12, ge=8)
+
     cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)
     upload_max_bytes: int = Field(default=512 * 1024**2, gt=0)
 

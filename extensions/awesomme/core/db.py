@@ -20,9 +20,14 @@ __all__ = ["database_answers", "engine_for", "get_engine", "migrate", "session_s
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 
-def engine_for(url: str) -> Engine:
+def _ensure_sqlite_directory(url: str) -> None:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def engine_for(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        _ensure_sqlite_directory(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -68,7 +73,9 @@ def alembic_config(url: str) -> Config:
 
 
 def migrate(url: str | None = None) -> None:
-    command.upgrade(alembic_config(url or get_settings().db_url), "head")
+    url = url or get_settings().db_url
+    _ensure_sqlite_directory(url)
+    command.upgrade(alembic_config(url), "head")
 
 
 def database_answers() -> bool:

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from awesomme.core.errors import InvalidInput
 from awesomme.inference.predict import predict
 from awesomme.inference.registry import LoadedModel
 from awesomme.models import Segmentation, SegmentationRole
 from awesomme.orthanc.datastore import PREDICTION_TAG, OrthancDatastore
-from awesomme.orthanc.errors import InvalidInput
 from awesomme.orthanc.seg import build_seg, segment_summary
 from awesomme.orthanc.volumes import Volume
 

@@ -13,7 +13,7 @@ from pydicom import Dataset
 from requests.adapters import HTTPAdapter
 
 from awesomme.core.config import Settings, get_settings
-from awesomme.orthanc.errors import InvalidInput, NotFound, OrthancUnavailable
+from awesomme.core.errors import InvalidInput, NotFound, OrthancUnavailable
 
 __all__ = ["IMAGE_MODALITIES", "OrthancClient", "SeriesState", "get_client"]
 

@@ -24,10 +24,10 @@ from pydicom.errors import InvalidDicomError
 from sqlalchemy import delete, select
 
 from awesomme.core.db import session_scope
+from awesomme.core.errors import InvalidInput, NotFound
 from awesomme.models import Segmentation, SegmentationRole
 from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import IMAGE_MODALITIES, OrthancClient, SeriesState
-from awesomme.orthanc.errors import InvalidInput, NotFound
 from awesomme.orthanc.seg import build_seg, read_label_file, seg_label_map, segment_summary
 from awesomme.orthanc.volumes import Volume, grid_from_datasets, sort_by_position, volume_from_datasets
 

@@ -14,7 +14,7 @@ from pydicom import Dataset
 from pydicom.sr.coding import Code
 
 from awesomme import __version__
-from awesomme.orthanc.errors import InvalidInput
+from awesomme.core.errors import InvalidInput
 from awesomme.orthanc.volumes import LPS_TO_RAS, Grid
 
 __all__ = ["ALGORITHM_TYPES", "build_seg", "read_label_file", "seg_label_map"]

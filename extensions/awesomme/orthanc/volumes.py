@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 from pydicom import Dataset
 
-from awesomme.orthanc.errors import InvalidInput
+from awesomme.core.errors import InvalidInput
 
 __all__ = [
     "LPS_TO_RAS",

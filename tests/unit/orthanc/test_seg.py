@@ -8,7 +8,7 @@ import nrrd
 import numpy as np
 import pytest
 
-from awesomme.orthanc.errors import InvalidInput
+from awesomme.core.errors import InvalidInput
 from awesomme.orthanc.seg import build_seg, read_label_file, seg_label_map
 from awesomme.orthanc.volumes import LPS_TO_RAS, grid_from_datasets, sort_by_position
 from tests.unit.orthanc.conftest import SmallSeries

@@ -7,7 +7,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from awesomme.orthanc.errors import InvalidInput
+from awesomme.core.errors import InvalidInput
 from awesomme.orthanc.volumes import grid_from_datasets, sort_by_position, volume_from_datasets
 from tests.unit.orthanc.conftest import SmallSeries
 

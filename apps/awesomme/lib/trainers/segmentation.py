@@ -19,10 +19,10 @@ import yaml
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.train import TrainTask
 
+from awesomme.core.errors import InvalidInput
 from awesomme.inference.network import sha256_of
 from awesomme.inference.registry import LoadedModel
 from awesomme.orthanc.datastore import OrthancDatastore
-from awesomme.orthanc.errors import InvalidInput
 from awesomme.training.data import patient_arrays, sample_patches, sample_slices
 from awesomme.training.loop import seed_everything, train
 

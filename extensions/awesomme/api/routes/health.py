@@ -9,9 +9,9 @@ from monailabel.interfaces.utils.app import apps
 
 from awesomme import __version__
 from awesomme.core.db import database_answers
+from awesomme.core.errors import OrthancUnavailable
 from awesomme.inference.registry import get_registry
 from awesomme.orthanc.client import get_client
-from awesomme.orthanc.errors import OrthancUnavailable
 
 router = APIRouter(tags=["health"])
 

@@ -17,5 +17,13 @@ class InvalidInput(AwesommeError):
     status_code = 422
 
 
+class Conflict(AwesommeError):
+    status_code = 409
+
+
+class Unauthorized(AwesommeError):
+    status_code = 401
+
+
 class OrthancUnavailable(AwesommeError):
     status_code = 503

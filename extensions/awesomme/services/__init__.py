@@ -1,0 +1,1 @@
+"""Platform logic behind the API routes and the CLI (api -> services -> core)."""

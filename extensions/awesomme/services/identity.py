@@ -1,0 +1,209 @@
+"""Accounts and tokens: users with argon2 hashes, RS256 access tokens signed by rotating keys, refresh tokens.
+
+Every function works inside the caller's DB session (one transaction per action).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from awesomme.core.config import Settings
+from awesomme.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from awesomme.core.security import (
+    InvalidToken,
+    KeyPair,
+    decode_access_token,
+    hash_password,
+    hash_secret,
+    issue_access_token,
+    new_key_pair,
+    new_secret,
+    verify_password,
+)
+from awesomme.models import RefreshToken, RevokedAccessToken, SigningKey, User
+
+__all__ = [
+    "TokenPair",
+    "authenticate",
+    "create_user",
+    "disable_user",
+    "issue_tokens",
+    "logout",
+    "public_keys",
+    "refresh_tokens",
+    "reset_password",
+    "rotate_keys",
+    "user_for_token",
+]
+
+USERNAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Verifying against a fixed hash when the user does not exist keeps the answer time the same.
+_DUMMY_HASH = hash_password("not a real password, only here for timing")
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+    def as_oauth2(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "token_type": "bearer",
+            "expires_in": self.expires_in,
+            "refresh_token": self.refresh_token,
+        }
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes: they were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def check_password_strength(password: str, settings: Settings) -> None:
+    if len(password) < settings.password_min_length:
+        raise InvalidInput(f"the password must have at least {settings.password_min_length} characters")
+
+
+def create_user(session: Session, settings: Settings, username: str, password: str, admin: bool = False) -> User:
+    if not USERNAME.match(username):
+        raise InvalidInput("a username has 1 to 64 letters, digits, '.', '-' or '_'")
+    check_password_strength(password, settings)
+    if session.scalar(select(User).where(User.username == username)) is not None:
+        raise Conflict(f"the username {username} is taken")
+    user = User(username=username, password_hash=hash_password(password), is_platform_admin=admin)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"no user {username}")
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        verify_password(_DUMMY_HASH, password)
+        return None
+    if not verify_password(user.password_hash, password) or not user.is_active:
+        return None
+    return user
+
+
+def disable_user(session: Session, username: str) -> User:
+    user = _user(session, username)
+    user.is_active = False
+    user.token_version += 1
+    session.execute(update(RefreshToken).where(RefreshToken.user_id == user.id).values(revoked=True))
+    return user
+
+
+def reset_password(session: Session, settings: Settings, username: str, password: str) -> User:
+    check_password_strength(password, settings)
+    user = _user(session, username)
+    user.password_hash = hash_password(password)
+    user.token_version += 1
+    session.execute(update(RefreshToken).where(RefreshToken.user_id == user.id).values(revoked=True))
+    return user
+
+
+# -- keys -----------------------------------------------------------------------------------------------------
+def rotate_keys(session: Session) -> str:
+    """A new signing key; tokens signed by the previous one stay valid until they expire."""
+    pair = new_key_pair()
+    session.add(SigningKey(kid=pair.kid, private_pem=pair.private_pem, public_jwk=pair.public_jwk, created_at=_now()))
+    session.flush()
+    return pair.kid
+
+
+def _keys(session: Session) -> list[SigningKey]:
+    return list(session.scalars(select(SigningKey).order_by(SigningKey.created_at)))
+
+
+def _signing_key(session: Session) -> KeyPair:
+    keys = _keys(session)
+    if not keys:
+        rotate_keys(session)
+        keys = _keys(session)
+    newest = keys[-1]
+    return KeyPair(newest.kid, newest.private_pem, dict(newest.public_jwk))
+
+
+def public_keys(session: Session, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Keys that may have signed a token still valid: the newest, and any retired less than a token's life ago."""
+    keys = _keys(session)
+    horizon = _now() - timedelta(seconds=settings.access_token_ttl_s)
+    published = {}
+    for key, successor in zip(keys, [*keys[1:], None], strict=True):
+        if successor is None or _aware(successor.created_at) > horizon:
+            published[key.kid] = dict(key.public_jwk)
+    return published
+
+
+# -- tokens ---------------------------------------------------------------------------------------------------
+def issue_tokens(session: Session, settings: Settings, user: User) -> TokenPair:
+    ttl = timedelta(seconds=settings.access_token_ttl_s)
+    access, _ = issue_access_token(
+        _signing_key(session), settings.jwt_issuer, user.username, user.id, user.token_version, ttl
+    )
+    refresh = new_secret()
+    session.add(
+        RefreshToken(
+            token_hash=hash_secret(refresh),
+            user_id=user.id,
+            expires_at=_now() + timedelta(seconds=settings.refresh_token_ttl_s),
+        )
+    )
+    return TokenPair(access, refresh, settings.access_token_ttl_s)
+
+
+def refresh_tokens(session: Session, settings: Settings, refresh_token: str) -> TokenPair:
+    """A new pair for a valid refresh token, which is spent (refresh tokens rotate)."""
+    record = session.get(RefreshToken, hash_secret(refresh_token))
+    if record is None or record.revoked or _aware(record.expires_at) <= _now():
+        raise Unauthorized("the refresh token is not valid")
+    user = session.get(User, record.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("the refresh token is not valid")
+    record.revoked = True
+    return issue_tokens(session, settings, user)
+
+
+def user_for_token(session: Session, settings: Settings, token: str) -> User:
+    """The active user an access token speaks for; any doubt is a 401."""
+    try:
+        claims = decode_access_token(token, public_keys(session, settings), settings.jwt_issuer)
+    except InvalidToken as error:
+        raise Unauthorized(f"invalid token: {error}") from error
+    if session.get(RevokedAccessToken, claims.jti) is not None:
+        raise Unauthorized("the token was revoked")
+    user = session.get(User, claims.user_id)
+    if user is None or not user.is_active or user.username != claims.username:
+        raise Unauthorized("the token's user is not active")
+    if user.token_version != claims.token_version:
+        raise Unauthorized("the token was issued before a password reset or a suspension")
+    return user
+
+
+def logout(session: Session, settings: Settings, token: str, refresh_token: str | None = None) -> None:
+    claims = decode_access_token(token, public_keys(session, settings), settings.jwt_issuer)
+    session.merge(RevokedAccessToken(jti=claims.jti, expires_at=claims.expires_at))
+    if refresh_token:
+        record = session.get(RefreshToken, hash_secret(refresh_token))
+        if record is not None and record.user_id == claims.user_id:
+            record.revoked = True

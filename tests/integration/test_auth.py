@@ -1,0 +1,67 @@
+"""Accounts and tokens against the real server: OAuth2 password and refresh grants, logout, JWKS, demo admin."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from awesomme.core.config import Settings
+from awesomme.seeding import DEMO_ADMIN, ensure_demo_admin
+
+PASSWORD = "integration-password-1"
+
+
+@pytest.fixture(scope="module")
+def member(platform: Settings) -> str:
+    run = subprocess.run(
+        [sys.executable, "-m", "awesomme.cli", "user", "create", "--username", "member.one", "--password-stdin"],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    return "member.one"
+
+
+def _token(http: httpx.Client, username: str, password: str) -> httpx.Response:
+    return http.post("/api/auth/token", data={"grant_type": "password", "username": username, "password": password})
+
+
+def test_password_grant_refresh_logout(http: httpx.Client, member: str) -> None:
+    assert _token(http, member, "not the password").status_code == 401
+    assert _token(http, "no-such-user", PASSWORD).status_code == 401
+    reply = _token(http, member, PASSWORD)
+    assert reply.status_code == 200
+    tokens = reply.json()
+    assert tokens["token_type"] == "bearer" and tokens["expires_in"] > 0
+
+    keys = http.get("/api/auth/jwks").json()["keys"]
+    assert keys and all(key["kty"] == "RSA" and key["alg"] == "RS256" and "d" not in key for key in keys)
+
+    renewed = http.post(
+        "/api/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    )
+    assert renewed.status_code == 200
+    spent = http.post("/api/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert spent.status_code == 401
+
+    access = renewed.json()["access_token"]
+    headers = {"Authorization": f"Bearer {access}"}
+    assert http.post("/api/auth/logout", headers=headers).status_code == 200
+    assert http.post("/api/auth/logout", headers=headers).status_code == 401  # revoked
+    assert http.post("/api/auth/logout").status_code == 401
+    assert http.post("/api/auth/token", data={"grant_type": "client_credentials"}).status_code == 422
+
+
+def test_the_demo_admin_gets_a_private_generated_password(platform: Settings, http: httpx.Client) -> None:
+    password_file = ensure_demo_admin(platform)
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    password = password_file.read_text().strip()
+    assert len(password) >= 20
+    assert _token(http, DEMO_ADMIN, password).status_code == 200
+    assert ensure_demo_admin(platform) == password_file and password_file.read_text().strip() == password

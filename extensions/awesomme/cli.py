@@ -29,7 +29,10 @@ def _settings_with_secrets() -> Settings:
 def cmd_serve(_args: argparse.Namespace) -> int:
     import uvicorn
 
+    from awesomme.core.db import migrate
+
     settings = load_settings()
+    migrate(settings.db_url)  # a deployment's first start creates the schema; later ones upgrade it
     uvicorn.run("awesomme.server:app", host=settings.host, port=settings.port, log_level="info", access_log=False)
     return 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,10 @@ class OrthancDatastore(Datastore):
 
     def add_image(self, image_id: str, image_filename: str, image_info: dict[str, Any]) -> str:
         """Store an uploaded DICOM file, or a ZIP of the instances of one series; returns its SeriesInstanceUID."""
+        with _removed_on_error(image_filename):
+            return self._add_image(image_filename)
+
+    def _add_image(self, image_filename: str) -> str:
         datasets = _read_dicom_upload(Path(image_filename), self.upload_max_bytes)
         series_uids = {str(ds.SeriesInstanceUID) for ds in datasets}
         if len(series_uids) != 1:
@@ -159,6 +164,10 @@ class OrthancDatastore(Datastore):
     # -- labels -----------------------------------------------------------------------------------------------
     def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
         """Write the label file as a DICOM SEG referencing the series, store it in Orthanc, record it."""
+        with _removed_on_error(label_filename):
+            return self._save_label(image_id, label_filename, label_tag, label_info)
+
+    def _save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
         state = self.image_state(image_id)
         source = self.source_metadata(state)
         grid = grid_from_datasets(source)
@@ -355,6 +364,16 @@ class OrthancDatastore(Datastore):
                     "info": {"SeriesInstanceUID": record.seg_series_uid, "author": record.author}
                 }
         return {"name": self._name, "description": self._description, "objects": objects}
+
+
+@contextlib.contextmanager
+def _removed_on_error(upload: str) -> Iterator[None]:
+    """MONAI Label deletes an upload's temporary file only after a successful answer: we do it on failure."""
+    try:
+        yield
+    except Exception:
+        Path(upload).unlink(missing_ok=True)
+        raise
 
 
 def _segment_labels(label_info: dict[str, Any]) -> dict[int, str]:

@@ -13,7 +13,7 @@ from monai.inferers import sliding_window_inference
 
 from awesomme.inference.config import SegmentationModelConfig
 
-__all__ = ["Prediction", "predict", "preprocess"]
+__all__ = ["Prediction", "downsample", "predict", "preprocess"]
 
 
 @dataclass
@@ -31,7 +31,7 @@ def preprocess(array: np.ndarray, config: SegmentationModelConfig) -> torch.Tens
     return tensor
 
 
-def _downsample(tensor: torch.Tensor, factors: tuple[int, int, int]) -> torch.Tensor:
+def downsample(tensor: torch.Tensor, factors: tuple[int, int, int]) -> torch.Tensor:
     if factors == (1, 1, 1):
         return tensor
     return F.avg_pool3d(tensor[None], kernel_size=factors, stride=factors, ceil_mode=True)[0]
@@ -51,7 +51,7 @@ def _logits(network: torch.nn.Module, tensor: torch.Tensor, config: Segmentation
 def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationModelConfig) -> Prediction:
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    tensor = _downsample(preprocess(array, config), config.inference.downsample)
+    tensor = downsample(preprocess(array, config), config.inference.downsample)
     timings["pre"] = time.perf_counter() - start
 
     start = time.perf_counter()

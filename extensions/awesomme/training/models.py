@@ -1,0 +1,192 @@
+"""The three demo models: their YAML (network, inference, transforms) and how each is trained."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from awesomme.inference.config import SegmentationModelConfig
+
+__all__ = ["MODELS", "ModelSpec", "base_config"]
+
+PLACEHOLDER_SHA256 = "0" * 64
+CT_WINDOW = {"a_min": -1000.0, "a_max": 400.0, "b_min": 0.0, "b_max": 1.0, "clip": True}
+INTENDED_USE = (
+    "DEMO weights trained only on synthetic phantoms (awesomme.phantoms) to show the platform working end to end. "
+    "Not validated on real patients; not for clinical use, diagnosis or treatment decisions."
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build, train and evaluate one model.
+
+    ``patch`` is the training patch on the network grid: (H, W) slices for ``mode: slices``, else (D, H, W).
+    """
+
+    name: str
+    kind: str  # phantom kind
+    structure: str  # truth mask the model segments
+    modality: str
+    network: dict[str, Any]
+    inference: dict[str, Any]
+    pre_transforms: list[dict[str, Any]]
+    post_transforms: list[dict[str, Any]]
+    train_seeds: range
+    patch: tuple[int, ...]
+    batch: int
+    positive_fraction: float
+    max_iterations: int
+    budget_s: float
+    learning_rate: float
+    torch_seed: int
+    numpy_seed: int
+    eval_patients: int  # held-out patients with the structure present
+    region_structure: str | None = None  # where negative patches are drawn from
+    flip: bool = False
+    version: str = "0.1.0"
+
+
+MODELS: dict[str, ModelSpec] = {
+    "osteosarcoma_mr": ModelSpec(
+        name="osteosarcoma_mr",
+        kind="osteosarcoma-mr",
+        structure="tumour",
+        modality="MR",
+        network={
+            "name": "UNet",
+            "args": {
+                "spatial_dims": 2,
+                "in_channels": 1,
+                "out_channels": 2,
+                "channels": [16, 32, 64, 128],
+                "strides": [2, 2, 2],
+                "num_res_units": 1,
+            },
+        },
+        inference={
+            "mode": "slices",
+            "roi_size": [128, 128],
+            "sw_batch_size": 8,
+            "overlap": 0.25,
+            "downsample": [1, 2, 2],
+        },
+        pre_transforms=[
+            {
+                "name": "ScaleIntensityRangePercentiles",
+                "args": {"lower": 1.0, "upper": 99.0, "b_min": 0.0, "b_max": 1.0, "clip": True},
+            }
+        ],
+        post_transforms=[{"name": "KeepLargestConnectedComponent", "args": {"applied_labels": [1]}}],
+        train_seeds=range(0, 40),
+        patch=(128, 128),
+        batch=16,
+        positive_fraction=0.6,
+        max_iterations=1500,
+        budget_s=600.0,
+        learning_rate=2e-3,
+        torch_seed=1234,
+        numpy_seed=1234,
+        eval_patients=8,
+        flip=True,
+    ),
+    "lung_volume_ct": ModelSpec(
+        name="lung_volume_ct",
+        kind="chest-ct",
+        structure="lung",
+        modality="CT",
+        network={
+            "name": "UNet",
+            "args": {
+                "spatial_dims": 3,
+                "in_channels": 1,
+                "out_channels": 2,
+                "channels": [8, 16, 32, 64],
+                "strides": [[1, 2, 2], [2, 2, 2], [2, 2, 2]],
+                "num_res_units": 1,
+            },
+        },
+        inference={
+            "mode": "sliding_window",
+            "roi_size": [16, 128, 128],
+            "sw_batch_size": 2,
+            "overlap": 0.25,
+            "downsample": [1, 4, 4],
+        },
+        pre_transforms=[{"name": "ScaleIntensityRange", "args": dict(CT_WINDOW)}],
+        post_transforms=[],
+        train_seeds=range(0, 24),
+        patch=(16, 128, 128),
+        batch=2,
+        positive_fraction=0.5,
+        max_iterations=1200,
+        budget_s=540.0,
+        learning_rate=2e-3,
+        torch_seed=2345,
+        numpy_seed=2345,
+        eval_patients=8,
+        flip=True,
+    ),
+    "lung_nodule_ct": ModelSpec(
+        name="lung_nodule_ct",
+        kind="chest-ct",
+        structure="nodule",
+        modality="CT",
+        network={
+            "name": "UNet",
+            "args": {
+                "spatial_dims": 3,
+                "in_channels": 1,
+                "out_channels": 2,
+                "channels": [16, 32, 64, 128],
+                "strides": [[1, 2, 2], [2, 2, 2], [2, 2, 2]],
+                "num_res_units": 1,
+            },
+        },
+        inference={
+            "mode": "sliding_window",
+            "roi_size": [16, 64, 64],
+            "sw_batch_size": 8,
+            "overlap": 0.25,
+            "downsample": [1, 2, 2],
+        },
+        pre_transforms=[{"name": "ScaleIntensityRange", "args": dict(CT_WINDOW)}],
+        post_transforms=[{"name": "RemoveSmallObjects", "args": {"min_size": 40}}],
+        train_seeds=range(0, 45),
+        patch=(16, 64, 64),
+        batch=4,
+        positive_fraction=0.5,
+        max_iterations=4000,
+        budget_s=780.0,
+        learning_rate=2e-3,
+        torch_seed=3456,
+        numpy_seed=3456,
+        eval_patients=12,
+        region_structure="lung",
+        flip=True,
+    ),
+}
+
+
+def base_config(spec: ModelSpec, sha256: str = PLACEHOLDER_SHA256, **overrides: Any) -> SegmentationModelConfig:
+    """The model's config before training figures are known (``training``/``validation`` can be overridden)."""
+    fields: dict[str, Any] = {
+        "kind": "segmentation",
+        "name": spec.name,
+        "version": spec.version,
+        "modality": spec.modality,
+        "labels": {spec.structure: 1},
+        "network": spec.network,
+        "weights": {"file": f"{spec.name}.pt", "sha256": sha256},
+        "inference": spec.inference,
+        "pre_transforms": spec.pre_transforms,
+        "post_transforms": spec.post_transforms,
+        "cohorts": [],
+        "demo_weights": True,
+        "intended_use": INTENDED_USE,
+        "training": {},
+        "validation": {},
+        "expected_runtime_s": {},
+    }
+    fields.update(overrides)
+    return SegmentationModelConfig(**fields)

@@ -1,0 +1,94 @@
+"""Training data preparation: same pre-processing as serving, masks pooled like the image, seed guard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from awesomme.inference.predict import downsample, preprocess
+from awesomme.training.data import (
+    check_training_seeds,
+    downsample_mask,
+    network_input,
+    patient_arrays,
+    sample_patches,
+    sample_slices,
+)
+from awesomme.training.models import MODELS, base_config
+
+
+def _volume(shape: tuple[int, int, int] = (6, 16, 16)) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    volume = rng.integers(-1000, 400, size=shape).astype(np.int16)
+    mask = np.zeros(shape, np.uint8)
+    mask[2:4, 4:10, 5:11] = 1
+    return volume, mask
+
+
+def test_network_input_is_what_predict_feeds() -> None:
+    config = base_config(MODELS["lung_volume_ct"])
+    volume, _ = _volume((5, 18, 18))
+    expected = downsample(preprocess(volume, config), config.inference.downsample)
+    got = network_input(volume, config)
+    assert got.shape == (1, 5, 5, 5)  # ceil(18 / 4)
+    assert torch.equal(got, expected)
+    assert float(got.min()) >= 0.0 and float(got.max()) <= 1.0
+
+
+def test_downsample_mask_keeps_half_covered_voxels() -> None:
+    mask = np.zeros((2, 4, 4), np.uint8)
+    mask[:, :2, :2] = 1  # one full 2x2 block
+    mask[:, 2, 2] = 1  # a quarter of another block
+    small = downsample_mask(mask, (1, 2, 2))
+    assert small.shape == (2, 2, 2)
+    assert small[:, 0, 0].all() and not small[:, 1, 1].any()
+    assert downsample_mask(mask, (1, 1, 1)).sum() == mask.sum()
+
+
+def test_patient_arrays_shapes_and_foreground() -> None:
+    config = base_config(MODELS["lung_nodule_ct"])
+    volume, mask = _volume()
+    patient = patient_arrays(volume, mask, config, seed=3, region_mask=np.ones_like(mask))
+    assert patient.image.shape == patient.label.shape == (6, 8, 8)
+    assert patient.image.dtype == np.float16
+    assert len(patient.foreground) == int(patient.label.sum()) > 0
+    assert len(patient.region) > 0
+
+
+def test_samplers_shapes_and_positive_fraction() -> None:
+    config = base_config(MODELS["lung_nodule_ct"])
+    volume, mask = _volume((6, 40, 40))
+    patients = [patient_arrays(volume, mask, config)]
+    images, labels = sample_patches(patients, (4, 8, 8), 6, np.random.default_rng(1), positive_fraction=1.0)
+    assert images.shape == labels.shape == (6, 1, 4, 8, 8)
+    assert images.dtype == torch.float32 and labels.dtype == torch.int64
+    assert all(bool(label.any()) for label in labels)  # every patch centred near the foreground
+    slices, slice_labels = sample_slices(patients, (20, 20), 3, np.random.default_rng(1), positive_fraction=1.0)
+    assert slices.shape == slice_labels.shape == (3, 1, 20, 20)
+
+
+def test_sampling_is_deterministic() -> None:
+    config = base_config(MODELS["lung_nodule_ct"])
+    volume, mask = _volume((6, 40, 40))
+    patients = [patient_arrays(volume, mask, config)]
+    first = sample_patches(patients, (4, 8, 8), 4, np.random.default_rng(7), flip=True)
+    second = sample_patches(patients, (4, 8, 8), 4, np.random.default_rng(7), flip=True)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+def test_patches_are_padded_when_the_volume_is_small() -> None:
+    config = base_config(MODELS["lung_nodule_ct"])
+    volume, mask = _volume((3, 8, 8))
+    patients = [patient_arrays(volume, mask, config)]
+    images, labels = sample_patches(patients, (4, 8, 8), 2, np.random.default_rng(0))
+    assert images.shape == (2, 1, 4, 8, 8)
+    assert labels[:, :, 3:].sum() == 0
+
+
+def test_evaluation_seeds_are_refused() -> None:
+    assert check_training_seeds(range(3)) == [0, 1, 2]
+    with pytest.raises(ValueError, match="reserved for evaluation"):
+        check_training_seeds([1, 50000])
+    for spec in MODELS.values():
+        assert max(spec.train_seeds) < 50000

@@ -41,7 +41,7 @@ def segment_series(
     state = datastore.image_state(image_id)
     if state.modality != config.modality:
         raise InvalidInput(f"model {config.name} runs on {config.modality}; series {image_id} is {state.modality}")
-    volume, _ = datastore.load_volume(image_id)
+    volume = datastore.load_volume(state)
     timings["fetch_decode"] = time.perf_counter() - start
 
     prediction = predict(model.network, volume.array, config)

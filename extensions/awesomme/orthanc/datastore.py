@@ -117,13 +117,13 @@ class OrthancDatastore(Datastore):
         return self.get_image_uri(image_id)
 
     def get_image_uri(self, image_id: str) -> str:
-        state = self.image_state(image_id)
+        return str(self._cached_series(self.image_state(image_id)))
 
+    def _cached_series(self, state: SeriesState) -> Path:
         def decode(path: Path) -> None:
-            volume = volume_from_datasets(self.client.retrieve_series(state.study_uid, image_id))
-            volume.to_nifti(path)
+            volume_from_datasets(self.client.retrieve_series(state.study_uid, state.series_uid)).to_nifti(path)
 
-        return str(self.cache.get(image_id, state.version, decode))
+        return self.cache.get(state.series_uid, state.version, decode)
 
     def get_image_info(self, image_id: str) -> dict[str, Any]:
         state = self.image_state(image_id)
@@ -241,13 +241,12 @@ class OrthancDatastore(Datastore):
         )
         return record.seg_series_uid
 
-    def load_volume(self, image_id: str) -> tuple[Volume, SeriesState]:
+    def load_volume(self, state: SeriesState) -> Volume:
         """The decoded series, through the cache."""
-        state = self.image_state(image_id)
-        image = nib.load(self.get_image_uri(image_id))
+        image = nib.load(self._cached_series(state))
         assert isinstance(image, nib.Nifti1Image)
-        array = np.asanyarray(image.dataobj).transpose(2, 1, 0)
-        return Volume(np.ascontiguousarray(array), image.affine, image_id, state.modality), state
+        array = np.ascontiguousarray(np.asanyarray(image.dataobj).transpose(2, 1, 0))
+        return Volume(array, image.affine, state.series_uid, state.modality)
 
     def segmentations_of(self, image_id: str) -> list[Segmentation]:
         """Every SEG of a series still in Orthanc, labels and predictions, oldest first."""

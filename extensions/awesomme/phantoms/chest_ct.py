@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .dicom_writer import CT_IMAGE_STORAGE
-from .geometry import Grid, Shape3, format_ds, quantize_spacing, snap_mm
+from .geometry import Grid, Shape3, format_ds, patient_grid, snap_mm
 from .phantom import Phantom, clinical_header, rng_for, synthetic_demographics
 from .shapes import (
     BLUR_NOISE_GAIN,
@@ -279,15 +279,8 @@ class ChestAnatomy:
     # ------------------------------------------------------------------ geometry
     def grid(self, shape: Shape3 | None) -> Grid:
         """Default grid of this seed, or ``shape`` covering the same field of view and z-range."""
-        if shape is None:
-            shape = (self.n_slices, 512, 512)
-            spacing = (self.slice_spacing, self.fov / 512, self.fov / 512)
-        else:
-            inplane = quantize_spacing(self.fov / max(shape[1], shape[2]))
-            spacing = (quantize_spacing(self.coverage / shape[0]), inplane, inplane)
-        z_mid = self.z_first + 0.5 * (self.n_slices - 1) * self.slice_spacing
-        z_first = z_mid - 0.5 * (shape[0] - 1) * spacing[0]
-        return Grid.centred(shape, spacing, (0.0, 0.0), z_first)
+        default = ((self.n_slices, 512, 512), (self.slice_spacing, self.fov / 512, self.fov / 512))
+        return patient_grid(shape, default, self.fov, self.coverage, self.z_first, self.n_slices, self.slice_spacing)
 
     @property
     def z_range(self) -> tuple[float, float]:

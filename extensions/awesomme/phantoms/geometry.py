@@ -122,6 +122,25 @@ class Grid:
         return idx[0], idx[1], idx[2]
 
 
+def patient_grid(
+    shape: Shape3 | None,
+    default: tuple[Shape3, tuple[float, float, float]],
+    fov: float,
+    coverage: float,
+    z_first: float,
+    n_slices: int,
+    slice_spacing: float,
+) -> Grid:
+    """The seed's ``default`` (shape, spacing), or ``shape`` covering the same field of view and z-range."""
+    if shape is None:
+        shape, spacing = default
+    else:
+        inplane = quantize_spacing(fov / max(shape[1], shape[2]))
+        spacing = (quantize_spacing(coverage / shape[0]), inplane, inplane)
+    z_mid = z_first + 0.5 * (n_slices - 1) * slice_spacing
+    return Grid.centred(shape, spacing, (0.0, 0.0), z_mid - 0.5 * (shape[0] - 1) * spacing[0])
+
+
 def parse_shape(text: str) -> Shape3:
     """Parse ``"26x1024x1024"`` (slices x rows x cols)."""
     parts = [int(p) for p in text.lower().replace(",", "x").split("x")]

@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .dicom_writer import MR_IMAGE_STORAGE
-from .geometry import Grid, Shape3, quantize_spacing, snap_mm
+from .geometry import Grid, Shape3, patient_grid, snap_mm
 from .phantom import Phantom, clinical_header, rng_for, synthetic_demographics
 from .shapes import BLUR_NOISE_GAIN, FourierField, LatticeNoise, blur_inplane, index_range, smoothstep
 
@@ -175,15 +175,8 @@ class KneeAnatomy:
 
     # ------------------------------------------------------------------ geometry
     def grid(self, shape: Shape3 | None) -> Grid:
-        if shape is None:
-            shape = (self.n_slices, 256, 256)
-            spacing = (self.slice_spacing, self.pixel, self.pixel)
-        else:
-            inplane = quantize_spacing(self.fov / max(shape[1], shape[2]))
-            spacing = (quantize_spacing(self.coverage / shape[0]), inplane, inplane)
-        z_mid = self.z_first + 0.5 * (self.n_slices - 1) * self.slice_spacing
-        z_first = z_mid - 0.5 * (shape[0] - 1) * spacing[0]
-        return Grid.centred(shape, spacing, (0.0, 0.0), z_first)
+        default = ((self.n_slices, 256, 256), (self.slice_spacing, self.pixel, self.pixel))
+        return patient_grid(shape, default, self.fov, self.coverage, self.z_first, self.n_slices, self.slice_spacing)
 
     def femur_axes(self, z: float) -> tuple[float, float]:
         """Semi-axes (LR, AP) of the femur's outline at height z (metaphyseal flare)."""

@@ -52,7 +52,7 @@ class TTAUncertainty(Strategy):
         with self._lock:
             if key in self._scores:
                 return self._scores[key]
-        volume, _ = datastore.load_volume(uid)
+        volume = datastore.load_volume(state)
         score = tta_uncertainty(model.network, volume.array, model.config)
         with self._lock:
             self._scores[key] = score

@@ -61,7 +61,7 @@ class SegmentationTrainer(TrainTask):
             raise InvalidInput(f"no final label on any {config.modality} series: nothing to train {config.name} on")
         patients = []
         for index, record in enumerate(records):
-            volume, _ = datastore.load_volume(record.source_series_uid)
+            volume = datastore.load_volume(datastore.image_state(record.source_series_uid))
             patients.append(patient_arrays(volume.array, self._mask(datastore, record), config, seed=index))
         rng = seed_everything(int(options["seed"]))
         network = copy.deepcopy(self.model.network)

@@ -16,7 +16,9 @@ from awesomme.core.config import Settings
 from awesomme.core.db import session_scope
 from awesomme.core.errors import NotFound
 from awesomme.models import User
+from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import OrthancClient
+from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.phantoms import generate_patient
 from awesomme.services import identity
 
@@ -29,6 +31,11 @@ DEMO_PATIENTS: tuple[tuple[str, int], ...] = tuple(
 
 
 DEMO_ADMIN = "admin"
+# The first patients of each kind come with their ground truth saved as a final label (so /train has something
+# to learn from out of the box); the others stay unlabelled for active learning.
+DEMO_LABELLED_SEEDS = range(1, 5)
+DEMO_LABEL = {"osteosarcoma-mr": "tumour", "chest-ct": "lung"}
+TRUTH_AUTHOR = "PHANTOM^TRUTH"
 
 
 def ensure_demo_admin(settings: Settings) -> Path:
@@ -76,6 +83,9 @@ def seed_demo(
         if manifest.is_file()
         else {}
     )
+    datastore = OrthancDatastore(
+        client, SeriesCache(settings.cache_dir, settings.cache_max_bytes), settings.upload_max_bytes
+    )
     seeded: list[SeededSeries] = []
     for kind, seed in patients:
         entry = known.get((kind, seed))
@@ -83,6 +93,10 @@ def seed_demo(
             with tempfile.TemporaryDirectory(prefix="awesomme-seed-") as scratch:
                 patient = generate_patient(kind, seed, Path(scratch))
                 client.store([pydicom.dcmread(path) for path in patient.dicom_files])
+                if seed in DEMO_LABELLED_SEEDS:
+                    structure = DEMO_LABEL[kind]
+                    label_info = {"label_info": [{"name": structure, "idx": 1}], "author": TRUTH_AUTHOR}
+                    datastore.save_label(patient.series_uid, str(patient.truth[structure]), "final", label_info)
                 entry = SeededSeries(kind, seed, patient.series_uid, patient.study_uid)
         seeded.append(entry)
     manifest.write_text(json.dumps([s.__dict__ for s in seeded], indent=2))

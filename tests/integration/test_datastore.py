@@ -51,13 +51,21 @@ def _dciodvfy_errors(path: Path) -> list[str]:
 
 
 def test_seeded_series_read_back_bit_identical_with_their_geometry(
-    platform: Settings, orthanc: OrthancClient, server_url: str
+    platform: Settings, orthanc: OrthancClient, server_url: str, http: httpx.Client
 ) -> None:
-    demo = seed_demo(platform, orthanc, patients=(("osteosarcoma-mr", 1), ("chest-ct", 1)))
-    assert [s.kind for s in demo] == ["osteosarcoma-mr", "chest-ct"]
+    demo = seed_demo(platform, orthanc, patients=(("osteosarcoma-mr", 1), ("chest-ct", 1), ("chest-ct", 5)))
+    assert [s.kind for s in demo] == ["osteosarcoma-mr", "chest-ct", "chest-ct"]
+    # The first demo patients come labelled with their truth (so /train works out of the box), later ones not.
+    objects = _objects(http)
+    assert set(objects[demo[0].series_uid]["labels"]) == {"final"}
+    assert objects[demo[0].series_uid]["labels"]["final"]["info"]["author"] == "PHANTOM^TRUTH"
+    assert set(objects[demo[1].series_uid]["labels"]) == {"final"}
+    assert objects[demo[2].series_uid]["labels"] == {}
+    demo = demo[:2]
     # Seeding again stores nothing new.
     count = orthanc.statistics()["CountInstances"]
     assert seed_demo(platform, orthanc, patients=(("osteosarcoma-mr", 1), ("chest-ct", 1))) == demo
+    assert len(http.get("/api/segmentations", params={"series_uid": demo[0].series_uid}).json()) == 1
     assert orthanc.statistics()["CountInstances"] == count
 
     viewer = DICOMwebClient(url=server_url + "/dicom-web")  # what a viewer or script sees

@@ -308,9 +308,13 @@ class OrthancDatastore(Datastore):
     def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
         raise InvalidInput("a stored SEG is immutable: save a new label instead")
 
+    def images_of(self, modality: str) -> set[str]:
+        """The image series of one modality, from a single listing."""
+        return {uid for uid, hit in self._image_series().items() if str(getattr(hit, "Modality", "")) == modality}
+
     def final_labels(self, modality: str) -> list[Segmentation]:
         """The newest final label of each series of ``modality``: what training learns from (never predictions)."""
-        images = {uid for uid, hit in self._image_series().items() if str(getattr(hit, "Modality", "")) == modality}
+        images = self.images_of(modality)
         latest: dict[str, Segmentation] = {}
         for record in self._labels(DefaultLabelTag.FINAL.value):
             if record.source_series_uid in images:

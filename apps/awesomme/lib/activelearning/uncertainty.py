@@ -32,11 +32,8 @@ class TTAUncertainty(Strategy):
         model = self.registry.models.get(name)
         if model is None:
             return None
-        candidates = [
-            uid
-            for uid in datastore.get_unlabeled_images(request.get("label_tag"))
-            if datastore.image_state(uid).modality == model.config.modality
-        ]
+        of_modality = datastore.images_of(model.config.modality)
+        candidates = [uid for uid in datastore.get_unlabeled_images(request.get("label_tag")) if uid in of_modality]
         limit = int(request.get("candidates") or DEFAULT_CANDIDATES)
         candidates = random.Random(0).sample(candidates, min(limit, len(candidates)))  # noqa: S311 - sampling, not secrets
         scored = {uid: self._score(datastore, model, uid) for uid in candidates}

@@ -93,6 +93,11 @@ def var_dir(platform: Settings) -> Path:
     return platform.var_dir
 
 
+def leftovers(settings: Settings) -> list[str]:
+    """Files the server left in its temporary directory (torch's compile cache aside)."""
+    return [p.name for p in (settings.var_dir / "tmp").iterdir() if p.name != "torchinductor_root"]
+
+
 def write_test_models(directory: Path) -> Path:
     """The shipped models, plus two tiny fixed-output models and one with a wrong checksum.
 

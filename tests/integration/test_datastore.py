@@ -24,7 +24,8 @@ from awesomme.orthanc.client import OrthancClient
 from awesomme.orthanc.volumes import affine_from_datasets, sort_by_position, volume_from_datasets
 from awesomme.phantoms import generate_patient
 from awesomme.seeding import seed_demo
-from tests.integration.conftest import CACHE_MAX_BYTES, UPLOAD_MAX_BYTES, StoredPatient, store_patient
+from tests.dicom_checks import dciodvfy_errors
+from tests.integration.conftest import CACHE_MAX_BYTES, UPLOAD_MAX_BYTES, StoredPatient, leftovers, store_patient
 
 
 def _objects(http: httpx.Client) -> dict:
@@ -38,16 +39,6 @@ def _seg_count(orthanc: OrthancClient) -> int:
 def _label_rows(platform: Settings) -> int:
     with engine_for(platform.db_url).connect() as connection:
         return int(connection.execute(select(func.count()).select_from(Segmentation)).scalar_one())
-
-
-def _leftovers(platform: Settings) -> list[str]:
-    """Files the server left in its temporary directory (torch's compile cache aside)."""
-    return [p.name for p in (platform.var_dir / "tmp").iterdir() if p.name != "torchinductor_root"]
-
-
-def _dciodvfy_errors(path: Path) -> list[str]:
-    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
-    return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
 
 
 def test_seeded_series_read_back_bit_identical_with_their_geometry(
@@ -132,7 +123,7 @@ def test_label_saved_by_the_monailabel_client_becomes_a_valid_seg(
     assert str(seg.ContentCreatorName) == "Doe^Jane"
     seg_file = tmp_path / "seg.dcm"
     seg.save_as(seg_file)
-    assert _dciodvfy_errors(seg_file) == []
+    assert dciodvfy_errors(seg_file) == []
 
     # Seen at once as this image's final label, and decoded back to the very mask that was sent.
     assert client.datastore()["objects"][image_id]["labels"]["final"]["info"]["SeriesInstanceUID"] == seg_uid
@@ -144,7 +135,7 @@ def test_label_saved_by_the_monailabel_client_becomes_a_valid_seg(
     assert proposed.get("id") != image_id
     # MONAI Label's temporary upload is gone once the request is done.
     time.sleep(0.5)
-    assert _leftovers(platform) == []
+    assert leftovers(platform) == []
 
 
 def test_unknown_image_id_is_404(http: httpx.Client) -> None:
@@ -167,7 +158,7 @@ def test_label_of_the_wrong_shape_is_refused_and_leaves_nothing(
     assert reply.status_code == 422
     assert "shape" in reply.json()["detail"]
     assert (_seg_count(orthanc), _label_rows(platform)) == (segs, rows)
-    assert _leftovers(platform) == []
+    assert leftovers(platform) == []
 
 
 def test_corrupt_dicom_upload_is_refused_and_leaves_nothing(
@@ -195,7 +186,7 @@ def test_corrupt_dicom_upload_is_refused_and_leaves_nothing(
     )
     assert 400 <= reply.status_code < 500
     assert orthanc.statistics()["CountInstances"] == before
-    assert _leftovers(platform) == []
+    assert leftovers(platform) == []
 
 
 def test_a_zipped_series_uploads_as_one_image(http: httpx.Client, tmp_path: Path) -> None:
@@ -224,7 +215,7 @@ def test_oversized_uploads_are_refused_before_anything_is_stored(
     assert reply.status_code == 422
     assert "unpacks" in reply.json()["detail"]
     assert orthanc.statistics()["CountInstances"] == before
-    assert _leftovers(platform) == []
+    assert leftovers(platform) == []
 
 
 def test_dicomweb_passes_only_dicomweb_resources(http: httpx.Client) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -17,12 +16,8 @@ from monailabel.client import MONAILabelClient
 from awesomme.core.config import Settings
 from awesomme.orthanc.client import OrthancClient
 from awesomme.orthanc.volumes import volume_from_datasets
-from tests.integration.conftest import StoredPatient, store_patient
-
-
-def _dciodvfy_errors(path: Path) -> list[str]:
-    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
-    return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
+from tests.dicom_checks import dciodvfy_errors
+from tests.integration.conftest import StoredPatient, leftovers, store_patient
 
 
 def test_info_lists_the_loadable_models_and_health_names_the_broken_one(http: httpx.Client) -> None:
@@ -69,36 +64,34 @@ def test_an_inference_answers_in_the_series_grid_and_stores_a_valid_seg(
     assert "DEMO weights - not for clinical use" in seg.SeriesDescription
     assert seg.ContentDescription == "pre-op staging (DEMO weights - not for clinical use)"
     seg.save_as(tmp_path / "seg.dcm")
-    assert _dciodvfy_errors(tmp_path / "seg.dcm") == []
+    assert dciodvfy_errors(tmp_path / "seg.dcm") == []
 
     # A prediction is not a label: the labelled set is unchanged; nothing temporary stays behind.
     after = client.datastore()
     assert after["objects"][image_id]["labels"] == labeled_before["objects"][image_id]["labels"]
     time.sleep(0.5)
-    assert [p.name for p in (platform.var_dir / "tmp").iterdir() if p.name != "torchinductor_root"] == []
+    assert leftovers(platform) == []
+
+
+def _result_file(http: httpx.Client, image_id: str, extension: str, path: Path) -> Path:
+    reply = http.post(
+        "/infer/everything_mr",
+        params={"image": image_id, "output": "image"},
+        data={"params": json.dumps({"result_extension": extension})},
+    )
+    assert reply.status_code == 200, reply.text
+    path.write_bytes(reply.content)
+    return path
 
 
 def test_results_come_as_nrrd_or_dicom_seg(http: httpx.Client, mr_patient: StoredPatient, tmp_path: Path) -> None:
     image_id = mr_patient.patient.series_uid
-    reply = http.post(
-        "/infer/everything_mr",
-        params={"image": image_id, "output": "image"},
-        data={"params": '{"result_extension": ".nrrd"}'},
-    )
-    assert reply.status_code == 200, reply.text
-    (tmp_path / "label.nrrd").write_bytes(reply.content)
+    _result_file(http, image_id, ".nrrd", tmp_path / "label.nrrd")
     data, header = nrrd.read(str(tmp_path / "label.nrrd"))
     assert data.shape == volume_from_datasets(mr_patient.datasets).array.shape[::-1]
     assert header["space"] == "left-posterior-superior"
 
-    reply = http.post(
-        "/infer/everything_mr",
-        params={"image": image_id, "output": "image"},
-        data={"params": '{"result_extension": ".dcm"}'},
-    )
-    assert reply.status_code == 200, reply.text
-    (tmp_path / "seg.dcm").write_bytes(reply.content)
-    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    seg = pydicom.dcmread(_result_file(http, image_id, ".dcm", tmp_path / "seg.dcm"))
     assert seg.Modality == "SEG" and seg.ReferencedSeriesSequence[0].SeriesInstanceUID == image_id
 
 

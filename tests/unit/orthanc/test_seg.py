@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import nibabel as nib
@@ -11,6 +10,7 @@ import pytest
 from awesomme.core.errors import InvalidInput
 from awesomme.orthanc.seg import build_seg, read_label_file, seg_label_map
 from awesomme.orthanc.volumes import LPS_TO_RAS, grid_from_datasets, sort_by_position
+from tests.dicom_checks import dciodvfy_errors
 from tests.unit.orthanc.conftest import SmallSeries
 
 
@@ -22,11 +22,6 @@ def _truth_label_map(series: SmallSeries) -> np.ndarray:
     label_map[bone > 0] = 2
     label_map[tumour > 0] = 1
     return label_map
-
-
-def _dciodvfy_errors(path: Path) -> list[str]:
-    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
-    return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
 
 
 def test_a_two_segment_seg_decodes_to_the_same_label_map_and_validates(small_mr: SmallSeries, tmp_path: Path) -> None:
@@ -56,7 +51,7 @@ def test_a_two_segment_seg_decodes_to_the_same_label_map_and_validates(small_mr:
     assert seg.FrameOfReferenceUID == source[0].FrameOfReferenceUID
     assert np.array_equal(seg_label_map(seg, source), label_map)
     seg.save_as(tmp_path / "seg.dcm")
-    assert _dciodvfy_errors(tmp_path / "seg.dcm") == []
+    assert dciodvfy_errors(tmp_path / "seg.dcm") == []
 
 
 def test_an_automatic_seg_names_its_algorithm(small_mr: SmallSeries) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from lib.activelearning.uncertainty import TTAUncertainty
@@ -19,10 +20,13 @@ from monailabel.tasks.activelearning.random import Random
 
 from awesomme import __version__
 from awesomme.core.config import get_settings
+from awesomme.core.db import session_scope
+from awesomme.core.errors import Forbidden
 from awesomme.inference.registry import get_registry
 from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import get_client
 from awesomme.orthanc.datastore import OrthancDatastore
+from awesomme.services.visibility import JOB_COHORTS_FIELD, current_visibility, visibility_of_cohorts
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +68,33 @@ class AwesommeApp(MONAILabelApp):
             assert isinstance(store, OrthancDatastore)
             result, params = task.run(store, request)
             return {"label": result, "tag": DefaultLabelTag.ORIGINAL, "file": result, "params": params}
+        visible = current_visibility.get()
+        if visible is not None and not visible.everything:  # an uploaded file belongs to no cohort
+            raise Forbidden("inference on an uploaded file is for platform admins: name a series with ?image=")
         return super().infer(request, datastore)
+
+    # Jobs started for a cohort admin see only that admin's cohorts bound to the model (set by the access table).
+    def train(self, request: dict[str, Any]) -> Any:
+        return _for_job_cohorts(request, super().train)
+
+    def batch_infer(self, request: dict[str, Any], datastore: Datastore | None = None) -> Any:
+        return _for_job_cohorts(request, lambda r: super(AwesommeApp, self).batch_infer(r, datastore))
+
+    def scoring(self, request: dict[str, Any], datastore: Datastore | None = None) -> Any:
+        return _for_job_cohorts(request, lambda r: super(AwesommeApp, self).scoring(r, datastore))
 
     def init_strategies(self) -> dict[str, Strategy]:
         return {"first": First(), "random": Random(), "uncertainty": TTAUncertainty(get_registry())}
+
+
+def _for_job_cohorts(request: dict[str, Any], job: Callable[[dict[str, Any]], Any]) -> Any:
+    cohorts = request.pop(JOB_COHORTS_FIELD, None)
+    if cohorts is None:
+        return job(request)
+    with session_scope() as session:
+        visibility = visibility_of_cohorts(session, {int(cohort) for cohort in cohorts})
+    marker = current_visibility.set(visibility)
+    try:
+        return job(request)
+    finally:
+        current_visibility.reset(marker)

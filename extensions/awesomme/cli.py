@@ -40,12 +40,13 @@ def cmd_serve(_args: argparse.Namespace) -> int:
 def cmd_up(_args: argparse.Namespace) -> int:
     from awesomme.orthanc.client import OrthancClient
     from awesomme.runtime.platform import base_url, start_all
-    from awesomme.seeding import DEMO_ADMIN, ensure_demo_admin, seed_demo
+    from awesomme.seeding import DEMO_ADMIN, ensure_demo_admin, ensure_demo_cohorts, seed_demo
 
     settings = _settings_with_secrets()
     started = start_all(settings)
     seeded = seed_demo(settings, OrthancClient(settings))
     password_file = ensure_demo_admin(settings)
+    cohorts = ensure_demo_cohorts(seeded)
     login = (
         f"user {DEMO_ADMIN}, password in {password_file} (tokens: POST {base_url(settings)}/api/auth/token)"
         if password_file.is_file()
@@ -60,7 +61,9 @@ AWESOMME {__version__} is running (server pid {started.server_pid}, Orthanc pid 
   API reference   {url}/docs
   Health          {url}/api/health
   Demo data       {len(seeded)} series ({mr} osteosarcoma MR, {len(seeded) - mr} chest CT)
+                  in the cohorts {", ".join(sorted(cohorts))} (the demo admin administers both)
   Log in          {login}
+                  browsers: {url}/login
   Logs            {settings.var_dir / "log" / "server.log"}, {settings.var_dir / "orthanc" / "orthanc.log"}
   Stop            make stop
 """.rstrip()
@@ -83,12 +86,22 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_access_table(_args: argparse.Namespace) -> int:
+    from awesomme.api.access import access_table_markdown
+
+    print(access_table_markdown(), end="")
+    return 0
+
+
 def cmd_seed_demo(_args: argparse.Namespace) -> int:
     from awesomme.orthanc.client import OrthancClient
-    from awesomme.seeding import seed_demo
+    from awesomme.seeding import ensure_demo_admin, ensure_demo_cohorts, seed_demo
 
     settings = load_settings()
-    for series in seed_demo(settings, OrthancClient(settings)):
+    seeded = seed_demo(settings, OrthancClient(settings))
+    ensure_demo_admin(settings)
+    ensure_demo_cohorts(seeded)
+    for series in seeded:
         print(f"{series.kind} seed {series.seed}: series {series.series_uid}")
     return 0
 
@@ -232,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
     commands.add_parser("migrate", help="create or upgrade the database schema").set_defaults(func=cmd_migrate)
+    commands.add_parser("access-table", help="print who may call which route (markdown)").set_defaults(
+        func=cmd_access_table
+    )
     commands.add_parser("seed-demo", help="store the demo phantom patients in Orthanc").set_defaults(func=cmd_seed_demo)
     status = commands.add_parser("status", help="services, versions and disk use")
     status.add_argument("--json", action="store_true")

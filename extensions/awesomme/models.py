@@ -5,10 +5,25 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "RefreshToken", "RevokedAccessToken", "Segmentation", "SegmentationRole", "SigningKey", "User"]
+__all__ = [
+    "Base",
+    "BrowserSession",
+    "Cohort",
+    "CohortItem",
+    "CohortRole",
+    "Invite",
+    "Membership",
+    "ModelBinding",
+    "RefreshToken",
+    "RevokedAccessToken",
+    "Segmentation",
+    "SegmentationRole",
+    "SigningKey",
+    "User",
+]
 
 
 def utc_now() -> datetime:
@@ -89,3 +104,80 @@ class RevokedAccessToken(Base):
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BrowserSession(Base):
+    """A browser's login (the HttpOnly cookie holds the secret; only its hash is here)."""
+
+    __tablename__ = "browser_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_version: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CohortRole:
+    ADMIN = "admin"
+    MEMBER = "member"
+    ALL = (ADMIN, MEMBER)
+
+
+class Cohort(Base):
+    __tablename__ = "cohorts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(1024), default="")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class CohortItem(Base):
+    """A whole study (``series_uid`` empty) or one series of it, attached to a cohort."""
+
+    __tablename__ = "cohort_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), index=True)
+    study_uid: Mapped[str] = mapped_column(String(64), index=True)
+    series_uid: Mapped[str] = mapped_column(String(64), default="", index=True)
+    added_by: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+    __table_args__ = (UniqueConstraint("cohort_id", "study_uid", "series_uid"),)
+
+
+class Invite(Base):
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    max_uses: Mapped[int] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class ModelBinding(Base):
+    """The cohorts a model may run on, set at run time; overrides the ``cohorts`` of the model's YAML."""
+
+    __tablename__ = "model_bindings"
+
+    model_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cohort_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

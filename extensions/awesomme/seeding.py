@@ -10,19 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from awesomme.core.config import Settings
 from awesomme.core.db import session_scope
 from awesomme.core.errors import NotFound
-from awesomme.models import User
+from awesomme.models import CohortItem, User
 from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import OrthancClient
 from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.phantoms import generate_patient
 from awesomme.services import identity
+from awesomme.services.cohorts import ensure_cohort
 
-__all__ = ["DEMO_PATIENTS", "SeededSeries", "seed_demo"]
+__all__ = ["DEMO_COHORTS", "DEMO_PATIENTS", "SeededSeries", "ensure_demo_admin", "ensure_demo_cohorts", "seed_demo"]
 
 # Seeds below 50000 are for training and demos; evaluation seeds are never seeded.
 DEMO_PATIENTS: tuple[tuple[str, int], ...] = tuple(
@@ -36,13 +37,18 @@ DEMO_ADMIN = "admin"
 DEMO_LABELLED_SEEDS = range(1, 5)
 DEMO_LABEL = {"osteosarcoma-mr": "tumour", "chest-ct": "lung"}
 TRUTH_AUTHOR = "PHANTOM^TRUTH"
+# Demo cohort of each kind of patient; the shipped models name these cohorts in their YAML.
+DEMO_COHORTS = {
+    "osteosarcoma-mr": ("osteosarcoma", "Demo: osteosarcoma MR phantoms (synthetic, no real patient)"),
+    "chest-ct": ("lung", "Demo: chest CT phantoms with lungs and nodules (synthetic, no real patient)"),
+}
 
 
 def ensure_demo_admin(settings: Settings) -> Path:
-    """A platform admin with a generated password, written to a 0600 file under var/, when there is none."""
+    """The demo platform admin with a generated password, written to a 0600 file under var/, made once."""
     password_file = settings.var_dir / "admin-password"
     with session_scope() as session:
-        if session.scalar(select(func.count()).select_from(User).where(User.is_platform_admin)):
+        if session.scalar(select(User).where(User.username == DEMO_ADMIN)) is not None:
             return password_file
         password = secrets.token_urlsafe(18)
         identity.create_user(session, settings, DEMO_ADMIN, password, admin=True)
@@ -101,3 +107,24 @@ def seed_demo(
         seeded.append(entry)
     manifest.write_text(json.dumps([s.__dict__ for s in seeded], indent=2))
     return seeded
+
+
+def ensure_demo_cohorts(seeded: list[SeededSeries]) -> dict[str, int]:
+    """The demo cohorts, owned by the demo admin, holding the seeded studies (idempotent)."""
+    ids = {}
+    with session_scope() as session:
+        owner = session.scalar(select(User).where(User.username == DEMO_ADMIN))
+        if owner is None:
+            raise NotFound(f"the demo admin {DEMO_ADMIN} does not exist: run ensure_demo_admin first")
+        for kind, (name, description) in DEMO_COHORTS.items():
+            cohort = ensure_cohort(session, owner, name, description)
+            ids[name] = cohort.id
+            studies = {s.study_uid for s in seeded if s.kind == kind}
+            present = set(
+                session.scalars(
+                    select(CohortItem.study_uid).where(CohortItem.cohort_id == cohort.id, CohortItem.series_uid == "")
+                )
+            )
+            for study_uid in sorted(studies - present):
+                session.add(CohortItem(cohort_id=cohort.id, study_uid=study_uid, added_by=owner.username))
+    return ids

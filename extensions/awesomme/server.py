@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.middleware import Middleware
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
@@ -12,12 +13,26 @@ from awesomme.monailabel_env import configure_monailabel
 configure_monailabel(get_settings())
 
 from monailabel.app import app as monailabel_app  # noqa: E402 - needs the environment set above
+from monailabel.config import settings as monailabel_settings  # noqa: E402
+from monailabel.endpoints import proxy as monailabel_proxy  # noqa: E402
+from monailabel.endpoints.user.auth import User as MonaiLabelUser  # noqa: E402
+from monailabel.endpoints.user.auth import get_current_user  # noqa: E402
 
-from awesomme.api.dicomweb import router as dicomweb_router  # noqa: E402
-from awesomme.api.routes.auth import router as auth_router  # noqa: E402
-from awesomme.api.routes.health import router as health_router  # noqa: E402
-from awesomme.api.routes.segmentations import router as segmentations_router  # noqa: E402
-from awesomme.core.errors import AwesommeError, Unauthorized  # noqa: E402
+from awesomme.api import dicomweb  # noqa: E402
+from awesomme.api.access import AccessMiddleware  # noqa: E402
+from awesomme.api.deps import CurrentPrincipal  # noqa: E402
+from awesomme.api.routes import (  # noqa: E402
+    auth,
+    cohorts,
+    health,
+    invites,
+    login,
+    models,
+    monailabel_auth,
+    segmentations,
+    users,
+)
+from awesomme.core.errors import AwesommeError, TooManyRequests, Unauthorized  # noqa: E402
 
 __all__ = ["app", "create_app"]
 
@@ -25,6 +40,8 @@ __all__ = ["app", "create_app"]
 async def _awesomme_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, AwesommeError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+    if isinstance(error, TooManyRequests):
+        headers = {"Retry-After": str(error.retry_after_s)}
     return JSONResponse({"detail": str(error)}, status_code=error.status_code, headers=headers)
 
 
@@ -40,15 +57,46 @@ def _own_origin_only(app: FastAPI) -> None:
             middleware.kwargs["allow_origins"] = [f"http://{settings.host}:{settings.port}"]
 
 
+def _monailabel_user(principal: CurrentPrincipal) -> MonaiLabelUser:
+    """MONAI Label's routes ask for their user through this dependency: ours answers (its own check is broken).
+
+    The access middleware has already authorised the call; MONAI Label's role names are given so its own
+    role checks, if ever switched on, agree.
+    """
+    roles = [monailabel_settings.MONAI_LABEL_AUTH_ROLE_USER, monailabel_settings.MONAI_LABEL_AUTH_ROLE_ANNOTATOR]
+    if principal.platform_admin:
+        roles += [monailabel_settings.MONAI_LABEL_AUTH_ROLE_REVIEWER, monailabel_settings.MONAI_LABEL_AUTH_ROLE_ADMIN]
+    return MonaiLabelUser(username=principal.username, roles=roles)
+
+
+def _drop_unfiltered_routes(app: FastAPI) -> None:
+    """MONAI Label's DICOM proxy reaches the store unfiltered, and /reload clears its caches for anyone: both go.
+
+    The bundled viewer's ``/proxy/dicom/...`` calls are answered by our cohort-filtered DICOMweb instead.
+    """
+    app.router.routes[:] = [
+        route
+        for route in app.router.routes
+        if getattr(route, "original_router", None) is not monailabel_proxy.router
+        and getattr(route, "path", None) != "/reload"
+    ]
+
+
 def create_app() -> FastAPI:
     _own_origin_only(monailabel_app)
+    _drop_unfiltered_routes(monailabel_app)
     # FastAPI refuses larger request bodies with a 413 on every route, ours and MONAI Label's alike.
     monailabel_app.max_body_size = get_settings().upload_max_bytes
-    monailabel_app.include_router(health_router, prefix="/api")
-    monailabel_app.include_router(auth_router, prefix="/api")
-    monailabel_app.include_router(segmentations_router, prefix="/api")
-    monailabel_app.include_router(dicomweb_router, prefix="/dicom-web")
+    for module in (health, auth, users, cohorts, invites, models, segmentations):
+        monailabel_app.include_router(module.router, prefix="/api")
+    monailabel_app.include_router(monailabel_auth.router)
+    monailabel_app.include_router(login.router)
+    monailabel_app.include_router(dicomweb.router, prefix="/dicom-web")
+    monailabel_app.include_router(dicomweb.proxy_router, prefix="/proxy/dicom")
     monailabel_app.add_exception_handler(AwesommeError, _awesomme_error)
+    monailabel_app.dependency_overrides[get_current_user] = _monailabel_user
+    # Innermost, so CORS answers preflights and adds its headers to our refusals too.
+    monailabel_app.user_middleware.append(Middleware(AccessMiddleware))
     return monailabel_app
 
 

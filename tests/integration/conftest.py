@@ -7,20 +7,24 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pydicom
 import pytest
 import torch
 import yaml
+from monailabel.client import MONAILabelClient
 
-from awesomme.core.config import Settings, load_settings
+from awesomme.core.config import Settings, get_settings, load_settings
+from awesomme.core.db import forget_engine, session_scope
 from awesomme.inference.config import SegmentationModelConfig
 from awesomme.inference.network import build_network, sha256_of, weights_path
 from awesomme.orthanc.client import OrthancClient
 from awesomme.phantoms import Patient, generate_patient
 from awesomme.runtime.orthanc import ensure_secrets
 from awesomme.runtime.platform import base_url, start_all, stop_all
+from awesomme.services import identity
 
 # Two of the small test series (24x160x160, 16 bits: 1.2 MB each) fit, three do not: eviction must happen.
 SMALL_SHAPE = (24, 160, 160)
@@ -52,6 +56,7 @@ def platform_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sett
     os.environ.update(environment)
     ensure_secrets(load_settings())
     settings = load_settings()
+    forget_engine()  # this process talks to the test platform's DB
     try:
         yield settings
     finally:
@@ -77,9 +82,105 @@ def server_url(platform: Settings) -> str:
     return base_url(platform)
 
 
+@dataclass(frozen=True)
+class Account:
+    username: str
+    password: str
+
+    def token(self, server_url: str) -> dict[str, Any]:
+        form = {"grant_type": "password", "username": self.username, "password": self.password}
+        reply = httpx.post(f"{server_url}/api/auth/token", data=form, timeout=60)
+        assert reply.status_code == 200, reply.text
+        return dict(reply.json())
+
+    def headers(self, server_url: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(server_url)['access_token']}"}
+
+
+def create_account(username: str, admin: bool = False) -> Account:
+    """A user made straight in the platform DB (as `awesomme user create` does)."""
+    password = f"{username}-password-123"
+    with session_scope() as session:
+        identity.create_user(session, get_settings(), username, password, admin=admin)
+    return Account(username, password)
+
+
+@pytest.fixture(scope="session")
+def admin(platform: Settings) -> Account:
+    """A platform admin: sees everything, also series in no cohort (what the tests store straight into Orthanc)."""
+    return create_account("platform.admin", admin=True)
+
+
+@dataclass(frozen=True)
+class Cohorts:
+    """Two cohorts and their people: ``alpha`` (an admin and a member), ``beta`` (a member); and someone in none."""
+
+    alpha: int
+    beta: int
+    alpha_admin: Account
+    alpha_member: Account
+    beta_member: Account
+    loner: Account
+
+
+@pytest.fixture(scope="session")
+def cohorts(server_url: str, admin: Account) -> Cohorts:
+    headers = admin.headers(server_url)
+    ids = {}
+    for name in ("alpha", "beta"):
+        reply = httpx.post(f"{server_url}/api/cohorts", json={"name": name, "description": name}, headers=headers)
+        assert reply.status_code == 201, reply.text
+        ids[name] = reply.json()["id"]
+    people = {name: create_account(name) for name in ("alpha.admin", "alpha.member", "beta.member", "lone.user")}
+    for cohort, username, role in (
+        ("alpha", "alpha.admin", "admin"),
+        ("alpha", "alpha.member", "member"),
+        ("beta", "beta.member", "member"),
+    ):
+        url = f"{server_url}/api/cohorts/{ids[cohort]}/members/{username}"
+        reply = httpx.put(url, json={"role": role}, headers=headers)
+        assert reply.status_code == 200, reply.text
+    return Cohorts(
+        ids["alpha"],
+        ids["beta"],
+        people["alpha.admin"],
+        people["alpha.member"],
+        people["beta.member"],
+        people["lone.user"],
+    )
+
+
+def attach_to_cohort(server_url: str, admin: Account, cohort_id: int, *, studies=(), series=()) -> None:
+    reply = httpx.post(
+        f"{server_url}/api/cohorts/{cohort_id}/studies",
+        json={"study_uids": list(studies), "series_uids": list(series)},
+        headers=admin.headers(server_url),
+    )
+    assert reply.status_code == 200, reply.text
+
+
+def client_for(server_url: str, account: Account | None) -> httpx.Client:
+    headers = account.headers(server_url) if account else {}
+    return httpx.Client(base_url=server_url, timeout=120, headers=headers)
+
+
+def monailabel_client(server_url: str, account: Account, tmp_path: Path) -> MONAILabelClient:
+    """MONAI Label's own Python client (the one 3D Slicer's module uses), logged in as ``account``."""
+    client = MONAILabelClient(server_url, tmpdir=str(tmp_path))
+    client.update_auth(account.token(server_url))
+    return client
+
+
 @pytest.fixture()
-def http(server_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server_url, timeout=120) as client:
+def http(server_url: str, admin: Account) -> Iterator[httpx.Client]:
+    """The platform admin's client (issue 2's tests run behind login as the one who sees everything)."""
+    with client_for(server_url, admin) as client:
+        yield client
+
+
+@pytest.fixture()
+def anonymous(server_url: str) -> Iterator[httpx.Client]:
+    with client_for(server_url, None) as client:
         yield client
 
 

@@ -32,30 +32,32 @@ def _token(http: httpx.Client, username: str, password: str) -> httpx.Response:
     return http.post("/api/auth/token", data={"grant_type": "password", "username": username, "password": password})
 
 
-def test_password_grant_refresh_logout(http: httpx.Client, member: str) -> None:
-    assert _token(http, member, "not the password").status_code == 401
-    assert _token(http, "no-such-user", PASSWORD).status_code == 401
-    reply = _token(http, member, PASSWORD)
+def test_password_grant_refresh_logout(anonymous: httpx.Client, member: str) -> None:
+    assert _token(anonymous, member, "not the password").status_code == 401
+    assert _token(anonymous, "no-such-user", PASSWORD).status_code == 401
+    reply = _token(anonymous, member, PASSWORD)
     assert reply.status_code == 200
     tokens = reply.json()
     assert tokens["token_type"] == "bearer" and tokens["expires_in"] > 0
 
-    keys = http.get("/api/auth/jwks").json()["keys"]
+    keys = anonymous.get("/api/auth/jwks").json()["keys"]
     assert keys and all(key["kty"] == "RSA" and key["alg"] == "RS256" and "d" not in key for key in keys)
 
-    renewed = http.post(
+    renewed = anonymous.post(
         "/api/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     )
     assert renewed.status_code == 200
-    spent = http.post("/api/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    spent = anonymous.post(
+        "/api/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    )
     assert spent.status_code == 401
 
     access = renewed.json()["access_token"]
     headers = {"Authorization": f"Bearer {access}"}
-    assert http.post("/api/auth/logout", headers=headers).status_code == 200
-    assert http.post("/api/auth/logout", headers=headers).status_code == 401  # revoked
-    assert http.post("/api/auth/logout").status_code == 401
-    assert http.post("/api/auth/token", data={"grant_type": "client_credentials"}).status_code == 422
+    assert anonymous.post("/api/auth/logout", headers=headers).status_code == 200
+    assert anonymous.post("/api/auth/logout", headers=headers).status_code == 401  # revoked
+    assert anonymous.post("/api/auth/logout").status_code == 401
+    assert anonymous.post("/api/auth/token", data={"grant_type": "client_credentials"}).status_code == 422
 
 
 def test_the_demo_admin_gets_a_private_generated_password(platform: Settings, http: httpx.Client) -> None:

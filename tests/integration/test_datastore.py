@@ -14,7 +14,6 @@ import nibabel as nib
 import numpy as np
 import pydicom
 from dicomweb_client.api import DICOMwebClient
-from monailabel.client import MONAILabelClient
 from sqlalchemy import func, select
 
 from awesomme.core.config import Settings
@@ -25,7 +24,15 @@ from awesomme.orthanc.volumes import affine_from_datasets, sort_by_position, vol
 from awesomme.phantoms import generate_patient
 from awesomme.seeding import seed_demo
 from tests.dicom_checks import dciodvfy_errors
-from tests.integration.conftest import CACHE_MAX_BYTES, UPLOAD_MAX_BYTES, StoredPatient, leftovers, store_patient
+from tests.integration.conftest import (
+    CACHE_MAX_BYTES,
+    UPLOAD_MAX_BYTES,
+    Account,
+    StoredPatient,
+    leftovers,
+    monailabel_client,
+    store_patient,
+)
 
 
 def _objects(http: httpx.Client) -> dict:
@@ -59,7 +66,8 @@ def test_seeded_series_read_back_bit_identical_with_their_geometry(
     assert len(http.get("/api/segmentations", params={"series_uid": demo[0].series_uid}).json()) == 1
     assert orthanc.statistics()["CountInstances"] == count
 
-    viewer = DICOMwebClient(url=server_url + "/dicom-web")  # what a viewer or script sees
+    # What a viewer or script sees, logged in.
+    viewer = DICOMwebClient(url=server_url + "/dicom-web", headers={"Authorization": http.headers["authorization"]})
     for series in demo:
         original = generate_patient(series.kind, series.seed, Path(platform.var_dir) / "check" / series.kind)
         written = sort_by_position([pydicom.dcmread(p) for p in original.dicom_files])
@@ -97,9 +105,14 @@ def test_image_download_is_the_decoded_series_in_its_grid(http: httpx.Client, mr
 
 
 def test_label_saved_by_the_monailabel_client_becomes_a_valid_seg(
-    platform: Settings, orthanc: OrthancClient, server_url: str, mr_patient: StoredPatient, tmp_path: Path
+    platform: Settings,
+    orthanc: OrthancClient,
+    server_url: str,
+    mr_patient: StoredPatient,
+    tmp_path: Path,
+    admin: Account,
 ) -> None:
-    client = MONAILabelClient(server_url, tmpdir=str(tmp_path))
+    client = monailabel_client(server_url, admin, tmp_path)
     image_id = mr_patient.patient.series_uid
     assert image_id in client.datastore()["objects"]
     truth = nib.load(str(mr_patient.patient.truth["tumour"]))

@@ -11,13 +11,12 @@ import nibabel as nib
 import nrrd
 import numpy as np
 import pydicom
-from monailabel.client import MONAILabelClient
 
 from awesomme.core.config import Settings
 from awesomme.orthanc.client import OrthancClient
 from awesomme.orthanc.volumes import volume_from_datasets
 from tests.dicom_checks import dciodvfy_errors
-from tests.integration.conftest import StoredPatient, leftovers, store_patient
+from tests.integration.conftest import Account, StoredPatient, leftovers, monailabel_client, store_patient
 
 
 def test_info_lists_the_loadable_models_and_health_names_the_broken_one(http: httpx.Client) -> None:
@@ -31,9 +30,14 @@ def test_info_lists_the_loadable_models_and_health_names_the_broken_one(http: ht
 
 
 def test_an_inference_answers_in_the_series_grid_and_stores_a_valid_seg(
-    platform: Settings, server_url: str, orthanc: OrthancClient, mr_patient: StoredPatient, tmp_path: Path
+    platform: Settings,
+    server_url: str,
+    orthanc: OrthancClient,
+    mr_patient: StoredPatient,
+    tmp_path: Path,
+    admin: Account,
 ) -> None:
-    client = MONAILabelClient(server_url, tmpdir=str(tmp_path))
+    client = monailabel_client(server_url, admin, tmp_path)
     labeled_before = client.datastore()
     image_id = mr_patient.patient.series_uid
     result_file, params = client.infer("everything_mr", image_id, {"description": "pre-op staging"})
@@ -118,10 +122,10 @@ def test_a_model_refuses_another_modality_and_nothing_found_means_no_seg(
 
 
 def test_segmentations_of_a_series_list_predictions_and_labels(
-    http: httpx.Client, server_url: str, mr_patient: StoredPatient, tmp_path: Path
+    http: httpx.Client, server_url: str, mr_patient: StoredPatient, tmp_path: Path, admin: Account
 ) -> None:
     image_id = mr_patient.patient.series_uid
-    client = MONAILabelClient(server_url, tmpdir=str(tmp_path))
+    client = monailabel_client(server_url, admin, tmp_path)
     _, params = client.infer("everything_mr", image_id, {})
     label = client.save_label(
         image_id, str(mr_patient.patient.truth["tumour"]), tag="final", params={"author": "Roe^Richard"}
@@ -141,10 +145,10 @@ def test_segmentations_of_a_series_list_predictions_and_labels(
 
 
 def test_the_uncertainty_strategy_proposes_an_unlabelled_series_of_the_models_modality(
-    server_url: str, orthanc: OrthancClient, ct_patient: StoredPatient, tmp_path: Path
+    server_url: str, orthanc: OrthancClient, ct_patient: StoredPatient, tmp_path: Path, admin: Account
 ) -> None:
     store_patient(orthanc, "osteosarcoma-mr", 401, tmp_path / "unlabelled")
-    client = MONAILabelClient(server_url, tmpdir=str(tmp_path))
+    client = monailabel_client(server_url, admin, tmp_path)
     proposal = client.next_sample("uncertainty", {"model": "everything_mr", "candidates": 3})
     assert proposal["model"] == "everything_mr"
     objects = client.datastore()["objects"]
@@ -154,10 +158,15 @@ def test_the_uncertainty_strategy_proposes_an_unlabelled_series_of_the_models_mo
 
 
 def test_a_label_correcting_a_prediction_is_semiautomatic_and_keeps_both(
-    http: httpx.Client, server_url: str, orthanc: OrthancClient, mr_patient: StoredPatient, tmp_path: Path
+    http: httpx.Client,
+    server_url: str,
+    orthanc: OrthancClient,
+    mr_patient: StoredPatient,
+    tmp_path: Path,
+    admin: Account,
 ) -> None:
     image_id = mr_patient.patient.series_uid
-    client = MONAILabelClient(server_url, tmpdir=str(tmp_path))
+    client = monailabel_client(server_url, admin, tmp_path)
     _, params = client.infer("everything_mr", image_id, {})
     prediction_uid = params["seg_series_uid"]
     truth = str(mr_patient.patient.truth["tumour"])

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import httpx
 import yaml
-from monailabel.client import MONAILabelClient
 
 from awesomme.core.config import Settings
 from awesomme.inference.config import SegmentationModelConfig
 from awesomme.inference.network import load_network, sha256_of
 from awesomme.inference.registry import ModelRegistry
-from tests.integration.conftest import StoredPatient
+from tests.integration.conftest import Account, StoredPatient, monailabel_client
 
 
 def _wait_for_training(http: httpx.Client, timeout_s: float = 600) -> dict:
@@ -27,9 +26,9 @@ def _wait_for_training(http: httpx.Client, timeout_s: float = 600) -> dict:
 
 
 def test_training_writes_a_new_version_and_never_touches_the_shipped_weights(
-    platform: Settings, http: httpx.Client, server_url: str, mr_patient: StoredPatient, tmp_path: Path
+    platform: Settings, http: httpx.Client, server_url: str, mr_patient: StoredPatient, tmp_path: Path, admin: Account
 ) -> None:
-    client = MONAILabelClient(server_url, tmpdir=str(tmp_path))
+    client = monailabel_client(server_url, admin, tmp_path)
     label = client.save_label(
         mr_patient.patient.series_uid,
         str(mr_patient.patient.truth["tumour"]),

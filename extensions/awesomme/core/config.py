@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     jwt_issuer: str = "awesomme"
     password_min_length: int = Field(default=12, ge=8)
+    # Browser logins (the /login page): an HttpOnly cookie holding a server-side session.
+    session_ttl_s: int = Field(default=8 * 3600, ge=60)
+    # Failed logins and invite-code attempts: at most this many failures per window, per user and per address.
+    login_failures_per_user: int = Field(default=5, ge=1)
+    login_failures_per_address: int = Field(default=20, ge=1)
+    login_failure_window_s: int = Field(default=300, ge=1)
+    invite_failures_per_window: int = Field(default=10, ge=1)
+    invite_max_hours: int = Field(default=24 * 90, ge=1)
 
     cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)
     upload_max_bytes: int = Field(default=512 * 1024**2, gt=0)

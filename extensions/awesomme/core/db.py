@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from awesomme.core.config import get_settings
 
-__all__ = ["database_answers", "engine_for", "get_engine", "migrate", "session_scope"]
+__all__ = ["database_answers", "engine_for", "forget_engine", "get_engine", "migrate", "session_scope"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
@@ -49,6 +49,13 @@ def get_engine() -> Engine:
 @lru_cache(maxsize=1)
 def _session_factory() -> sessionmaker[Session]:
     return sessionmaker(get_engine(), expire_on_commit=False)
+
+
+def forget_engine() -> None:
+    """Drop the cached engine and settings (a process that switches to another platform's DB, as tests do)."""
+    _session_factory.cache_clear()
+    get_engine.cache_clear()
+    get_settings.cache_clear()
 
 
 @contextmanager

@@ -62,12 +62,21 @@ class OrthancClient:
     def statistics(self) -> dict[str, Any]:
         return self._rest("GET", "/statistics").json()
 
-    def _lookup_series_id(self, series_uid: str) -> str:
-        reply = self._rest("POST", "/tools/lookup", data=series_uid)
+    def _lookup(self, uid: str, kind: str) -> str | None:
+        reply = self._rest("POST", "/tools/lookup", data=uid)
         for hit in reply.json() if reply.ok else []:
-            if hit.get("Type") == "Series":
+            if hit.get("Type") == kind:
                 return str(hit["ID"])
-        raise NotFound(f"no series with SeriesInstanceUID {series_uid}")
+        return None
+
+    def _lookup_series_id(self, series_uid: str) -> str:
+        orthanc_id = self._lookup(series_uid, "Series")
+        if orthanc_id is None:
+            raise NotFound(f"no series with SeriesInstanceUID {series_uid}")
+        return orthanc_id
+
+    def study_exists(self, study_uid: str) -> bool:
+        return self._lookup(study_uid, "Study") is not None
 
     def series_state(self, series_uid: str) -> SeriesState:
         orthanc_id = self._lookup_series_id(series_uid)

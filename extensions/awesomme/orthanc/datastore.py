@@ -31,12 +31,18 @@ from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import IMAGE_MODALITIES, OrthancClient, SeriesState
 from awesomme.orthanc.seg import build_seg, read_label_file, seg_label_map, segment_summary
 from awesomme.orthanc.volumes import Volume, grid_from_datasets, sort_by_position, volume_from_datasets
+from awesomme.services.visibility import EVERYTHING, Visibility, current_visibility
 
 __all__ = ["OrthancDatastore"]
 
 logger = logging.getLogger(__name__)
 # A model's output saved by MONAI Label's infer carries this tag: a prediction, never a label.
 PREDICTION_TAG = DefaultLabelTag.ORIGINAL.value
+
+
+def _visibility() -> Visibility:
+    """What the current caller may see: set per request by the access middleware, and per job for cohort jobs."""
+    return current_visibility.get() or EVERYTHING
 
 
 class OrthancDatastore(Datastore):
@@ -69,7 +75,12 @@ class OrthancDatastore(Datastore):
 
     # -- listings ---------------------------------------------------------------------------------------------
     def _image_series(self) -> dict[str, Dataset]:
-        return {str(hit.SeriesInstanceUID): hit for hit in self.client.find_series(IMAGE_MODALITIES)}
+        visible = _visibility()
+        return {
+            str(hit.SeriesInstanceUID): hit
+            for hit in self.client.find_series(IMAGE_MODALITIES)
+            if visible.sees_series(str(hit.StudyInstanceUID), str(hit.SeriesInstanceUID))
+        }
 
     def _seg_uids(self) -> set[str]:
         return {str(hit.SeriesInstanceUID) for hit in self.client.find_series(("SEG",))}
@@ -109,6 +120,8 @@ class OrthancDatastore(Datastore):
     # -- images -----------------------------------------------------------------------------------------------
     def image_state(self, image_id: str) -> SeriesState:
         state = self.client.series_state(image_id)
+        if not _visibility().sees_series(state.study_uid, image_id):
+            raise NotFound(f"no series {image_id} in your cohorts")
         if state.modality not in IMAGE_MODALITIES:
             raise NotFound(f"series {image_id} is {state.modality or 'of no modality'}, not a CT or MR image")
         return state
@@ -264,7 +277,7 @@ class OrthancDatastore(Datastore):
     def _label_record(self, label_id: str) -> Segmentation:
         with session_scope() as session:
             record = session.get(Segmentation, label_id)
-        if record is None:
+        if record is None or not _visibility().sees_series(record.study_uid, record.source_series_uid):
             raise NotFound(f"no segmentation {label_id}")
         return record
 

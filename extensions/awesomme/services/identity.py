@@ -26,19 +26,24 @@ from awesomme.core.security import (
     new_secret,
     verify_password,
 )
-from awesomme.models import RefreshToken, RevokedAccessToken, SigningKey, User
+from awesomme.models import BrowserSession, RefreshToken, RevokedAccessToken, SigningKey, User
 
 __all__ = [
     "TokenPair",
     "authenticate",
+    "change_password",
+    "create_browser_session",
     "create_user",
     "disable_user",
+    "end_browser_session",
     "issue_tokens",
+    "list_users",
     "logout",
     "public_keys",
     "refresh_tokens",
     "reset_password",
     "rotate_keys",
+    "user_for_session",
     "user_for_token",
 ]
 
@@ -88,6 +93,10 @@ def create_user(session: Session, settings: Settings, username: str, password: s
     return user
 
 
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
 def _user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
@@ -120,6 +129,13 @@ def reset_password(session: Session, settings: Settings, username: str, password
     user.token_version += 1
     session.execute(update(RefreshToken).where(RefreshToken.user_id == user.id).values(revoked=True))
     return user
+
+
+def change_password(session: Session, settings: Settings, user: User, current: str, new: str) -> None:
+    """A user changes their own password; their other tokens and sessions end."""
+    if not verify_password(user.password_hash, current):
+        raise Unauthorized("the current password is wrong")
+    reset_password(session, settings, user.username, new)
 
 
 # -- keys -----------------------------------------------------------------------------------------------------
@@ -207,3 +223,34 @@ def logout(session: Session, settings: Settings, token: str, refresh_token: str 
         record = session.get(RefreshToken, hash_secret(refresh_token))
         if record is not None and record.user_id == claims.user_id:
             record.revoked = True
+
+
+# -- browser sessions -------------------------------------------------------------------------------------------
+def create_browser_session(session: Session, settings: Settings, user: User) -> str:
+    """A new cookie secret for ``user``; only its hash is stored."""
+    secret = new_secret()
+    session.add(
+        BrowserSession(
+            token_hash=hash_secret(secret),
+            user_id=user.id,
+            token_version=user.token_version,
+            expires_at=_now() + timedelta(seconds=settings.session_ttl_s),
+        )
+    )
+    return secret
+
+
+def user_for_session(session: Session, secret: str) -> User:
+    record = session.get(BrowserSession, hash_secret(secret))
+    if record is None or record.revoked or _aware(record.expires_at) <= _now():
+        raise Unauthorized("the session has ended: log in again")
+    user = session.get(User, record.user_id)
+    if user is None or not user.is_active or user.token_version != record.token_version:
+        raise Unauthorized("the session has ended: log in again")
+    return user
+
+
+def end_browser_session(session: Session, secret: str) -> None:
+    record = session.get(BrowserSession, hash_secret(secret))
+    if record is not None:
+        record.revoked = True

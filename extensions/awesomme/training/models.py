@@ -45,6 +45,7 @@ class ModelSpec:
     region_structure: str | None = None  # where negative patches are drawn from
     flip: bool = False
     version: str = "0.1.0"
+    cohorts: tuple[str, ...] = ()  # the demo cohorts it is bound to (by name)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -89,6 +90,7 @@ MODELS: dict[str, ModelSpec] = {
         numpy_seed=1234,
         eval_patients=8,
         flip=True,
+        cohorts=("osteosarcoma",),
     ),
     "lung_volume_ct": ModelSpec(
         name="lung_volume_ct",
@@ -126,6 +128,7 @@ MODELS: dict[str, ModelSpec] = {
         numpy_seed=2345,
         eval_patients=8,
         flip=True,
+        cohorts=("lung",),
     ),
     "lung_nodule_ct": ModelSpec(
         name="lung_nodule_ct",
@@ -163,6 +166,7 @@ MODELS: dict[str, ModelSpec] = {
         numpy_seed=3456,
         eval_patients=12,
         region_structure="lung",
+        cohorts=("lung",),
         flip=True,
     ),
 }
@@ -181,7 +185,7 @@ def base_config(spec: ModelSpec, sha256: str = PLACEHOLDER_SHA256, **overrides: 
         "inference": spec.inference,
         "pre_transforms": spec.pre_transforms,
         "post_transforms": spec.post_transforms,
-        "cohorts": [],
+        "cohorts": list(spec.cohorts),
         "demo_weights": True,
         "intended_use": INTENDED_USE,
         "training": {},

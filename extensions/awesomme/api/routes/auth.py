@@ -1,27 +1,62 @@
-"""``/api/auth``: OAuth2 password and refresh grants, logout, and the public signing keys (JWKS)."""
+"""``/api/auth``: OAuth2 password and refresh grants, browser sessions (the login page's cookie), logout, JWKS.
+
+Every password check of the platform goes through ``check_password`` and its one throttle: failures count per
+username and per client address, and a name or address that reached its limit is refused, even with the right
+password, until the window has passed.
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Header
+from fastapi import APIRouter, Form, Header, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
-from awesomme.core.config import get_settings
+from awesomme.api.access import SESSION_COOKIE
+from awesomme.api.deps import client_address
+from awesomme.api.routes.login import DEFAULT_NEXT, safe_next
+from awesomme.core.config import Settings, get_settings
 from awesomme.core.db import session_scope
-from awesomme.core.errors import InvalidInput, Unauthorized
+from awesomme.core.errors import Forbidden, InvalidInput, TooManyRequests, Unauthorized
+from awesomme.models import User
 from awesomme.services import identity
+from awesomme.services.throttle import FailureThrottle
+
+__all__ = ["check_password", "login_throttle", "router", "token"]
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-def _grant(grant_type: str, username: str, password: str, refresh_token: str) -> dict[str, Any]:
+@lru_cache(maxsize=1)
+def login_throttle() -> FailureThrottle:
+    """The one throttle of every login entry point (tokens, MONAI Label's /auth/token, the browser session)."""
+    return FailureThrottle(get_settings().login_failure_window_s)
+
+
+def check_password(session: Session, settings: Settings, username: str, password: str, address: str) -> User:
+    """The user, if the password is right and neither the username nor the address is locked out."""
+    limits = {
+        f"user:{username}": settings.login_failures_per_user,
+        f"address:{address}": settings.login_failures_per_address,
+    }
+    login_throttle().check(limits, "logins")  # before the password check: a locked name learns nothing
+    user = identity.authenticate(session, username, password)
+    if user is None:
+        login_throttle().failed(list(limits))
+        raise Unauthorized("wrong username or password, or the account is disabled")
+    return user
+
+
+# -- tokens -----------------------------------------------------------------------------------------------------
+def _grant(grant_type: str, username: str, password: str, refresh_token: str, address: str) -> dict[str, Any]:
     settings = get_settings()
     with session_scope() as session:
         if grant_type == "password":
-            user = identity.authenticate(session, username, password)
-            if user is None:
-                raise Unauthorized("wrong username or password, or the account is disabled")
+            user = check_password(session, settings, username, password, address)
             return identity.issue_tokens(session, settings, user).as_oauth2()
         if grant_type == "refresh_token":
             return identity.refresh_tokens(session, settings, refresh_token).as_oauth2()
@@ -30,12 +65,13 @@ def _grant(grant_type: str, username: str, password: str, refresh_token: str) ->
 
 @router.post("/token", summary="OAuth2 token endpoint (password and refresh_token grants); open to anyone")
 async def token(
+    request: Request,
     grant_type: Annotated[str, Form()] = "password",
     username: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     refresh_token: Annotated[str, Form(max_length=256)] = "",
 ) -> dict[str, Any]:
-    return await run_in_threadpool(_grant, grant_type, username, password, refresh_token)
+    return await run_in_threadpool(_grant, grant_type, username, password, refresh_token, client_address(request))
 
 
 def _bearer(authorization: str | None) -> str:
@@ -69,3 +105,82 @@ def _jwks() -> dict[str, Any]:
 @router.get("/jwks", summary="Public keys that verify access tokens (JWKS); open to anyone")
 async def jwks() -> dict[str, Any]:
     return await run_in_threadpool(_jwks)
+
+
+# -- browser sessions -------------------------------------------------------------------------------------------
+def _is_https(request: Request) -> bool:
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
+def _same_origin(request: Request) -> bool:
+    """A login form posted from another site would log the browser into someone else's account."""
+    origin = request.headers.get("origin")
+    return origin is None or origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
+
+
+def _set_cookie(response: Response, request: Request, secret: str, max_age: int) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=max_age,
+        path="/",
+        secure=_is_https(request),
+        httponly=True,  # page scripts never see it
+        samesite="strict",  # other sites' pages never send it
+    )
+
+
+def _open_session(username: str, password: str, address: str, previous: str | None) -> tuple[str, str]:
+    settings = get_settings()
+    with session_scope() as session:
+        user = check_password(session, settings, username, password, address)
+        if previous:  # a new login replaces the browser's old session
+            identity.end_browser_session(session, previous)
+        return identity.create_browser_session(session, settings, user), user.username
+
+
+@router.post(
+    "/session",
+    summary="Log a browser in (form post): sets the HttpOnly session cookie; open to anyone",
+    responses={303: {"description": "to `next` (or back to /login) when the client accepts text/html"}},
+)
+async def open_session(
+    request: Request,
+    username: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    next_page: Annotated[str, Form(alias="next", max_length=2048)] = DEFAULT_NEXT,
+) -> Response:
+    if not _same_origin(request):
+        raise Forbidden("cross-site login refused")
+    browser = "text/html" in request.headers.get("accept", "")
+    target = safe_next(next_page)
+    previous = request.cookies.get(SESSION_COOKIE)
+    try:
+        secret, name = await run_in_threadpool(_open_session, username, password, client_address(request), previous)
+    except (Unauthorized, TooManyRequests) as error:
+        if not browser:
+            raise
+        reason = "throttled" if isinstance(error, TooManyRequests) else "1"
+        return RedirectResponse(f"/login?{urlencode({'error': reason, 'next': target})}", status_code=303)
+    ttl = get_settings().session_ttl_s
+    response: Response = (
+        RedirectResponse(target, status_code=303) if browser else JSONResponse({"username": name, "expires_in": ttl})
+    )
+    _set_cookie(response, request, secret, ttl)
+    return response
+
+
+def _end_session(secret: str) -> None:
+    with session_scope() as session:
+        identity.end_browser_session(session, secret)
+
+
+@router.delete("/session", summary="Log this browser out: ends the cookie's session, clears it; open to anyone")
+async def close_session(request: Request) -> Response:
+    secret = request.cookies.get(SESSION_COOKIE)
+    if secret:
+        await run_in_threadpool(_end_session, secret)
+    response = JSONResponse({"status": "logged out"})
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=_is_https(request), httponly=True, samesite="strict")
+    return response

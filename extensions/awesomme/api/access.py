@@ -1,0 +1,413 @@
+"""Who may call what: the one route table of the platform, and the middleware that enforces it.
+
+Every route of the server (MONAI Label's, ours, ``/dicom-web``) must have a row here; a route without one is
+refused (default deny), and a test fails when the table and the app's routes disagree. The ``Access`` level is
+the coarse rule; a row's ``check`` adds the per-object rule (the series must be in one of the caller's cohorts,
+the model bound to one of them). Listings are filtered further down: the middleware publishes what the caller
+may see (``current_visibility``) and the datastore and ``/dicom-web`` honour it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import iter_route_contexts
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from awesomme.core.config import get_settings
+from awesomme.core.db import session_scope
+from awesomme.core.errors import AwesommeError, Forbidden, InvalidInput, NotFound, Unauthorized
+from awesomme.inference.registry import get_registry
+from awesomme.models import Segmentation
+from awesomme.orthanc.client import get_client
+from awesomme.services import identity
+from awesomme.services.cohorts import bound_cohorts
+from awesomme.services.visibility import (
+    JOB_COHORTS_FIELD,
+    Principal,
+    Visibility,
+    cohorts_of_series,
+    current_visibility,
+    load_principal,
+    visibility_of,
+)
+
+__all__ = ["ROUTES", "SESSION_COOKIE", "Access", "AccessMiddleware", "Rule", "access_table_markdown", "route_key"]
+
+logger = logging.getLogger(__name__)
+SESSION_COOKIE = "awesomme_session"
+
+
+class Access(StrEnum):
+    ANYONE = "anyone"
+    USER = "any logged-in user"
+    MEMBER = "member or admin of a cohort"
+    COHORT_ADMIN = "admin of a cohort"
+    PLATFORM_ADMIN = "platform admin"
+
+
+@dataclass
+class Call:
+    """What a per-object check sees of a request."""
+
+    principal: Principal
+    visibility: Visibility
+    query: dict[str, str]
+    path: dict[str, Any]
+    session: Session
+
+
+@dataclass(frozen=True)
+class Rule:
+    access: Access
+    # Per-object rule; may return fields to set in the JSON body (the cohorts a job acts for).
+    check: Callable[[Call], dict[str, Any] | None] | None = None
+    note: str = field(default="", compare=False)
+
+
+# -- per-object checks ------------------------------------------------------------------------------------------
+def _visible_series(call: Call, uid: str) -> tuple[str, str]:
+    """(study, series) of a series the caller may see; 404 otherwise (another cohort's data does not exist)."""
+    if not uid:
+        raise NotFound("name a series with ?image=<SeriesInstanceUID>")
+    state = get_client().series_state(uid)
+    if not call.visibility.sees_series(state.study_uid, uid):
+        raise NotFound(f"no series {uid} in your cohorts")
+    return state.study_uid, uid
+
+
+def image_param(call: Call) -> None:
+    _visible_series(call, call.query.get("image", ""))
+
+
+def series_uid_param(call: Call) -> None:
+    _visible_series(call, call.query.get("series_uid", ""))
+
+
+def label_param(call: Call) -> None:
+    record = call.session.get(Segmentation, call.query.get("label", ""))
+    if record is None or not call.visibility.sees_series(record.study_uid, record.source_series_uid):
+        raise NotFound(f"no label {call.query.get('label', '')} in your cohorts")
+
+
+def _model_config(name: str) -> Any:
+    model = get_registry().models.get(name)
+    if model is None:
+        raise NotFound(f"no model {name}")
+    return model.config
+
+
+def may_infer(call: Call) -> None:
+    """A model runs on a series when one of the series' cohorts is the caller's and is bound to the model."""
+    if call.principal.platform_admin:
+        return
+    if call.query.get("session_id"):
+        raise Forbidden("inference on uploaded images (sessions) is for platform admins: name a series with ?image=")
+    study_uid, series_uid = _visible_series(call, call.query.get("image", ""))
+    config = _model_config(call.path["model"])
+    usable = bound_cohorts(call.session, config) & cohorts_of_series(call.session, study_uid, series_uid)
+    if not usable & set(call.principal.roles):
+        raise Forbidden(f"model {config.name} is not bound to any of your cohorts holding series {series_uid}")
+
+
+def job_for_bound_model(call: Call) -> dict[str, Any]:
+    """Training and batch inference of a model: platform admins on all data, cohort admins on their bound cohorts."""
+    config = _model_config(call.path["model"])
+    if call.principal.platform_admin:
+        return {JOB_COHORTS_FIELD: None}
+    cohorts = bound_cohorts(call.session, config) & call.principal.administered
+    if not cohorts:
+        raise Forbidden(f"model {config.name} is not bound to a cohort you administer")
+    return {JOB_COHORTS_FIELD: sorted(cohorts)}
+
+
+def job_for_administered(call: Call) -> dict[str, Any]:
+    if call.principal.platform_admin:
+        return {JOB_COHORTS_FIELD: None}
+    return {JOB_COHORTS_FIELD: sorted(call.principal.administered)}
+
+
+# -- the table --------------------------------------------------------------------------------------------------
+A = Access
+ROUTES: dict[tuple[str, str], Rule] = {
+    # Public: documentation, health, logging in, static files of the viewer.
+    ("GET", "/"): Rule(A.ANYONE, note="API documentation page"),
+    ("GET", "/docs"): Rule(A.ANYONE),
+    ("HEAD", "/docs"): Rule(A.ANYONE),
+    ("GET", "/openapi.json"): Rule(A.ANYONE, note="the API's shape, no data"),
+    ("HEAD", "/openapi.json"): Rule(A.ANYONE),
+    ("GET", "/favicon.ico"): Rule(A.ANYONE),
+    ("*", "/static"): Rule(A.ANYONE, note="MONAI Label's static files (no data)"),
+    ("GET", "/login"): Rule(A.ANYONE),
+    ("GET", "/api/health"): Rule(A.ANYONE, note="monitors need no account"),
+    ("POST", "/api/auth/token"): Rule(A.ANYONE),
+    ("GET", "/api/auth/jwks"): Rule(A.ANYONE),
+    ("POST", "/api/auth/session"): Rule(A.ANYONE),
+    ("DELETE", "/api/auth/session"): Rule(A.ANYONE, note="ends the cookie's session, if any"),
+    ("POST", "/api/auth/register"): Rule(A.ANYONE, note="needs a valid invite code"),
+    ("GET", "/auth/"): Rule(A.ANYONE, note="MONAI Label clients ask whether login is needed"),
+    ("POST", "/auth/token"): Rule(A.ANYONE),
+    # Any logged-in user.
+    ("POST", "/api/auth/logout"): Rule(A.USER),
+    ("GET", "/auth/token/valid"): Rule(A.USER),
+    ("GET", "/info/"): Rule(A.USER, note="models and strategies, no patient data"),
+    ("GET", "/ohif/{path:path}"): Rule(A.USER, note="the viewer's files; data comes through the filtered proxy"),
+    ("GET", "/api/users/me"): Rule(A.USER),
+    ("POST", "/api/users/me/password"): Rule(A.USER),
+    ("GET", "/api/cohorts"): Rule(A.USER, note="mine (all, for platform admins)"),
+    ("GET", "/api/cohorts/{cohort_id}"): Rule(A.USER, note="404 unless mine"),
+    ("POST", "/api/invites/redeem"): Rule(A.USER),
+    ("GET", "/api/models"): Rule(A.USER, note="models usable on my cohorts' data"),
+    # Members: their cohorts' data, filtered or checked object by object.
+    ("GET", "/dicom-web/{path:path}"): Rule(A.MEMBER, note="QIDO filtered, WADO refused outside"),
+    ("POST", "/dicom-web/{path:path}"): Rule(A.MEMBER, note="STOW: cohort admins into their cohort"),
+    ("GET", "/proxy/dicom/{path:path}"): Rule(A.MEMBER, note="the bundled viewer's DICOMweb, as /dicom-web"),
+    ("GET", "/api/segmentations"): Rule(A.MEMBER, series_uid_param),
+    ("POST", "/infer/{model}"): Rule(A.MEMBER, may_infer),
+    ("POST", "/activelearning/{strategy}"): Rule(A.MEMBER, note="picks among my cohorts' series"),
+    ("GET", "/datastore/"): Rule(A.MEMBER, note="my cohorts' series"),
+    ("HEAD", "/datastore/image"): Rule(A.MEMBER, image_param),
+    ("GET", "/datastore/image"): Rule(A.MEMBER, image_param),
+    ("GET", "/datastore/image/info"): Rule(A.MEMBER, image_param),
+    ("PUT", "/datastore/image/info"): Rule(A.MEMBER, image_param),
+    ("PUT", "/datastore/label"): Rule(A.MEMBER, image_param),
+    ("HEAD", "/datastore/label"): Rule(A.MEMBER, image_param),
+    ("GET", "/datastore/label"): Rule(A.MEMBER, label_param),
+    ("GET", "/datastore/label/info"): Rule(A.MEMBER, label_param),
+    ("PUT", "/datastore/label/info"): Rule(A.MEMBER, label_param),
+    ("PUT", "/datastore/updatelabelinfo"): Rule(A.MEMBER, label_param),
+    # Cohort admins: their cohorts' members, codes and jobs (the cohort itself is checked in the service).
+    ("POST", "/api/cohorts/{cohort_id}/studies"): Rule(A.COHORT_ADMIN),
+    ("GET", "/api/cohorts/{cohort_id}/members"): Rule(A.COHORT_ADMIN),
+    ("PUT", "/api/cohorts/{cohort_id}/members/{username}"): Rule(A.COHORT_ADMIN),
+    ("DELETE", "/api/cohorts/{cohort_id}/members/{username}"): Rule(A.COHORT_ADMIN),
+    ("POST", "/api/cohorts/{cohort_id}/invites"): Rule(A.COHORT_ADMIN),
+    ("GET", "/api/cohorts/{cohort_id}/invites"): Rule(A.COHORT_ADMIN),
+    ("DELETE", "/api/invites/{invite_id}"): Rule(A.COHORT_ADMIN),
+    ("GET", "/train/"): Rule(A.COHORT_ADMIN),
+    ("POST", "/train/{model}"): Rule(A.COHORT_ADMIN, job_for_bound_model),
+    ("GET", "/batch/infer"): Rule(A.COHORT_ADMIN),
+    ("POST", "/batch/infer/{model}"): Rule(A.COHORT_ADMIN, job_for_bound_model),
+    ("GET", "/scoring/"): Rule(A.COHORT_ADMIN),
+    ("POST", "/scoring/{method}"): Rule(A.COHORT_ADMIN, job_for_administered),
+    # Platform admins: the whole store, models, users, sessions on uploaded images, logs.
+    ("POST", "/api/cohorts"): Rule(A.PLATFORM_ADMIN),
+    ("PUT", "/api/models/{name}/cohorts"): Rule(A.PLATFORM_ADMIN),
+    ("GET", "/api/users"): Rule(A.PLATFORM_ADMIN),
+    ("POST", "/api/users"): Rule(A.PLATFORM_ADMIN),
+    ("POST", "/train/"): Rule(A.PLATFORM_ADMIN, job_for_administered),
+    ("DELETE", "/train/"): Rule(A.PLATFORM_ADMIN),
+    ("DELETE", "/batch/infer"): Rule(A.PLATFORM_ADMIN),
+    ("POST", "/scoring/"): Rule(A.PLATFORM_ADMIN, job_for_administered),
+    ("DELETE", "/scoring/"): Rule(A.PLATFORM_ADMIN),
+    ("GET", "/model/{model}"): Rule(A.PLATFORM_ADMIN),
+    ("GET", "/model/info/{model}"): Rule(A.PLATFORM_ADMIN),
+    ("PUT", "/model/{model}"): Rule(A.PLATFORM_ADMIN),
+    ("DELETE", "/model/{model}"): Rule(A.PLATFORM_ADMIN),
+    ("POST", "/infer/wsi/{model}"): Rule(A.PLATFORM_ADMIN, note="no pathology models here"),
+    ("POST", "/infer/wsi_v2/{model}"): Rule(A.PLATFORM_ADMIN),
+    ("PUT", "/datastore/"): Rule(A.PLATFORM_ADMIN, note="an upload joins no cohort"),
+    ("PUT", "/datastore/image"): Rule(A.PLATFORM_ADMIN),
+    ("DELETE", "/datastore/"): Rule(A.PLATFORM_ADMIN),
+    ("DELETE", "/datastore/image"): Rule(A.PLATFORM_ADMIN),
+    ("DELETE", "/datastore/label"): Rule(A.PLATFORM_ADMIN),
+    ("GET", "/datastore/dataset"): Rule(A.PLATFORM_ADMIN),
+    ("GET", "/session/{session_id}"): Rule(A.PLATFORM_ADMIN, note="sessions hold uploaded images of no cohort"),
+    ("PUT", "/session/"): Rule(A.PLATFORM_ADMIN),
+    ("DELETE", "/session/{session_id}"): Rule(A.PLATFORM_ADMIN),
+    ("GET", "/logs/"): Rule(A.PLATFORM_ADMIN),
+    ("GET", "/logs/gpu"): Rule(A.PLATFORM_ADMIN),
+}
+del A
+
+
+def access_table_markdown() -> str:
+    """The table above as the docs show it (``docs/access.md`` is generated from it, and a test compares)."""
+    lines = [
+        "# Who may call what",
+        "",
+        "Generated from `extensions/awesomme/api/access.py` by `awesomme access-table`: do not edit by hand.",
+        "Levels are cumulative upwards (a platform admin may do what a cohort admin may; a cohort admin what a",
+        "member may). *Checked* rows add a per-object rule: the series must be in one of the caller's cohorts,",
+        "and the model bound to one of them. Any route missing here is refused.",
+        "",
+        "| method | path | who | checked | note |",
+        "|---|---|---|---|---|",
+    ]
+    for (method, path), rule in sorted(ROUTES.items(), key=lambda item: (list(Access).index(item[1].access), item[0])):
+        check = rule.check.__name__ if rule.check else ""
+        lines.append(f"| {method} | `{path}` | {rule.access.value} | {check} | {rule.note} |")
+    return "\n".join(lines) + "\n"
+
+
+def route_key(methods: set[str] | None, path: str) -> list[tuple[str, str]]:
+    return [(method, path) for method in sorted(methods)] if methods else [("*", path)]
+
+
+# -- the middleware ---------------------------------------------------------------------------------------------
+def _deny(status: int, detail: str) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _meets(principal: Principal, access: Access) -> bool:
+    return {
+        Access.USER: True,
+        Access.MEMBER: principal.in_any_cohort,
+        Access.COHORT_ADMIN: principal.administers_any,
+        Access.PLATFORM_ADMIN: principal.platform_admin,
+    }[access]
+
+
+@dataclass
+class Decision:
+    principal: Principal
+    visibility: Visibility
+    body_fields: dict[str, Any] | None
+
+
+def _authorize(
+    request: Request, rule: Rule, path_params: dict[str, Any], via_cookie: bool, credential: str
+) -> Decision:
+    settings = get_settings()
+    with session_scope() as session:
+        if via_cookie:
+            user = identity.user_for_session(session, credential)
+        else:
+            user = identity.user_for_token(session, settings, credential)
+        principal = load_principal(session, user)
+        if not _meets(principal, rule.access):
+            raise Forbidden(f"this needs: {rule.access.value}")
+        visibility = visibility_of(session, principal)
+        fields = None
+        if rule.check is not None:
+            fields = rule.check(Call(principal, visibility, dict(request.query_params), path_params, session))
+    return Decision(principal, visibility, fields)
+
+
+class AccessMiddleware:
+    """Authenticates (bearer token, or the browser's session cookie) and applies ``ROUTES`` before any handler."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def _match(self, scope: Scope) -> tuple[Rule | None, dict[str, Any], bool]:
+        """The rule of the route that will answer, its path parameters, and whether any route matched at all."""
+        fastapi_app = scope["app"]
+        assert isinstance(fastapi_app, FastAPI)
+        partial = False
+        for context in iter_route_contexts(fastapi_app.router.routes):
+            match, child = context.matches(scope)
+            if match == Match.FULL:
+                for key in route_key(getattr(context, "methods", None), str(context.path)):
+                    if key[0] in ("*", scope["method"]):
+                        return ROUTES.get(key), child.get("path_params", {}), True
+                return None, {}, True
+            partial = partial or match == Match.PARTIAL
+        return None, {}, partial
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] == "OPTIONS":  # CORS preflights carry no credentials
+            await self.app(scope, receive, send)
+            return
+        rule, path_params, matched = self._match(scope)
+        request = Request(scope)
+        if rule is None:
+            if matched:
+                logger.error("refused %s %s: the route has no access rule", scope["method"], scope["path"])
+                await _deny(403, "this route has no access rule: refused")(scope, receive, send)
+            else:  # no route: the app answers 404 / 405 / a trailing-slash redirect
+                await self.app(scope, receive, send)
+            return
+        if rule.access == Access.ANYONE:
+            await self.app(scope, receive, send)
+            return
+        token = _bearer(request)
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if token is None and cookie is None:
+            if scope["path"].startswith("/ohif"):
+                await RedirectResponse(f"/login?next={scope['path']}", status_code=303)(scope, receive, send)
+            else:
+                await _deny(401, "log in first: send Authorization: Bearer <token>")(scope, receive, send)
+            return
+        if token is None and not _same_origin(request):
+            await _deny(403, "cross-site request refused")(scope, receive, send)
+            return
+        try:
+            decision = await run_in_threadpool(
+                _authorize, request, rule, path_params, token is None, token or cookie or ""
+            )
+        except AwesommeError as error:
+            if isinstance(error, Unauthorized) and token is None and scope["path"].startswith("/ohif"):
+                await RedirectResponse(f"/login?next={scope['path']}", status_code=303)(scope, receive, send)
+                return
+            await _deny(error.status_code, str(error))(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = decision.principal
+        scope["state"]["visibility"] = decision.visibility
+        if decision.body_fields is not None:
+            try:
+                receive = await _with_body_fields(scope, receive, decision.body_fields)
+            except InvalidInput as error:
+                await _deny(error.status_code, str(error))(scope, receive, send)
+                return
+        marker = current_visibility.set(decision.visibility)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_visibility.reset(marker)
+
+
+def _same_origin(request: Request) -> bool:
+    """Cookie-authenticated writes must come from our own pages (SameSite=Strict already stops most)."""
+    if request.method in ("GET", "HEAD"):
+        return True
+    origin = request.headers.get("origin")
+    return origin is None or origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
+
+
+async def _with_body_fields(scope: Scope, receive: Receive, fields: dict[str, Any]) -> Receive:
+    """Set fields in a JSON body (the job's cohorts): a caller's own value for them is overwritten, never trusted."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    raw = b"".join(chunks)
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    body.update(fields)
+    raw = json.dumps(body).encode()
+    headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-length", b"content-type")]
+    scope["headers"] = [*headers, (b"content-length", str(len(raw)).encode()), (b"content-type", b"application/json")]
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    return replay

@@ -1,0 +1,34 @@
+"""Typed dependencies of our routes: the caller (set by the access middleware) and a DB session."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from awesomme.core.errors import Unauthorized
+from awesomme.services.visibility import Principal, Visibility
+
+__all__ = ["CurrentPrincipal", "CurrentVisibility", "client_address"]
+
+
+def _principal(request: Request) -> Principal:
+    principal = getattr(request.state, "principal", None)
+    if not isinstance(principal, Principal):  # only reachable if a route's rule said ANYONE by mistake
+        raise Unauthorized("log in first")
+    return principal
+
+
+def _visibility(request: Request) -> Visibility:
+    _principal(request)
+    visibility = request.state.visibility
+    assert isinstance(visibility, Visibility)
+    return visibility
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_principal)]
+CurrentVisibility = Annotated[Visibility, Depends(_visibility)]

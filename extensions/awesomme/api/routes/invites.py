@@ -1,0 +1,132 @@
+"""Invite codes: cohort admins create, list and revoke them; users join a cohort with one, newcomers register.
+
+Refused codes (unknown, expired, used up, revoked) count as failures per client address (and per user when
+redeeming): past ``invite_failures_per_window`` of them the caller gets 429 until the window has passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any, Literal, TypeVar
+
+from fastapi import APIRouter, Request, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from awesomme.api.deps import CurrentPrincipal, client_address
+from awesomme.core.config import get_settings
+from awesomme.core.db import session_scope
+from awesomme.services import invites
+from awesomme.services.throttle import FailureThrottle
+from awesomme.services.visibility import Principal
+
+__all__ = ["code_throttle", "router"]
+
+router = APIRouter(tags=["invites"])
+T = TypeVar("T")
+
+
+class NewInvite(BaseModel):
+    role: Literal["admin", "member"]
+    max_uses: int = Field(default=1, ge=1, le=invites.MAX_USES)
+    expires_in_hours: int = Field(ge=1, description="at most the platform's invite_max_hours")
+
+
+class Redemption(BaseModel):
+    code: str = Field(min_length=1, max_length=invites.CODE_MAX_LENGTH)
+
+
+class Registration(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+    code: str = Field(min_length=1, max_length=invites.CODE_MAX_LENGTH)
+
+
+@lru_cache(maxsize=1)
+def code_throttle() -> FailureThrottle:
+    return FailureThrottle(get_settings().login_failure_window_s)
+
+
+def _throttled(keys: list[str], attempt: Callable[[], T]) -> T:
+    limit = get_settings().invite_failures_per_window
+    code_throttle().check(dict.fromkeys(keys, limit), "invite code attempts")
+    try:
+        return attempt()
+    except invites.CodeRefused:
+        code_throttle().failed(keys)
+        raise
+
+
+# -- cohort admins ----------------------------------------------------------------------------------------------
+def _create(principal: Principal, cohort_id: int, new: NewInvite) -> dict[str, Any]:
+    with session_scope() as session:
+        view, code = invites.create_invite(
+            session, get_settings(), principal, cohort_id, new.role, new.max_uses, new.expires_in_hours
+        )
+    return {**view.as_json(), "code": code}
+
+
+@router.post(
+    "/cohorts/{cohort_id}/invites",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an invite code (shown once) for a role in the cohort; admins of the cohort, platform admins",
+)
+async def create_invite(principal: CurrentPrincipal, cohort_id: int, new: NewInvite) -> dict[str, Any]:
+    return await run_in_threadpool(_create, principal, cohort_id, new)
+
+
+def _list(principal: Principal, cohort_id: int) -> list[dict[str, Any]]:
+    with session_scope() as session:
+        return [view.as_json() for view in invites.list_invites(session, principal, cohort_id)]
+
+
+@router.get(
+    "/cohorts/{cohort_id}/invites",
+    summary="The cohort's invite codes (never the codes themselves); admins of the cohort, platform admins",
+)
+async def list_invites(principal: CurrentPrincipal, cohort_id: int) -> list[dict[str, Any]]:
+    return await run_in_threadpool(_list, principal, cohort_id)
+
+
+def _revoke(principal: Principal, invite_id: int) -> dict[str, Any]:
+    with session_scope() as session:
+        return invites.revoke_invite(session, principal, invite_id).as_json()
+
+
+@router.delete(
+    "/invites/{invite_id}",
+    summary="Revoke an invite code; admins of the code's cohort, platform admins",
+)
+async def revoke_invite(principal: CurrentPrincipal, invite_id: int) -> dict[str, Any]:
+    return await run_in_threadpool(_revoke, principal, invite_id)
+
+
+# -- code holders -----------------------------------------------------------------------------------------------
+def _redeem(principal: Principal, code: str) -> dict[str, Any]:
+    with session_scope() as session:
+        return invites.redeem(session, principal, code).__dict__.copy()
+
+
+@router.post("/invites/redeem", summary="Join a cohort with an invite code's role; any logged-in user")
+async def redeem(principal: CurrentPrincipal, body: Redemption, request: Request) -> dict[str, Any]:
+    keys = [f"address:{client_address(request)}", f"user:{principal.user_id}"]
+    return await run_in_threadpool(_throttled, keys, lambda: _redeem(principal, body.code))
+
+
+def _register(registration: Registration) -> dict[str, Any]:
+    with session_scope() as session:
+        grant = invites.register(
+            session, get_settings(), registration.username, registration.password, registration.code
+        )
+    return {"username": grant.username, "cohort_id": grant.cohort_id, "cohort": grant.cohort, "role": grant.role}
+
+
+@router.post(
+    "/auth/register",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an account holding an invite code's role in its cohort; open to anyone with a valid code",
+)
+async def register(registration: Registration, request: Request) -> dict[str, Any]:
+    keys = [f"address:{client_address(request)}"]
+    return await run_in_threadpool(_throttled, keys, lambda: _register(registration))

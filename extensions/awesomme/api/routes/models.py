@@ -1,0 +1,91 @@
+"""``/api/models``: the models a caller may run (for the viewer's selector), and binding models to cohorts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from awesomme.api.deps import CurrentPrincipal, CurrentVisibility
+from awesomme.core.db import session_scope
+from awesomme.core.errors import NotFound
+from awesomme.inference.config import SegmentationModelConfig
+from awesomme.inference.registry import get_registry
+from awesomme.models import Cohort
+from awesomme.orthanc.client import get_client
+from awesomme.services import cohorts
+from awesomme.services.visibility import Principal, Visibility, cohorts_of_series
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+class Binding(BaseModel):
+    cohorts: list[int | str] = Field(max_length=1000, description="cohort ids or names")
+
+
+def _cohort_refs(session: Session, ids: set[int]) -> list[dict[str, Any]]:
+    rows = session.execute(select(Cohort.id, Cohort.name).where(Cohort.id.in_(ids)).order_by(Cohort.name))
+    return [{"id": cohort_id, "name": name} for cohort_id, name in rows]
+
+
+def _describe(session: Session, config: SegmentationModelConfig, bound: set[int]) -> dict[str, Any]:
+    return {
+        "name": config.name,
+        "version": config.version,
+        "modality": config.modality,
+        "labels": config.labels,
+        "demo_weights": config.demo_weights,
+        "intended_use": config.intended_use,
+        "expected_runtime_s": config.expected_runtime_s,
+        "validation": config.validation,
+        "cohorts": _cohort_refs(session, bound),
+    }
+
+
+def _usable(principal: Principal, visibility: Visibility, series_uid: str | None) -> list[dict[str, Any]]:
+    """Platform admins run any model anywhere; others where the series' cohort is theirs and bound to the model."""
+    state = None
+    if series_uid is not None:
+        state = get_client().series_state(series_uid)
+        if not visibility.sees_series(state.study_uid, series_uid):
+            raise NotFound(f"no series {series_uid} in your cohorts")
+    listed = []
+    with session_scope() as session:
+        where = set(principal.roles)
+        if state is not None:
+            where &= cohorts_of_series(session, state.study_uid, state.series_uid)
+        for model in get_registry().models.values():
+            config = model.config
+            if state is not None and config.modality != state.modality:
+                continue
+            bound = cohorts.bound_cohorts(session, config)
+            if principal.platform_admin or bound & where:
+                listed.append(_describe(session, config, bound))
+    return sorted(listed, key=lambda item: item["name"])
+
+
+@router.get("", summary="Models you may run (on one series, with ?series_uid=): version, run time, validation")
+async def usable_models(
+    principal: CurrentPrincipal,
+    visibility: CurrentVisibility,
+    series_uid: str | None = Query(default=None, min_length=3, max_length=64, pattern=r"^[0-9.]+$"),
+) -> list[dict[str, Any]]:
+    return await run_in_threadpool(_usable, principal, visibility, series_uid)
+
+
+@router.put("/{name}/cohorts", summary="Bind a model to cohorts, replacing its YAML's list (platform admins)")
+async def bind(name: str, body: Binding, principal: CurrentPrincipal) -> dict[str, Any]:
+    model = get_registry().models.get(name)
+    if model is None:
+        raise NotFound(f"no model {name}")
+
+    def work() -> dict[str, Any]:
+        with session_scope() as session:
+            ids = cohorts.set_binding(session, principal, name, body.cohorts)
+            return {"model": name, "cohorts": _cohort_refs(session, set(ids))}
+
+    return await run_in_threadpool(work)

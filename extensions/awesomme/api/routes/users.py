@@ -1,0 +1,112 @@
+"""``/api/users``: my account (who I am, my cohorts, my password) and, for platform admins, everyone's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from awesomme.api.deps import CurrentPrincipal, client_address
+from awesomme.api.routes.auth import login_throttle
+from awesomme.core.config import get_settings
+from awesomme.core.db import session_scope
+from awesomme.core.errors import Forbidden, Unauthorized
+from awesomme.models import Cohort, Membership, User
+from awesomme.services import identity
+from awesomme.services.visibility import Principal
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
+
+
+class NewUser(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+    platform_admin: bool = False
+
+
+def _account(user: User) -> dict[str, Any]:
+    return {"username": user.username, "platform_admin": user.is_platform_admin, "active": user.is_active}
+
+
+def _me(principal: Principal) -> dict[str, Any]:
+    with session_scope() as session:
+        rows = session.execute(
+            select(Cohort.id, Cohort.name, Membership.role)
+            .join(Membership, Membership.cohort_id == Cohort.id)
+            .where(Membership.user_id == principal.user_id)
+            .order_by(Cohort.name)
+        )
+        cohorts = [{"id": cohort_id, "name": name, "role": role} for cohort_id, name, role in rows]
+    return {"username": principal.username, "platform_admin": principal.platform_admin, "cohorts": cohorts}
+
+
+@router.get("/me", summary="Who I am and my role in each of my cohorts; any logged-in user")
+async def me(principal: CurrentPrincipal) -> dict[str, Any]:
+    return await run_in_threadpool(_me, principal)
+
+
+def _change_password(principal: Principal, change: PasswordChange, address: str) -> None:
+    settings = get_settings()
+    # A stolen token must not become a way to guess the password: wrong guesses count as failed logins.
+    limits = {
+        f"user:{principal.username}": settings.login_failures_per_user,
+        f"address:{address}": settings.login_failures_per_address,
+    }
+    login_throttle().check(limits, "password checks")
+    try:
+        with session_scope() as session:
+            user = session.get(User, principal.user_id)
+            if user is None:
+                raise Unauthorized("log in first")
+            identity.change_password(session, settings, user, change.current_password, change.new_password)
+    except Unauthorized:
+        login_throttle().failed(list(limits))
+        raise
+
+
+@router.post(
+    "/me/password",
+    summary="Change my password; every token and session of mine ends (log in again); any logged-in user",
+)
+async def change_password(principal: CurrentPrincipal, change: PasswordChange, request: Request) -> dict[str, str]:
+    await run_in_threadpool(_change_password, principal, change, client_address(request))
+    return {"status": "password changed: log in again"}
+
+
+def _platform_admin(principal: Principal) -> None:
+    """Second line behind the route table: accounts are the platform admins' business."""
+    if not principal.platform_admin:
+        raise Forbidden("this needs: platform admin")
+
+
+def _list_users() -> list[dict[str, Any]]:
+    with session_scope() as session:
+        return [_account(user) for user in identity.list_users(session)]
+
+
+@router.get("", summary="All accounts; platform admins")
+async def list_users(principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    _platform_admin(principal)
+    return await run_in_threadpool(_list_users)
+
+
+def _create_user(new: NewUser) -> dict[str, Any]:
+    with session_scope() as session:
+        user = identity.create_user(session, get_settings(), new.username, new.password, admin=new.platform_admin)
+        return _account(user)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create an account; platform admins")
+async def create_user(principal: CurrentPrincipal, new: NewUser) -> dict[str, Any]:
+    _platform_admin(principal)
+    return await run_in_threadpool(_create_user, new)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import json
 import os
 import sys
@@ -84,6 +85,23 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 
     migrate(load_settings().db_url)
     return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    import time
+
+    from awesomme.core import audit
+    from awesomme.core.db import session_scope
+
+    started = time.perf_counter()
+    with session_scope() as session:
+        verdict = audit.verify(session)
+    took = time.perf_counter() - started
+    if verdict.ok:
+        print(f"audit journal intact: {verdict.events} events verified in {took:.2f} s")
+        return 0
+    print(f"audit journal BROKEN at event {verdict.first_bad_id}: {verdict.problem}", file=sys.stderr)
+    return 3
 
 
 def cmd_access_table(_args: argparse.Namespace) -> int:
@@ -171,6 +189,13 @@ def _password(args: argparse.Namespace) -> str:
     raise ValueError("give --password or --password-stdin")
 
 
+def _journal(session: Any, action: str, target: str, params: dict[str, Any] | None = None) -> None:
+    """Commands act as the machine account that ran them, from the machine itself."""
+    from awesomme.core import audit
+
+    audit.record(session, action, target=target, params=params, actor=f"cli:{getpass.getuser()}"[:64], source="local")
+
+
 def cmd_user(args: argparse.Namespace) -> int:
     from awesomme.core.db import migrate, session_scope
     from awesomme.core.errors import AwesommeError
@@ -186,12 +211,15 @@ def cmd_user(args: argparse.Namespace) -> int:
         with session_scope() as session:
             if args.action == "create":
                 user = identity.create_user(session, settings, args.username, _password(args), admin=args.admin)
+                _journal(session, "user.create", args.username, {"platform_admin": user.is_platform_admin})
                 print(f"created {'platform admin' if user.is_platform_admin else 'user'} {user.username}")
             elif args.action == "disable":
                 identity.disable_user(session, args.username)
+                _journal(session, "user.disable", args.username)
                 print(f"disabled {args.username}; their tokens no longer work")
             elif args.action == "reset-password":
                 identity.reset_password(session, settings, args.username, _password(args))
+                _journal(session, "user.password.reset", args.username)
                 print(f"password of {args.username} reset; their tokens no longer work")
             else:
                 for user in session.query(User).order_by(User.username):
@@ -210,6 +238,7 @@ def cmd_keys(_args: argparse.Namespace) -> int:
     migrate(settings.db_url)
     with session_scope() as session:
         kid = identity.rotate_keys(session)
+        _journal(session, "keys.rotate", kid)
     print(f"new signing key {kid}; tokens signed by the previous key stay valid until they expire")
     return 0
 
@@ -245,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
     commands.add_parser("migrate", help="create or upgrade the database schema").set_defaults(func=cmd_migrate)
+    audit_command = commands.add_parser("audit", help="check the audit journal's hash chain")
+    audit_command.add_argument("action", choices=["verify"])
+    audit_command.set_defaults(func=cmd_audit)
     commands.add_parser("access-table", help="print who may call which route (markdown)").set_defaults(
         func=cmd_access_table
     )

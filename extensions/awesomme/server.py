@@ -22,6 +22,7 @@ from awesomme.api import dicomweb  # noqa: E402
 from awesomme.api.access import AccessMiddleware  # noqa: E402
 from awesomme.api.deps import CurrentPrincipal  # noqa: E402
 from awesomme.api.routes import (  # noqa: E402
+    audit,
     auth,
     cohorts,
     health,
@@ -87,7 +88,7 @@ def create_app() -> FastAPI:
     _drop_unfiltered_routes(monailabel_app)
     # FastAPI refuses larger request bodies with a 413 on every route, ours and MONAI Label's alike.
     monailabel_app.max_body_size = get_settings().upload_max_bytes
-    for module in (health, auth, users, cohorts, invites, models, segmentations):
+    for module in (health, auth, users, cohorts, invites, models, segmentations, audit):
         monailabel_app.include_router(module.router, prefix="/api")
     monailabel_app.include_router(monailabel_auth.router)
     monailabel_app.include_router(login.router)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -25,6 +26,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from awesomme.core import audit
+from awesomme.core.audit import AuditContext, Outcome, audit_context
 from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
 from awesomme.core.errors import AwesommeError, Forbidden, InvalidInput, NotFound, Unauthorized
@@ -74,6 +77,8 @@ class Rule:
     # Per-object rule; may return fields to set in the JSON body (the cohorts a job acts for).
     check: Callable[[Call], dict[str, Any] | None] | None = None
     note: str = field(default="", compare=False)
+    # The audit journal's action name: every call of the route is journaled, refused ones too.
+    audit: str = ""
 
 
 # -- per-object checks ------------------------------------------------------------------------------------------
@@ -151,82 +156,86 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("*", "/static"): Rule(A.ANYONE, note="MONAI Label's static files (no data)"),
     ("GET", "/login"): Rule(A.ANYONE),
     ("GET", "/api/health"): Rule(A.ANYONE, note="monitors need no account"),
-    ("POST", "/api/auth/token"): Rule(A.ANYONE),
+    ("POST", "/api/auth/token"): Rule(A.ANYONE, audit="auth.token"),
     ("GET", "/api/auth/jwks"): Rule(A.ANYONE),
-    ("POST", "/api/auth/session"): Rule(A.ANYONE),
-    ("DELETE", "/api/auth/session"): Rule(A.ANYONE, note="ends the cookie's session, if any"),
-    ("POST", "/api/auth/register"): Rule(A.ANYONE, note="needs a valid invite code"),
+    ("POST", "/api/auth/session"): Rule(A.ANYONE, audit="auth.session"),
+    ("DELETE", "/api/auth/session"): Rule(A.ANYONE, note="ends the cookie's session, if any", audit="auth.session.end"),
+    ("POST", "/api/auth/register"): Rule(A.ANYONE, note="needs a valid invite code", audit="user.register"),
     ("GET", "/auth/"): Rule(A.ANYONE, note="MONAI Label clients ask whether login is needed"),
-    ("POST", "/auth/token"): Rule(A.ANYONE),
+    ("POST", "/auth/token"): Rule(A.ANYONE, audit="auth.token"),
     # Any logged-in user.
-    ("POST", "/api/auth/logout"): Rule(A.USER),
+    ("POST", "/api/auth/logout"): Rule(A.USER, audit="auth.logout"),
     ("GET", "/auth/token/valid"): Rule(A.USER),
     ("GET", "/info/"): Rule(A.USER, note="models and strategies, no patient data"),
     ("GET", "/ohif/{path:path}"): Rule(A.USER, note="the viewer's files; data comes through the filtered proxy"),
     ("GET", "/api/users/me"): Rule(A.USER),
-    ("POST", "/api/users/me/password"): Rule(A.USER),
+    ("POST", "/api/users/me/password"): Rule(A.USER, audit="user.password.change"),
     ("GET", "/api/cohorts"): Rule(A.USER, note="mine (all, for platform admins)"),
     ("GET", "/api/cohorts/{cohort_id}"): Rule(A.USER, note="404 unless mine"),
-    ("POST", "/api/invites/redeem"): Rule(A.USER),
+    ("POST", "/api/invites/redeem"): Rule(A.USER, audit="invite.redeem"),
     ("GET", "/api/models"): Rule(A.USER, note="models usable on my cohorts' data"),
     # Members: their cohorts' data, filtered or checked object by object.
     ("GET", "/dicom-web/{path:path}"): Rule(A.MEMBER, note="QIDO filtered, WADO refused outside"),
-    ("POST", "/dicom-web/{path:path}"): Rule(A.MEMBER, note="STOW: cohort admins into their cohort"),
+    ("POST", "/dicom-web/{path:path}"): Rule(
+        A.MEMBER, note="STOW: cohort admins into their cohort", audit="data.stored"
+    ),
     ("GET", "/proxy/dicom/{path:path}"): Rule(A.MEMBER, note="the bundled viewer's DICOMweb, as /dicom-web"),
     ("GET", "/api/segmentations"): Rule(A.MEMBER, series_uid_param),
-    ("POST", "/infer/{model}"): Rule(A.MEMBER, may_infer),
-    ("POST", "/activelearning/{strategy}"): Rule(A.MEMBER, note="picks among my cohorts' series"),
+    ("POST", "/infer/{model}"): Rule(A.MEMBER, may_infer, audit="inference"),
+    ("POST", "/activelearning/{strategy}"): Rule(A.MEMBER, note="picks among my cohorts' series", audit="sample.next"),
     ("GET", "/datastore/"): Rule(A.MEMBER, note="my cohorts' series"),
     ("HEAD", "/datastore/image"): Rule(A.MEMBER, image_param),
-    ("GET", "/datastore/image"): Rule(A.MEMBER, image_param),
+    ("GET", "/datastore/image"): Rule(A.MEMBER, image_param, audit="data.exported"),
     ("GET", "/datastore/image/info"): Rule(A.MEMBER, image_param),
-    ("PUT", "/datastore/image/info"): Rule(A.MEMBER, image_param),
-    ("PUT", "/datastore/label"): Rule(A.MEMBER, image_param),
+    ("PUT", "/datastore/image/info"): Rule(A.MEMBER, image_param, audit="image.info.update"),
+    ("PUT", "/datastore/label"): Rule(A.MEMBER, image_param, audit="label.save"),
     ("HEAD", "/datastore/label"): Rule(A.MEMBER, image_param),
-    ("GET", "/datastore/label"): Rule(A.MEMBER, label_param),
+    ("GET", "/datastore/label"): Rule(A.MEMBER, label_param, audit="data.exported"),
     ("GET", "/datastore/label/info"): Rule(A.MEMBER, label_param),
-    ("PUT", "/datastore/label/info"): Rule(A.MEMBER, label_param),
-    ("PUT", "/datastore/updatelabelinfo"): Rule(A.MEMBER, label_param),
+    ("PUT", "/datastore/label/info"): Rule(A.MEMBER, label_param, audit="label.info.update"),
+    ("PUT", "/datastore/updatelabelinfo"): Rule(A.MEMBER, label_param, audit="label.info.update"),
     # Cohort admins: their cohorts' members, codes and jobs (the cohort itself is checked in the service).
-    ("POST", "/api/cohorts/{cohort_id}/studies"): Rule(A.COHORT_ADMIN),
+    ("POST", "/api/cohorts/{cohort_id}/studies"): Rule(A.COHORT_ADMIN, audit="cohort.attach"),
     ("GET", "/api/cohorts/{cohort_id}/members"): Rule(A.COHORT_ADMIN),
-    ("PUT", "/api/cohorts/{cohort_id}/members/{username}"): Rule(A.COHORT_ADMIN),
-    ("DELETE", "/api/cohorts/{cohort_id}/members/{username}"): Rule(A.COHORT_ADMIN),
-    ("POST", "/api/cohorts/{cohort_id}/invites"): Rule(A.COHORT_ADMIN),
+    ("PUT", "/api/cohorts/{cohort_id}/members/{username}"): Rule(A.COHORT_ADMIN, audit="membership.set"),
+    ("DELETE", "/api/cohorts/{cohort_id}/members/{username}"): Rule(A.COHORT_ADMIN, audit="membership.remove"),
+    ("POST", "/api/cohorts/{cohort_id}/invites"): Rule(A.COHORT_ADMIN, audit="invite.create"),
     ("GET", "/api/cohorts/{cohort_id}/invites"): Rule(A.COHORT_ADMIN),
-    ("DELETE", "/api/invites/{invite_id}"): Rule(A.COHORT_ADMIN),
+    ("DELETE", "/api/invites/{invite_id}"): Rule(A.COHORT_ADMIN, audit="invite.revoke"),
     ("GET", "/train/"): Rule(A.COHORT_ADMIN),
-    ("POST", "/train/{model}"): Rule(A.COHORT_ADMIN, job_for_bound_model),
+    ("POST", "/train/{model}"): Rule(A.COHORT_ADMIN, job_for_bound_model, audit="training.start"),
     ("GET", "/batch/infer"): Rule(A.COHORT_ADMIN),
-    ("POST", "/batch/infer/{model}"): Rule(A.COHORT_ADMIN, job_for_bound_model),
+    ("POST", "/batch/infer/{model}"): Rule(A.COHORT_ADMIN, job_for_bound_model, audit="batch.start"),
     ("GET", "/scoring/"): Rule(A.COHORT_ADMIN),
-    ("POST", "/scoring/{method}"): Rule(A.COHORT_ADMIN, job_for_administered),
+    ("POST", "/scoring/{method}"): Rule(A.COHORT_ADMIN, job_for_administered, audit="scoring.start"),
     # Platform admins: the whole store, models, users, sessions on uploaded images, logs.
-    ("POST", "/api/cohorts"): Rule(A.PLATFORM_ADMIN),
-    ("PUT", "/api/models/{name}/cohorts"): Rule(A.PLATFORM_ADMIN),
+    ("GET", "/api/audit"): Rule(A.PLATFORM_ADMIN),
+    ("GET", "/api/audit.csv"): Rule(A.PLATFORM_ADMIN),
+    ("POST", "/api/cohorts"): Rule(A.PLATFORM_ADMIN, audit="cohort.create"),
+    ("PUT", "/api/models/{name}/cohorts"): Rule(A.PLATFORM_ADMIN, audit="model.bind"),
     ("GET", "/api/users"): Rule(A.PLATFORM_ADMIN),
-    ("POST", "/api/users"): Rule(A.PLATFORM_ADMIN),
-    ("POST", "/train/"): Rule(A.PLATFORM_ADMIN, job_for_administered),
-    ("DELETE", "/train/"): Rule(A.PLATFORM_ADMIN),
-    ("DELETE", "/batch/infer"): Rule(A.PLATFORM_ADMIN),
-    ("POST", "/scoring/"): Rule(A.PLATFORM_ADMIN, job_for_administered),
-    ("DELETE", "/scoring/"): Rule(A.PLATFORM_ADMIN),
-    ("GET", "/model/{model}"): Rule(A.PLATFORM_ADMIN),
+    ("POST", "/api/users"): Rule(A.PLATFORM_ADMIN, audit="user.create"),
+    ("POST", "/train/"): Rule(A.PLATFORM_ADMIN, job_for_administered, audit="training.start"),
+    ("DELETE", "/train/"): Rule(A.PLATFORM_ADMIN, audit="training.stop"),
+    ("DELETE", "/batch/infer"): Rule(A.PLATFORM_ADMIN, audit="batch.stop"),
+    ("POST", "/scoring/"): Rule(A.PLATFORM_ADMIN, job_for_administered, audit="scoring.start"),
+    ("DELETE", "/scoring/"): Rule(A.PLATFORM_ADMIN, audit="scoring.stop"),
+    ("GET", "/model/{model}"): Rule(A.PLATFORM_ADMIN, audit="model.download"),
     ("GET", "/model/info/{model}"): Rule(A.PLATFORM_ADMIN),
-    ("PUT", "/model/{model}"): Rule(A.PLATFORM_ADMIN),
-    ("DELETE", "/model/{model}"): Rule(A.PLATFORM_ADMIN),
-    ("POST", "/infer/wsi/{model}"): Rule(A.PLATFORM_ADMIN, note="no pathology models here"),
-    ("POST", "/infer/wsi_v2/{model}"): Rule(A.PLATFORM_ADMIN),
-    ("PUT", "/datastore/"): Rule(A.PLATFORM_ADMIN, note="an upload joins no cohort"),
-    ("PUT", "/datastore/image"): Rule(A.PLATFORM_ADMIN),
-    ("DELETE", "/datastore/"): Rule(A.PLATFORM_ADMIN),
-    ("DELETE", "/datastore/image"): Rule(A.PLATFORM_ADMIN),
-    ("DELETE", "/datastore/label"): Rule(A.PLATFORM_ADMIN),
-    ("GET", "/datastore/dataset"): Rule(A.PLATFORM_ADMIN),
+    ("PUT", "/model/{model}"): Rule(A.PLATFORM_ADMIN, audit="model.upload"),
+    ("DELETE", "/model/{model}"): Rule(A.PLATFORM_ADMIN, audit="model.delete"),
+    ("POST", "/infer/wsi/{model}"): Rule(A.PLATFORM_ADMIN, note="no pathology models here", audit="inference"),
+    ("POST", "/infer/wsi_v2/{model}"): Rule(A.PLATFORM_ADMIN, audit="inference"),
+    ("PUT", "/datastore/"): Rule(A.PLATFORM_ADMIN, note="an upload joins no cohort", audit="image.upload"),
+    ("PUT", "/datastore/image"): Rule(A.PLATFORM_ADMIN, audit="image.upload"),
+    ("DELETE", "/datastore/"): Rule(A.PLATFORM_ADMIN, audit="image.delete"),
+    ("DELETE", "/datastore/image"): Rule(A.PLATFORM_ADMIN, audit="image.delete"),
+    ("DELETE", "/datastore/label"): Rule(A.PLATFORM_ADMIN, audit="label.delete"),
+    ("GET", "/datastore/dataset"): Rule(A.PLATFORM_ADMIN, audit="data.exported"),
     ("GET", "/session/{session_id}"): Rule(A.PLATFORM_ADMIN, note="sessions hold uploaded images of no cohort"),
-    ("PUT", "/session/"): Rule(A.PLATFORM_ADMIN),
-    ("DELETE", "/session/{session_id}"): Rule(A.PLATFORM_ADMIN),
-    ("GET", "/logs/"): Rule(A.PLATFORM_ADMIN),
+    ("PUT", "/session/"): Rule(A.PLATFORM_ADMIN, audit="session.create"),
+    ("DELETE", "/session/{session_id}"): Rule(A.PLATFORM_ADMIN, audit="session.delete"),
+    ("GET", "/logs/"): Rule(A.PLATFORM_ADMIN, audit="logs.read"),
     ("GET", "/logs/gpu"): Rule(A.PLATFORM_ADMIN),
 }
 del A
@@ -283,7 +292,7 @@ class Decision:
 
 
 def _authorize(
-    request: Request, rule: Rule, path_params: dict[str, Any], via_cookie: bool, credential: str
+    request: Request, rule: Rule, path_params: dict[str, Any], via_cookie: bool, credential: str, context: AuditContext
 ) -> Decision:
     settings = get_settings()
     with session_scope() as session:
@@ -292,6 +301,7 @@ def _authorize(
         else:
             user = identity.user_for_token(session, settings, credential)
         principal = load_principal(session, user)
+        context.actor = principal.username
         if not _meets(principal, rule.access):
             raise Forbidden(f"this needs: {rule.access.value}")
         visibility = visibility_of(session, principal)
@@ -327,7 +337,6 @@ class AccessMiddleware:
             await self.app(scope, receive, send)
             return
         rule, path_params, matched = self._match(scope)
-        request = Request(scope)
         if rule is None:
             if matched:
                 logger.error("refused %s %s: the route has no access rule", scope["method"], scope["path"])
@@ -335,9 +344,31 @@ class AccessMiddleware:
             else:  # no route: the app answers 404 / 405 / a trailing-slash redirect
                 await self.app(scope, receive, send)
             return
+        context = AuditContext(source=scope["client"][0] if scope.get("client") else "unknown")
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        marker = audit_context.set(context)
+        try:
+            await self._serve(scope, receive, send_and_note, rule, path_params, context)
+        finally:
+            audit_context.reset(marker)
+            # Failures are journaled here: the handler's own event rolled back with its transaction.
+            if rule.audit and (status >= 400 or not context.recorded):
+                await run_in_threadpool(_journal, rule, scope, path_params, context, status)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, rule: Rule, path_params: dict[str, Any], context: AuditContext
+    ) -> None:
         if rule.access == Access.ANYONE:
             await self.app(scope, receive, send)
             return
+        request = Request(scope)
         token = _bearer(request)
         cookie = request.cookies.get(SESSION_COOKIE)
         if token is None and cookie is None:
@@ -351,7 +382,7 @@ class AccessMiddleware:
             return
         try:
             decision = await run_in_threadpool(
-                _authorize, request, rule, path_params, token is None, token or cookie or ""
+                _authorize, request, rule, path_params, token is None, token or cookie or "", context
             )
         except AwesommeError as error:
             if isinstance(error, Unauthorized) and token is None and scope["path"].startswith("/ohif"):
@@ -372,6 +403,35 @@ class AccessMiddleware:
             await self.app(scope, receive, send)
         finally:
             current_visibility.reset(marker)
+
+
+# Query parameters naming what a call acts on, in order of preference.
+_TARGET_PARAMS = ("image", "label", "series_uid", "id", "session_id")
+
+
+def _journal(rule: Rule, scope: Scope, path_params: dict[str, Any], context: AuditContext, status: int) -> None:
+    """The route's event when its handler did not journal it itself (MONAI Label's routes, and every failure)."""
+    query = dict(parse_qsl(scope.get("query_string", b"").decode(errors="replace")))
+    target = next((query[name] for name in _TARGET_PARAMS if query.get(name)), "")
+    target = target or str(path_params.get("path", ""))
+    params: dict[str, Any] = {key: str(value)[:200] for key, value in {**path_params, **query}.items()}
+    params.update(method=scope["method"], status=status)
+    denied = status in (401, 403, 429)
+    outcome = Outcome.SUCCESS if status < 400 else (Outcome.DENIED if denied else Outcome.FAILURE)
+    try:
+        with session_scope() as session:
+            audit.record(
+                session,
+                rule.audit,
+                outcome,
+                target=target,
+                cohort=str(path_params.get("cohort_id", query.get("cohort", ""))),
+                params=params,
+                actor=context.actor,
+                source=context.source,
+            )
+    except Exception:  # the answer is already sent: a journal that cannot be written must be seen in the logs
+        logger.exception("could not journal %s (%s) by %s", rule.audit, outcome, context.actor)
 
 
 def _same_origin(request: Request) -> bool:

@@ -25,6 +25,7 @@ from requests_toolbelt.multipart.decoder import MultipartDecoder, NonMultipartCo
 from starlette.background import BackgroundTask
 
 from awesomme.api.deps import CurrentPrincipal, CurrentVisibility
+from awesomme.core import audit
 from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
 from awesomme.core.errors import Forbidden, InvalidInput, NotFound
@@ -152,13 +153,17 @@ def _check_retrieval(path: str, visibility: Visibility) -> None:
 async def _retrieve(request: Request, path: str, visibility: Visibility) -> Response:
     if not _ALLOWED_PATH.match(path):
         raise HTTPException(404, f"not a DICOMweb resource: /{path}")
-    if visibility.everything:
-        return await _stream(request, path)
     if _SEARCHES.match(path):
+        if visibility.everything:
+            return await _stream(request, path)
         if Target.of(path).study and not visibility.sees_study(str(Target.of(path).study)):
             return Response("[]", media_type="application/dicom+json")
         return await _filtered_search(request, path, visibility)
-    _check_retrieval(path, visibility)
+    if not visibility.everything:
+        _check_retrieval(path, visibility)
+    study = Target.of(path).study
+    if study:
+        await run_in_threadpool(audit.record_view, study)
     return await _stream(request, path)
 
 
@@ -237,6 +242,8 @@ def _join(cohort_id: int, username: str, reply: dict[str, Any]) -> None:
             stored.add((match.group(1), match.group(2)))
     with session_scope() as session:
         attach_stored(session, cohort_id, username, stored)
+        target = " ".join(sorted(series for _, series in stored))
+        audit.record(session, "data.stored", target=target, cohort=str(cohort_id), params={"series": len(stored)})
 
 
 @router.post("/{path:path}", summary="STOW-RS into a cohort you administer (?cohort=<id>)")

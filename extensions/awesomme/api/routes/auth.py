@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from awesomme.api.access import SESSION_COOKIE
 from awesomme.api.deps import client_address
 from awesomme.api.routes.login import DEFAULT_NEXT, safe_next
+from awesomme.core import audit
 from awesomme.core.config import Settings, get_settings
 from awesomme.core.db import session_scope
 from awesomme.core.errors import Forbidden, InvalidInput, TooManyRequests, Unauthorized
@@ -43,6 +44,7 @@ def check_password(session: Session, settings: Settings, username: str, password
         f"user:{username}": settings.login_failures_per_user,
         f"address:{address}": settings.login_failures_per_address,
     }
+    audit.note_actor(username)
     login_throttle().check(limits, "logins")  # before the password check: a locked name learns nothing
     user = identity.authenticate(session, username, password)
     if user is None:
@@ -57,9 +59,13 @@ def _grant(grant_type: str, username: str, password: str, refresh_token: str, ad
     with session_scope() as session:
         if grant_type == "password":
             user = check_password(session, settings, username, password, address)
-            return identity.issue_tokens(session, settings, user).as_oauth2()
+            tokens = identity.issue_tokens(session, settings, user).as_oauth2()
+            audit.record(session, "auth.token", params={"grant_type": grant_type})
+            return tokens
         if grant_type == "refresh_token":
-            return identity.refresh_tokens(session, settings, refresh_token).as_oauth2()
+            tokens = identity.refresh_tokens(session, settings, refresh_token).as_oauth2()
+            audit.record(session, "auth.token", params={"grant_type": grant_type})
+            return tokens
     raise InvalidInput(f"grant_type {grant_type!r} is not supported: use password or refresh_token")
 
 
@@ -84,8 +90,9 @@ def _bearer(authorization: str | None) -> str:
 def _logout(access_token: str, refresh_token: str | None) -> None:
     settings = get_settings()
     with session_scope() as session:
-        identity.user_for_token(session, settings, access_token)
+        user = identity.user_for_token(session, settings, access_token)
         identity.logout(session, settings, access_token, refresh_token)
+        audit.record(session, "auth.logout", actor=user.username)
 
 
 @router.post("/logout", summary="Revoke this access token (and a refresh token); the token's own user")
@@ -137,7 +144,9 @@ def _open_session(username: str, password: str, address: str, previous: str | No
         user = check_password(session, settings, username, password, address)
         if previous:  # a new login replaces the browser's old session
             identity.end_browser_session(session, previous)
-        return identity.create_browser_session(session, settings, user), user.username
+        secret = identity.create_browser_session(session, settings, user)
+        audit.record(session, "auth.session")
+        return secret, user.username
 
 
 @router.post(
@@ -162,6 +171,8 @@ async def open_session(
         if not browser:
             raise
         reason = "throttled" if isinstance(error, TooManyRequests) else "1"
+        # The answer is a redirect, not an error status: journal the refusal here.
+        await run_in_threadpool(audit.record_alone, "auth.session", audit.Outcome.DENIED, params={"reason": reason})
         return RedirectResponse(f"/login?{urlencode({'error': reason, 'next': target})}", status_code=303)
     ttl = get_settings().session_ttl_s
     response: Response = (
@@ -174,6 +185,7 @@ async def open_session(
 def _end_session(secret: str) -> None:
     with session_scope() as session:
         identity.end_browser_session(session, secret)
+        audit.record(session, "auth.session.end")
 
 
 @router.delete("/session", summary="Log this browser out: ends the cookie's session, clears it; open to anyone")

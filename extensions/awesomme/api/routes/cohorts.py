@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from awesomme.api.deps import CurrentPrincipal
+from awesomme.core import audit
 from awesomme.core.db import session_scope
 from awesomme.core.errors import NotFound
 from awesomme.orthanc.client import get_client
@@ -35,7 +36,9 @@ class MemberRole(BaseModel):
 async def create(body: NewCohort, principal: CurrentPrincipal) -> dict[str, Any]:
     def work() -> dict[str, Any]:
         with session_scope() as session:
-            return cohorts.create_cohort(session, principal, body.name, body.description).as_json()
+            view = cohorts.create_cohort(session, principal, body.name, body.description)
+            audit.record(session, "cohort.create", cohort=str(view.id), params={"name": body.name})
+            return view.as_json()
 
     return await run_in_threadpool(work)
 
@@ -66,6 +69,8 @@ async def attach(cohort_id: int, body: Attachment, principal: CurrentPrincipal) 
     def work() -> dict[str, Any]:
         with session_scope() as session:
             items = cohorts.attach(session, get_client(), principal, cohort_id, body.study_uids, body.series_uids)
+            target = " ".join([*body.study_uids, *body.series_uids])
+            audit.record(session, "cohort.attach", target=target, cohort=str(cohort_id))
         return {"cohort_id": cohort_id, "attached": items}
 
     return await run_in_threadpool(work)
@@ -84,7 +89,9 @@ async def members(cohort_id: int, principal: CurrentPrincipal) -> list[dict[str,
 async def set_member(cohort_id: int, username: str, body: MemberRole, principal: CurrentPrincipal) -> dict[str, str]:
     def work() -> dict[str, str]:
         with session_scope() as session:
-            return cohorts.set_member(session, principal, cohort_id, username, body.role)
+            change = cohorts.set_member(session, principal, cohort_id, username, body.role)
+            audit.record(session, "membership.set", target=username, cohort=str(cohort_id), params=change)
+            return change
 
     return await run_in_threadpool(work)
 
@@ -96,6 +103,7 @@ async def remove_member(cohort_id: int, username: str, principal: CurrentPrincip
     def work() -> None:
         with session_scope() as session:
             cohorts.remove_member(session, principal, cohort_id, username)
+            audit.record(session, "membership.remove", target=username, cohort=str(cohort_id))
 
     await run_in_threadpool(work)
     return {"status": "removed", "username": username}

@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from awesomme.api.deps import CurrentPrincipal, client_address
+from awesomme.core import audit
 from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
 from awesomme.services import invites
@@ -64,6 +65,8 @@ def _create(principal: Principal, cohort_id: int, new: NewInvite) -> dict[str, A
         view, code = invites.create_invite(
             session, get_settings(), principal, cohort_id, new.role, new.max_uses, new.expires_in_hours
         )
+        params = {"invite_id": view.id, "role": new.role, "max_uses": new.max_uses, "hours": new.expires_in_hours}
+        audit.record(session, "invite.create", cohort=str(cohort_id), params=params)
     return {**view.as_json(), "code": code}
 
 
@@ -91,7 +94,9 @@ async def list_invites(principal: CurrentPrincipal, cohort_id: int) -> list[dict
 
 def _revoke(principal: Principal, invite_id: int) -> dict[str, Any]:
     with session_scope() as session:
-        return invites.revoke_invite(session, principal, invite_id).as_json()
+        view = invites.revoke_invite(session, principal, invite_id).as_json()
+        audit.record(session, "invite.revoke", cohort=str(view["cohort_id"]), params={"invite_id": invite_id})
+        return view
 
 
 @router.delete(
@@ -105,7 +110,9 @@ async def revoke_invite(principal: CurrentPrincipal, invite_id: int) -> dict[str
 # -- code holders -----------------------------------------------------------------------------------------------
 def _redeem(principal: Principal, code: str) -> dict[str, Any]:
     with session_scope() as session:
-        return invites.redeem(session, principal, code).__dict__.copy()
+        grant = invites.redeem(session, principal, code).__dict__.copy()
+        audit.record(session, "invite.redeem", cohort=str(grant["cohort_id"]), params={"role": grant["role"]})
+        return grant
 
 
 @router.post("/invites/redeem", summary="Join a cohort with an invite code's role; any logged-in user")
@@ -119,6 +126,8 @@ def _register(registration: Registration) -> dict[str, Any]:
         grant = invites.register(
             session, get_settings(), registration.username, registration.password, registration.code
         )
+        params = {"role": grant.role}
+        audit.record(session, "user.register", cohort=str(grant.cohort_id), params=params, actor=grant.username)
     return {"username": grant.username, "cohort_id": grant.cohort_id, "cohort": grant.cohort, "role": grant.role}
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from awesomme.api.deps import CurrentPrincipal, CurrentVisibility
+from awesomme.core import audit
 from awesomme.core.db import session_scope
 from awesomme.core.errors import NotFound
 from awesomme.inference.config import SegmentationModelConfig
@@ -86,6 +87,7 @@ async def bind(name: str, body: Binding, principal: CurrentPrincipal) -> dict[st
     def work() -> dict[str, Any]:
         with session_scope() as session:
             ids = cohorts.set_binding(session, principal, name, body.cohorts)
+            audit.record(session, "model.bind", target=name, cohort=" ".join(map(str, ids)))
             return {"model": name, "cohorts": _cohort_refs(session, set(ids))}
 
     return await run_in_threadpool(work)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from awesomme.api.deps import CurrentPrincipal, client_address
 from awesomme.api.routes.auth import login_throttle
+from awesomme.core import audit
 from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
 from awesomme.core.errors import Forbidden, Unauthorized
@@ -69,6 +70,7 @@ def _change_password(principal: Principal, change: PasswordChange, address: str)
             if user is None:
                 raise Unauthorized("log in first")
             identity.change_password(session, settings, user, change.current_password, change.new_password)
+            audit.record(session, "user.password.change")
     except Unauthorized:
         login_throttle().failed(list(limits))
         raise
@@ -103,6 +105,7 @@ async def list_users(principal: CurrentPrincipal) -> list[dict[str, Any]]:
 def _create_user(new: NewUser) -> dict[str, Any]:
     with session_scope() as session:
         user = identity.create_user(session, get_settings(), new.username, new.password, admin=new.platform_admin)
+        audit.record(session, "user.create", target=user.username, params={"platform_admin": new.platform_admin})
         return _account(user)
 
 

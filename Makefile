@@ -8,7 +8,7 @@ CONSTRAINTS := requirements/constraints.txt
 # pip 24.0: later releases crash in `pip check` on itk 5.4.7's malformed wheel tag.
 BOOTSTRAP := pip==24.0 setuptools==84.2.1 wheel==0.48.0
 
-.PHONY: run stop status test lint typecheck train bench system-deps venv clean-cache
+.PHONY: run stop status test fuzz lint typecheck train bench system-deps test-deps venv clean-cache
 
 run: system-deps venv
 	$(PY) -m awesomme.cli up
@@ -19,8 +19,13 @@ stop:
 status: venv
 	$(PY) -m awesomme.cli status
 
-test: system-deps venv
+test: system-deps test-deps venv
 	$(PY) -m pytest
+
+# Schemathesis over /api, from the server's OpenAPI schema, as a platform admin and as a cohort member, on a platform
+# of its own (never in `make test`): AWESOMME_FUZZ_EXAMPLES fuzzed cases per operation and caller (CI runs 20).
+fuzz: system-deps venv
+	AWESOMME_FUZZ_EXAMPLES=$${AWESOMME_FUZZ_EXAMPLES:-150} $(PY) -m pytest tests/fuzz
 
 lint: venv
 	$(VENV)/bin/ruff check extensions apps tests benchmarks
@@ -41,6 +46,11 @@ bench:
 system-deps:
 	@if [ ! -x /usr/sbin/Orthanc ] || [ ! -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || ! command -v dciodvfy >/dev/null; then \
 		scripts/install-system-deps.sh; fi
+
+# What only the tests need: chromium (the viewer tests' real browser) and PostgreSQL (the DB suite's second backend).
+test-deps:
+	@if [ ! -x /usr/bin/chromium ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		scripts/install-system-deps.sh --test-tools; fi
 
 venv: $(VENV)/.installed
 

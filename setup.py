@@ -40,6 +40,8 @@ setup(
         "authlib",
         "argon2-cffi",
     ],
-    extras_require={"dev": ["pytest", "pytest-timeout", "ruff", "mypy", "types-PyYAML"]},
+    # schemathesis fuzzes /api from its OpenAPI schema (tests/fuzz, `make fuzz`).
+    # playwright drives Debian's chromium in tests/integration/test_viewer_browser.py (it never downloads a browser).
+    extras_require={"dev": ["pytest", "pytest-timeout", "ruff", "mypy", "types-PyYAML", "playwright", "schemathesis"]},
     entry_points={"console_scripts": ["awesomme = awesomme.cli:main"]},
 )

@@ -41,12 +41,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def platform_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+def platform_settings(tmp_path_factory: pytest.TempPathFactory, platform_database_url: str) -> Iterator[Settings]:
     var_dir = tmp_path_factory.mktemp("var")
     configs_dir = write_test_models(tmp_path_factory.mktemp("infer_configs"))
     environment = {
         "AWESOMME_INFER_CONFIGS_DIR": str(configs_dir),
         "AWESOMME_VAR_DIR": str(var_dir),
+        "AWESOMME_DATABASE_URL": platform_database_url,  # SQLite under var/ unless AWESOMME_TEST_DATABASE=postgresql
         "AWESOMME_PORT": str(free_port()),
         "AWESOMME_ORTHANC_URL": f"http://127.0.0.1:{free_port()}",
         "AWESOMME_CACHE_MAX_BYTES": str(CACHE_MAX_BYTES),

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from awesomme.core.errors import Unauthorized
 from awesomme.services.visibility import Principal, Visibility
 
-__all__ = ["CurrentPrincipal", "CurrentVisibility", "client_address"]
+__all__ = ["SQL_INT_MAX", "CurrentPrincipal", "CurrentVisibility", "RowId", "client_address"]
+
+# Row ids and offsets are SQL integers (64 bits): a larger number names nothing, and the database driver
+# cannot even bind it (an OverflowError: a 500). Such numbers are refused with the other invalid input (422).
+SQL_INT_MAX = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=SQL_INT_MAX)]
 
 
 def _principal(request: Request) -> Principal:

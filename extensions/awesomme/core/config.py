@@ -13,10 +13,13 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_VAR_DIR = REPO_ROOT / "var"
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+# Defaults and favourites that must never guard a production system.
+WEAK_SECRETS = {"", "orthanc", "postgres", "password", "changeme", "admin", "secret", "awesomme", "monailabel"}
 
 
 class Settings(BaseSettings):
@@ -65,9 +68,19 @@ class Settings(BaseSettings):
                 f"AWESOMME_HOST={self.host} is not a loopback address: set AWESOMME_ALLOW_REMOTE=true to serve "
                 "other hosts (behind a TLS-terminating proxy)"
             )
-        if self.environment == "production" and (len(self.orthanc_password) < 16):
-            raise ValueError("AWESOMME_ORTHANC_PASSWORD must be a generated secret of 16+ characters in production")
+        if self.environment == "production":
+            self._refuse_weak_secrets()
         return self
+
+    def _refuse_weak_secrets(self) -> None:
+        """Outside development, no default or guessable secret is accepted."""
+        if len(self.orthanc_password) < 16 or self.orthanc_password.lower() in WEAK_SECRETS:
+            raise ValueError("AWESOMME_ORTHANC_PASSWORD must be a generated secret of 16+ characters in production")
+        database_password = make_url(self.db_url).password if self.database_url else None
+        if database_password is not None and (
+            len(str(database_password)) < 12 or str(database_password).lower() in WEAK_SECRETS
+        ):
+            raise ValueError("the password in AWESOMME_DATABASE_URL is a default or too short (12+) for production")
 
     @property
     def db_url(self) -> str:

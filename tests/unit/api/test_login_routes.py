@@ -29,10 +29,11 @@ async def _error(_request: Request, error: Exception) -> JSONResponse:
 
 
 @pytest.fixture()
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+def client(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     for name in [name for name in os.environ if name.startswith("AWESOMME_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWESOMME_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("AWESOMME_DATABASE_URL", db_url)
     monkeypatch.setenv("AWESOMME_LOGIN_FAILURES_PER_USER", "2")
     monkeypatch.setenv("AWESOMME_LOGIN_FAILURES_PER_ADDRESS", "4")
     forget_engine()

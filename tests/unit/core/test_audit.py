@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from awesomme.core import audit
-from awesomme.core.config import Settings
 from awesomme.core.db import engine_for, migrate
 from awesomme.models import AuditEvent
 
 
 @pytest.fixture()
-def factory(tmp_path: Path) -> sessionmaker[Session]:
-    url = Settings(var_dir=tmp_path).db_url
-    migrate(url)
-    return sessionmaker(engine_for(url), expire_on_commit=False)
+def factory(db_url: str) -> sessionmaker[Session]:
+    migrate(db_url)
+    return sessionmaker(engine_for(db_url), expire_on_commit=False)
 
 
 @pytest.fixture()

@@ -32,6 +32,16 @@ def test_production_refuses_a_weak_orthanc_password() -> None:
     Settings(environment="production", orthanc_password="x" * 32)
 
 
+def test_production_refuses_a_default_database_password() -> None:
+    strong = "x" * 32
+    for url in ("postgresql+psycopg://awesomme:postgres@db/awesomme", "postgresql+psycopg://a:short@db/a"):
+        with pytest.raises(ValidationError, match="DATABASE_URL"):
+            Settings(environment="production", orthanc_password=strong, database_url=url)
+    Settings(environment="production", orthanc_password=strong, database_url=f"postgresql+psycopg://a:{strong}@db/a")
+    # Development keeps its embedded defaults.
+    Settings(database_url="postgresql+psycopg://awesomme:postgres@db/awesomme")
+
+
 def test_environment_variables_use_the_awesomme_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWESOMME_CACHE_MAX_BYTES", "1234")
     assert Settings().cache_max_bytes == 1234

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import pytest
 from sqlalchemy.orm import Session
 
 from awesomme.core.config import Settings
-from awesomme.core.db import engine_for, migrate
 from awesomme.core.errors import Conflict, InvalidInput, Unauthorized
 from awesomme.core.security import issue_access_token, new_key_pair
 from awesomme.models import SigningKey
@@ -20,15 +18,8 @@ PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture()
-def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path, access_token_ttl_s=60)
-
-
-@pytest.fixture()
-def session(settings: Settings) -> Iterator[Session]:
-    migrate(settings.db_url)
-    with Session(engine_for(settings.db_url)) as db:
-        yield db
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(var_dir=tmp_path, database_url=db_url, access_token_ttl_s=60)
 
 
 def _payload(token: str) -> dict:

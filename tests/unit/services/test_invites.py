@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,7 +8,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from awesomme.core.config import Settings
-from awesomme.core.db import engine_for, migrate
 from awesomme.core.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from awesomme.core.security import hash_secret
 from awesomme.models import Cohort, CohortRole, Invite, Membership, User
@@ -20,15 +18,8 @@ PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture()
-def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path, invite_max_hours=48)
-
-
-@pytest.fixture()
-def session(settings: Settings) -> Iterator[Session]:
-    migrate(settings.db_url)
-    with Session(engine_for(settings.db_url)) as db:
-        yield db
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(var_dir=tmp_path, database_url=db_url, invite_max_hours=48)
 
 
 def _person(session: Session, settings: Settings, username: str, cohort: Cohort | None = None, role: str = "") -> User:

@@ -1,22 +1,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
 
-from awesomme.core.config import Settings
 from awesomme.core.db import engine_for, migrate
 from awesomme.models import Cohort, CohortItem, Segmentation
 from awesomme.services.visibility import Principal, cohorts_of_series, visibility_of
 
 
 @pytest.fixture()
-def session(tmp_path: Path) -> Iterator[Session]:
-    settings = Settings(var_dir=tmp_path)
-    migrate(settings.db_url)
-    with Session(engine_for(settings.db_url)) as db:
+def session(db_url: str) -> Iterator[Session]:
+    migrate(db_url)
+    with Session(engine_for(db_url)) as db:
         for name in ("a", "b"):
             db.add(Cohort(name=name, created_by="t"))
         db.flush()

@@ -8,7 +8,7 @@ from fastapi import APIRouter, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from awesomme.api.deps import CurrentPrincipal
+from awesomme.api.deps import CurrentPrincipal, RowId
 from awesomme.core import audit
 from awesomme.core.db import session_scope
 from awesomme.core.errors import NotFound
@@ -53,7 +53,7 @@ async def list_mine(principal: CurrentPrincipal) -> list[dict[str, Any]]:
 
 
 @router.get("/{cohort_id}", summary="One of your cohorts, with your role")
-async def get_one(cohort_id: int, principal: CurrentPrincipal) -> dict[str, Any]:
+async def get_one(cohort_id: RowId, principal: CurrentPrincipal) -> dict[str, Any]:
     def work() -> dict[str, Any]:
         with session_scope() as session:
             for view in cohorts.list_cohorts(session, principal):
@@ -65,7 +65,7 @@ async def get_one(cohort_id: int, principal: CurrentPrincipal) -> dict[str, Any]
 
 
 @router.post("/{cohort_id}/studies", summary="Attach studies and series you can see (admins of the cohort)")
-async def attach(cohort_id: int, body: Attachment, principal: CurrentPrincipal) -> dict[str, Any]:
+async def attach(cohort_id: RowId, body: Attachment, principal: CurrentPrincipal) -> dict[str, Any]:
     def work() -> dict[str, Any]:
         with session_scope() as session:
             items = cohorts.attach(session, get_client(), principal, cohort_id, body.study_uids, body.series_uids)
@@ -77,7 +77,7 @@ async def attach(cohort_id: int, body: Attachment, principal: CurrentPrincipal) 
 
 
 @router.get("/{cohort_id}/members", summary="Members and their roles (admins of the cohort)")
-async def members(cohort_id: int, principal: CurrentPrincipal) -> list[dict[str, str]]:
+async def members(cohort_id: RowId, principal: CurrentPrincipal) -> list[dict[str, str]]:
     def work() -> list[dict[str, str]]:
         with session_scope() as session:
             return cohorts.members_of(session, principal, cohort_id)
@@ -86,7 +86,7 @@ async def members(cohort_id: int, principal: CurrentPrincipal) -> list[dict[str,
 
 
 @router.put("/{cohort_id}/members/{username}", summary="Add a member or change their role (admins of the cohort)")
-async def set_member(cohort_id: int, username: str, body: MemberRole, principal: CurrentPrincipal) -> dict[str, str]:
+async def set_member(cohort_id: RowId, username: str, body: MemberRole, principal: CurrentPrincipal) -> dict[str, str]:
     def work() -> dict[str, str]:
         with session_scope() as session:
             change = cohorts.set_member(session, principal, cohort_id, username, body.role)
@@ -99,7 +99,7 @@ async def set_member(cohort_id: int, username: str, body: MemberRole, principal:
 @router.delete(
     "/{cohort_id}/members/{username}", summary="Remove a member (admins of the cohort; never the last admin)"
 )
-async def remove_member(cohort_id: int, username: str, principal: CurrentPrincipal) -> dict[str, str]:
+async def remove_member(cohort_id: RowId, username: str, principal: CurrentPrincipal) -> dict[str, str]:
     def work() -> None:
         with session_scope() as session:
             cohorts.remove_member(session, principal, cohort_id, username)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from awesomme.api.deps import CurrentPrincipal, client_address
+from awesomme.api.deps import CurrentPrincipal, RowId, client_address
 from awesomme.core import audit
 from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
@@ -75,7 +75,7 @@ def _create(principal: Principal, cohort_id: int, new: NewInvite) -> dict[str, A
     status_code=status.HTTP_201_CREATED,
     summary="Create an invite code (shown once) for a role in the cohort; admins of the cohort, platform admins",
 )
-async def create_invite(principal: CurrentPrincipal, cohort_id: int, new: NewInvite) -> dict[str, Any]:
+async def create_invite(principal: CurrentPrincipal, cohort_id: RowId, new: NewInvite) -> dict[str, Any]:
     return await run_in_threadpool(_create, principal, cohort_id, new)
 
 
@@ -88,7 +88,7 @@ def _list(principal: Principal, cohort_id: int) -> list[dict[str, Any]]:
     "/cohorts/{cohort_id}/invites",
     summary="The cohort's invite codes (never the codes themselves); admins of the cohort, platform admins",
 )
-async def list_invites(principal: CurrentPrincipal, cohort_id: int) -> list[dict[str, Any]]:
+async def list_invites(principal: CurrentPrincipal, cohort_id: RowId) -> list[dict[str, Any]]:
     return await run_in_threadpool(_list, principal, cohort_id)
 
 
@@ -103,7 +103,7 @@ def _revoke(principal: Principal, invite_id: int) -> dict[str, Any]:
     "/invites/{invite_id}",
     summary="Revoke an invite code; admins of the code's cohort, platform admins",
 )
-async def revoke_invite(principal: CurrentPrincipal, invite_id: int) -> dict[str, Any]:
+async def revoke_invite(principal: CurrentPrincipal, invite_id: RowId) -> dict[str, Any]:
     return await run_in_threadpool(_revoke, principal, invite_id)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from awesomme.api.deps import CurrentPrincipal, CurrentVisibility
+from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal, CurrentVisibility
 from awesomme.core import audit
 from awesomme.core.db import session_scope
 from awesomme.core.errors import NotFound
@@ -25,7 +25,9 @@ router = APIRouter(prefix="/models", tags=["models"])
 
 
 class Binding(BaseModel):
-    cohorts: list[int | str] = Field(max_length=1000, description="cohort ids or names")
+    cohorts: list[Annotated[int, Field(ge=1, le=SQL_INT_MAX)] | str] = Field(
+        max_length=1000, description="cohort ids or names"
+    )
 
 
 def _cohort_refs(session: Session, ids: set[int]) -> list[dict[str, Any]]:
@@ -48,7 +50,11 @@ def _describe(session: Session, config: SegmentationModelConfig, bound: set[int]
 
 
 def _usable(principal: Principal, visibility: Visibility, series_uid: str | None) -> list[dict[str, Any]]:
-    """Platform admins run any model anywhere; others where the series' cohort is theirs and bound to the model."""
+    """Platform admins run any model anywhere; others where the series' cohort is theirs and bound to the model.
+
+    A model's cohorts are listed to others only where they are theirs: a model shared with other cohorts must not
+    name them.
+    """
     state = None
     if series_uid is not None:
         state = get_client().series_state(series_uid)
@@ -65,7 +71,8 @@ def _usable(principal: Principal, visibility: Visibility, series_uid: str | None
                 continue
             bound = cohorts.bound_cohorts(session, config)
             if principal.platform_admin or bound & where:
-                listed.append(_describe(session, config, bound))
+                shown = bound if principal.platform_admin else bound & set(principal.roles)
+                listed.append(_describe(session, config, shown))
     return sorted(listed, key=lambda item: item["name"])
 
 

@@ -1,0 +1,223 @@
+"""Alembic migrations on SQLite and PostgreSQL: from empty to head, and an upgrade that keeps every existing row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, MetaData, inspect, select
+from sqlalchemy.orm import Session
+
+from awesomme.core import audit
+from awesomme.core.db import alembic_config, engine_for
+from awesomme.models import Base, Cohort, User
+
+CREATED = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+EXPIRES = CREATED + timedelta(days=7)
+
+# Rows for every table of the revision before head, inserted in this order (foreign keys); integer ids are left to
+# the database, so that its sequences stay right. Values a backend could mangle: microseconds, time zones,
+# non-ASCII text, JSON, booleans, NULLs, an empty string in a key.
+SAMPLE_ROWS: dict[str, list[dict[str, Any]]] = {
+    "users": [
+        {
+            "username": "alice",
+            "password_hash": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+            "is_platform_admin": True,
+            "is_active": True,
+            "token_version": 3,
+            "created_at": CREATED,
+        },
+        {
+            "username": "bérénice",
+            "password_hash": "x" * 256,
+            "is_platform_admin": False,
+            "is_active": False,
+            "token_version": 0,
+            "created_at": CREATED + timedelta(microseconds=1),
+        },
+    ],
+    "signing_keys": [
+        {
+            "kid": "2026-01-02",
+            "private_pem": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
+            "public_jwk": {"kty": "RSA", "kid": "2026-01-02", "n": "0vx7", "e": "AQAB", "use": "sig"},
+            "created_at": CREATED,
+        }
+    ],
+    "refresh_tokens": [{"token_hash": "a" * 64, "user_id": 1, "expires_at": EXPIRES, "revoked": False}],
+    "revoked_access_tokens": [{"jti": "j" * 32, "expires_at": EXPIRES}],
+    "browser_sessions": [
+        {"token_hash": "b" * 64, "user_id": 2, "token_version": 0, "expires_at": EXPIRES, "revoked": True}
+    ],
+    "cohorts": [
+        {"name": "alpha", "description": "Ostéosarcome, 12 patients", "created_by": "alice", "created_at": CREATED},
+        {"name": "beta", "description": "", "created_by": "alice", "created_at": CREATED},
+    ],
+    "memberships": [
+        {"cohort_id": 1, "user_id": 1, "role": "admin"},
+        {"cohort_id": 1, "user_id": 2, "role": "member"},
+        {"cohort_id": 2, "user_id": 2, "role": "admin"},
+    ],
+    "cohort_items": [
+        {"cohort_id": 1, "study_uid": "1.2.826.0.1.1", "series_uid": "", "added_by": "alice", "added_at": CREATED},
+        {
+            "cohort_id": 2,
+            "study_uid": "1.2.826.0.1.1",
+            "series_uid": "1.2.826.0.1.1.2",
+            "added_by": "alice",
+            "added_at": CREATED,
+        },
+    ],
+    "invites": [
+        {
+            "code_hash": "c" * 64,
+            "cohort_id": 1,
+            "role": "member",
+            "max_uses": 5,
+            "uses": 2,
+            "expires_at": EXPIRES,
+            "revoked": False,
+            "created_by": "alice",
+            "created_at": CREATED,
+        }
+    ],
+    "model_bindings": [
+        {"model_name": "osteosarcoma_mr", "cohort_ids": [1, 2], "updated_by": "alice", "updated_at": CREATED}
+    ],
+    "segmentations": [
+        {
+            "seg_series_uid": "1.2.826.0.1.1.9",
+            "seg_sop_uid": "1.2.826.0.1.1.9.1",
+            "source_series_uid": "1.2.826.0.1.1.2",
+            "study_uid": "1.2.826.0.1.1",
+            "role": "label",
+            "tag": "final",
+            "author": "alice",
+            "created_at": CREATED,
+            "algorithm_type": "AUTOMATIC",
+            "model_name": "osteosarcoma_mr",
+            "model_version": "0.1.0",
+            "description": "tumeur, fémur gauche",
+            "segments": [{"number": 1, "label": "tumour", "code": {"value": "108369006", "scheme": "SCT"}}],
+            "derived_from": None,
+        }
+    ],
+}
+
+
+def _head_and_previous(url: str) -> tuple[str, str]:
+    script = ScriptDirectory.from_config(alembic_config(url))
+    head = script.get_current_head()
+    assert head is not None
+    previous = script.get_revision(head).down_revision
+    assert isinstance(previous, str), "the migrations must form one line"
+    return head, previous
+
+
+def _revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def _normal(value: Any) -> Any:
+    """SQLite hands back naive datetimes (stored in UTC), PostgreSQL aware ones in the session's zone."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
+
+
+def _snapshot(connection: Connection, tables: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every row of ``tables``, read through the schema the database has now, in primary-key order."""
+    metadata = MetaData()
+    metadata.reflect(connection, only=sorted(tables))
+    snapshot = {}
+    for name in sorted(tables):
+        table = metadata.tables[name]
+        rows = connection.execute(select(table).order_by(*table.primary_key.columns)).mappings()
+        snapshot[name] = [{key: _normal(value) for key, value in row.items()} for row in rows]
+    return snapshot
+
+
+def _tables(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names()) - {"alembic_version"}
+
+
+def test_from_empty_to_head_gives_the_models_schema(db_url: str) -> None:
+    engine = engine_for(db_url)
+    head, _ = _head_and_previous(db_url)
+    assert _tables(engine) == set() and _revision(engine) is None
+    command.upgrade(alembic_config(db_url), "head")
+    assert _revision(engine) == head
+    assert _tables(engine) == set(Base.metadata.tables)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []  # types, columns, indexes, constraints
+    command.upgrade(alembic_config(db_url), "head")  # a second start finds nothing to do
+    assert _revision(engine) == head
+    engine.dispose()
+
+
+def test_upgrading_from_the_previous_revision_keeps_every_row(db_url: str) -> None:
+    engine = engine_for(db_url)
+    config = alembic_config(db_url)
+    head, previous = _head_and_previous(db_url)
+    command.upgrade(config, previous)
+    existing = _tables(engine)
+    missing = existing - set(SAMPLE_ROWS)
+    with engine.begin() as connection:
+        metadata = MetaData()
+        metadata.reflect(connection)
+        for name, rows in SAMPLE_ROWS.items():
+            connection.execute(metadata.tables[name].insert(), rows)
+        before = _snapshot(connection, existing)
+    assert not [name for name in missing if not before[name]], f"add sample rows for the tables {sorted(missing)}"
+    for name, rows in SAMPLE_ROWS.items():  # what went in is what a read gives back, before any upgrade
+        assert [{key: row[key] for key in rows[0]} for row in before[name]] == rows, name
+
+    command.upgrade(config, "head")
+    assert _revision(engine) == head
+    with engine.connect() as connection:
+        assert _snapshot(connection, existing) == before
+
+    # The upgraded database works: the sequences continue after the old rows, the journal starts its chain.
+    with Session(engine) as session:
+        cohort = Cohort(name="gamma", created_by="bérénice")
+        session.add(cohort)
+        session.add(User(username="carol", password_hash="y" * 64))
+        session.flush()
+        assert cohort.id == 3
+        audit.record(session, "cohort.created", target=str(cohort.id), actor="bérénice")
+        session.commit()
+        assert audit.verify(session).ok
+    engine.dispose()
+
+
+def test_downgrades_go_back_and_forth_without_losing_older_rows(db_url: str) -> None:
+    engine = engine_for(db_url)
+    config = alembic_config(db_url)
+    head, previous = _head_and_previous(db_url)
+    command.upgrade(config, previous)
+    with engine.begin() as connection:
+        metadata = MetaData()
+        metadata.reflect(connection)
+        for name, rows in SAMPLE_ROWS.items():
+            connection.execute(metadata.tables[name].insert(), rows)
+        before = _snapshot(connection, _tables(engine))
+    command.upgrade(config, "head")
+    command.downgrade(config, previous)
+    assert _revision(engine) == previous
+    with engine.connect() as connection:
+        assert _snapshot(connection, _tables(engine)) == before
+    command.upgrade(config, "head")
+    assert _revision(engine) == head
+
+    command.downgrade(config, "base")  # every downgrade runs, down to an empty database
+    assert _tables(engine) == set() and _revision(engine) is None
+    command.upgrade(config, "head")
+    assert _tables(engine) == set(Base.metadata.tables)
+    engine.dispose()

@@ -211,3 +211,15 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_id: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+# -- reviews of segmentations (migration 0006) --------------------------------------------------------------------
+
+
+# -- radiomics: presets and feature sets (migration 0007) ---------------------------------------------------------
+
+
+# -- predictions of classification models (migration 0008) --------------------------------------------------------
+
+
+# -- score types and scores (migration 0009) ----------------------------------------------------------------------

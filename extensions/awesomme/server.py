@@ -22,14 +22,18 @@ from awesomme.api import dicomweb  # noqa: E402
 from awesomme.api.access import AccessMiddleware  # noqa: E402
 from awesomme.api.deps import CurrentPrincipal  # noqa: E402
 from awesomme.api.routes import (  # noqa: E402
+    agreement,
     audit,
     auth,
+    classification,
     cohorts,
     health,
     invites,
     login,
     models,
     monailabel_auth,
+    radiomics,
+    scores,
     segmentations,
     users,
 )
@@ -88,7 +92,9 @@ def create_app() -> FastAPI:
     _drop_unfiltered_routes(monailabel_app)
     # FastAPI refuses larger request bodies with a 413 on every route, ours and MONAI Label's alike.
     monailabel_app.max_body_size = get_settings().upload_max_bytes
-    for module in (health, auth, users, cohorts, invites, models, segmentations, audit):
+    routers = (health, auth, users, cohorts, invites, models, segmentations, audit)
+    analysis = (radiomics, classification, scores, agreement)
+    for module in (*routers, *analysis):
         monailabel_app.include_router(module.router, prefix="/api")
     monailabel_app.include_router(monailabel_auth.router)
     monailabel_app.include_router(login.router)

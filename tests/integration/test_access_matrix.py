@@ -169,6 +169,10 @@ EXPECTED: dict[tuple[str, str], Cell] = {
     ("DELETE", "/session/{session_id}"): Cell(ROOT, path="/session/no-such-session"),
     ("GET", "/logs/"): Cell(ROOT, params={"lines": "1"}),
     ("GET", "/logs/gpu"): Cell(ROOT),
+    # -- segmentations: import, interpolation, deletion, review ----------------------------------------------------
+    # -- radiomics ---------------------------------------------------------------------------------------------------
+    # -- classification and predictions -----------------------------------------------------------------------------
+    # -- scores, agreement, research export --------------------------------------------------------------------------
 }
 # Not in the OpenAPI schema, walked all the same.
 UNLISTED = [

@@ -237,6 +237,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/session/{session_id}"): Rule(A.PLATFORM_ADMIN, audit="session.delete"),
     ("GET", "/logs/"): Rule(A.PLATFORM_ADMIN, audit="logs.read"),
     ("GET", "/logs/gpu"): Rule(A.PLATFORM_ADMIN),
+    # -- segmentations: import, interpolation, deletion, review ----------------------------------------------------
+    # -- radiomics ---------------------------------------------------------------------------------------------------
+    # -- classification and predictions -----------------------------------------------------------------------------
+    # -- scores, agreement, research export --------------------------------------------------------------------------
 }
 del A
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, MetaData, inspect, select
+from sqlalchemy import Connection, Engine, MetaData, inspect, select, update
 from sqlalchemy.orm import Session
 
 from awesomme.core import audit
@@ -107,7 +108,23 @@ SAMPLE_ROWS: dict[str, list[dict[str, Any]]] = {
             "derived_from": None,
         }
     ],
+    "audit_events": [
+        {
+            "id": 1,
+            "time": CREATED,
+            "actor": "alice",
+            "action": "inference",
+            "outcome": "success",
+            "target": "1.2.826.0.1.3680043.8.498.2",
+            "cohort": "osteosarcoma",
+            "params": {"model": "osteosarcoma_mr"},
+            "source": "127.0.0.1",
+            "prev_hash": audit.GENESIS,
+        }
+    ],
 }
+# The journal's first event, chained as the platform writes it (its head row is the migration's: see _insert_samples).
+SAMPLE_ROWS["audit_events"][0]["hash"] = audit._digest(SimpleNamespace(**SAMPLE_ROWS["audit_events"][0]))
 
 
 def _head_and_previous(url: str) -> tuple[str, str]:
@@ -117,6 +134,15 @@ def _head_and_previous(url: str) -> tuple[str, str]:
     previous = script.get_revision(head).down_revision
     assert isinstance(previous, str), "the migrations must form one line"
     return head, previous
+
+
+def _insert_samples(connection: Connection) -> None:
+    metadata = MetaData()
+    metadata.reflect(connection)
+    for name, rows in SAMPLE_ROWS.items():
+        connection.execute(metadata.tables[name].insert(), rows)
+    last = SAMPLE_ROWS["audit_events"][-1]
+    connection.execute(update(metadata.tables["audit_head"]).values(last_id=last["id"], last_hash=last["hash"]))
 
 
 def _revision(engine: Engine) -> str | None:
@@ -170,10 +196,7 @@ def test_upgrading_from_the_previous_revision_keeps_every_row(db_url: str) -> No
     existing = _tables(engine)
     missing = existing - set(SAMPLE_ROWS)
     with engine.begin() as connection:
-        metadata = MetaData()
-        metadata.reflect(connection)
-        for name, rows in SAMPLE_ROWS.items():
-            connection.execute(metadata.tables[name].insert(), rows)
+        _insert_samples(connection)
         before = _snapshot(connection, existing)
     assert not [name for name in missing if not before[name]], f"add sample rows for the tables {sorted(missing)}"
     for name, rows in SAMPLE_ROWS.items():  # what went in is what a read gives back, before any upgrade
@@ -203,10 +226,7 @@ def test_downgrades_go_back_and_forth_without_losing_older_rows(db_url: str) -> 
     head, previous = _head_and_previous(db_url)
     command.upgrade(config, previous)
     with engine.begin() as connection:
-        metadata = MetaData()
-        metadata.reflect(connection)
-        for name, rows in SAMPLE_ROWS.items():
-            connection.execute(metadata.tables[name].insert(), rows)
+        _insert_samples(connection)
         before = _snapshot(connection, _tables(engine))
     command.upgrade(config, "head")
     command.downgrade(config, previous)

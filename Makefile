@@ -5,8 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CONSTRAINTS := requirements/constraints.txt
-# pip 24.0: later releases crash in `pip check` on itk 5.4.7's malformed wheel tag.
-BOOTSTRAP := pip==24.0 setuptools==84.2.1 wheel==0.48.0
+# pip 24.0: later releases crash in `pip check` on itk 5.4.7's malformed wheel tag. versioneer: the
+# pyradiomics-bhklab sdist needs it at build time (packages build without isolation, see below).
+BOOTSTRAP := pip==24.0 setuptools==84.2.1 wheel==0.48.0 versioneer==0.29
 
 .PHONY: run stop status test fuzz lint typecheck train bench system-deps test-deps venv clean-cache
 
@@ -39,8 +40,10 @@ typecheck: venv
 train: venv
 	$(PY) -m awesomme.training --all
 
-bench:
-	@echo "make bench: no benchmark yet (the first, the paper's Table 3, comes with its issue)"
+# Each benchmark prints ratios against a baseline it measures in the same run (see benchmarks/README.md).
+bench: system-deps venv
+	$(PY) benchmarks/table3.py
+	$(PY) benchmarks/radiomics_overhead.py
 
 # Debian packages: Orthanc with DICOMweb, and dciodvfy for validating what we write.
 system-deps:

@@ -39,6 +39,13 @@ setup(
         "psycopg[binary]",
         "authlib",
         "argon2-cffi",
+        # Analysis: radiomics (never the `pyradiomics` package, see docs), classifiers and their safe storage, agreement.
+        "pyradiomics-bhklab",
+        "SimpleITK",
+        "scikit-learn",
+        "skrebate",
+        "skops",
+        "krippendorff",
     ],
     # schemathesis fuzzes /api from its OpenAPI schema (tests/fuzz, `make fuzz`).
     # playwright drives Debian's chromium in tests/integration/test_viewer_browser.py (it never downloads a browser).

@@ -14,7 +14,9 @@ setup(
     python_requires=">=3.11,<3.12",
     package_dir={"": "extensions"},
     packages=find_packages("extensions"),
-    package_data={"awesomme": ["migrations/*.mako", "migrations/versions/*.py", "api/templates/*.html"]},
+    package_data={
+        "awesomme": ["migrations/*.mako", "migrations/versions/*.py", "api/templates/*.html", "analysis/presets/*.yaml"]
+    },
     install_requires=[
         "monailabel==0.8.5",
         "monai",

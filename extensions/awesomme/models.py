@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -16,12 +16,20 @@ __all__ = [
     "Cohort",
     "CohortItem",
     "CohortRole",
+    "FeatureSet",
     "Invite",
     "Membership",
     "ModelBinding",
+    "Prediction",
+    "RadiomicsPreset",
     "RefreshToken",
     "RevokedAccessToken",
+    "Score",
+    "ScoreKind",
+    "ScoreType",
     "Segmentation",
+    "SegmentationOrigin",
+    "SegmentationReview",
     "SegmentationRole",
     "SigningKey",
     "User",
@@ -216,10 +224,149 @@ class AuditHead(Base):
 # -- reviews of segmentations (migration 0006) --------------------------------------------------------------------
 
 
+class SegmentationReview(Base):
+    """A reviewer's decision on a SEG (accepted or rejected, with a comment); every decision is kept."""
+
+    __tablename__ = "segmentation_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seg_series_uid: Mapped[str] = mapped_column(String(64), index=True)
+    reviewer: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str] = mapped_column(String(2048), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class SegmentationOrigin(Base):
+    """Who made a SEG on the platform and how (an import of which file, an interpolation): its owner may delete it."""
+
+    __tablename__ = "segmentation_origins"
+
+    seg_series_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_by: Mapped[str] = mapped_column(String(64), index=True)
+    operation: Mapped[str] = mapped_column(String(16))  # import | interpolation
+    source_format: Mapped[str | None] = mapped_column(String(16))
+    source_name: Mapped[str | None] = mapped_column(String(256))
+    source_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
 # -- radiomics: presets and feature sets (migration 0007) ---------------------------------------------------------
+
+
+class RadiomicsPreset(Base):
+    """A named, versioned PyRadiomics parameter set; never edited in place (a change is a new version)."""
+
+    __tablename__ = "radiomics_presets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # None: built-in or platform-wide; otherwise the cohort whose admins defined it.
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+
+class FeatureSet(Base):
+    """Radiomics features of one segment of a SEG on its source series, with their provenance."""
+
+    __tablename__ = "feature_sets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_uid: Mapped[str] = mapped_column(String(64))
+    series_uid: Mapped[str] = mapped_column(String(64), index=True)
+    seg_uid: Mapped[str] = mapped_column(String(64))
+    segment_number: Mapped[int] = mapped_column(Integer)
+    # "<name>@<version>" of a preset, or "custom" for parameters given in the request.
+    preset: Mapped[str] = mapped_column(String(128))
+    tag: Mapped[str] = mapped_column(String(128), default="")
+    features: Mapped[dict[str, float]] = mapped_column(JSON)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 # -- predictions of classification models (migration 0008) --------------------------------------------------------
 
 
+class Prediction(Base):
+    """A classification model's answer for one feature set (or an uploaded CSV row), with its provenance.
+
+    It belongs to its series' cohorts; a prediction from an uploaded CSV belongs to the cohort named with it.
+    """
+
+    __tablename__ = "predictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    series_uid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    feature_set_id: Mapped[int | None] = mapped_column(
+        ForeignKey("feature_sets.id", ondelete="SET NULL"), nullable=True
+    )
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), nullable=True)
+    model_name: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(128))
+    probabilities: Mapped[dict[str, float]] = mapped_column(JSON)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
 # -- score types and scores (migration 0009) ----------------------------------------------------------------------
+
+
+class ScoreKind:
+    """How a score type's values are compared: ordered categories, unordered ones, numbers, or free text."""
+
+    ORDINAL = "ordinal"
+    NOMINAL = "nominal"
+    NUMERIC = "numeric"
+    TEXT = "text"
+    ALL = (ORDINAL, NOMINAL, NUMERIC, TEXT)
+
+
+class ScoreType(Base):
+    """A kind of expert judgement: built in (``mrs``, ``free_text``, ``numeric``), platform-wide or a cohort's own."""
+
+    __tablename__ = "score_types"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    kind: Mapped[str] = mapped_column(String(16))
+    # Categories (ordinal, nominal): {"0": "No symptoms", ...}, ordered as listed.
+    labels: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    minimum: Mapped[float | None] = mapped_column(Float, nullable=True)
+    maximum: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # None: built in or platform-wide; otherwise the cohort whose admins defined it.
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+    __table_args__ = (UniqueConstraint("key", "cohort_id"),)
+
+
+class Score(Base):
+    """One rater's judgement of a study, series or derived object; it belongs to the cohorts of its series."""
+
+    __tablename__ = "scores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target_uid: Mapped[str] = mapped_column(String(64), index=True)
+    target_kind: Mapped[str] = mapped_column(String(16))
+    # Resolved from the target when scored: what cohort filtering goes by (series empty for a whole study).
+    study_uid: Mapped[str] = mapped_column(String(64))
+    series_uid: Mapped[str] = mapped_column(String(64), default="", index=True)
+    # The cohort of a cohort-defined score type; None for built-in and platform-wide types.
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), nullable=True)
+    score_type_id: Mapped[int] = mapped_column(ForeignKey("score_types.id", ondelete="CASCADE"), index=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    rater: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

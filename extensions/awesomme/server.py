@@ -27,6 +27,7 @@ from awesomme.api.routes import (  # noqa: E402
     auth,
     classification,
     cohorts,
+    exports,
     health,
     invites,
     login,
@@ -93,7 +94,7 @@ def create_app() -> FastAPI:
     # FastAPI refuses larger request bodies with a 413 on every route, ours and MONAI Label's alike.
     monailabel_app.max_body_size = get_settings().upload_max_bytes
     routers = (health, auth, users, cohorts, invites, models, segmentations, audit)
-    analysis = (radiomics, classification, scores, agreement)
+    analysis = (radiomics, classification, scores, agreement, exports)
     for module in (*routers, *analysis):
         monailabel_app.include_router(module.router, prefix="/api")
     monailabel_app.include_router(monailabel_auth.router)

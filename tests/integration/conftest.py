@@ -16,6 +16,8 @@ import torch
 import yaml
 from monailabel.client import MONAILabelClient
 
+from awesomme.analysis.classification import artefact_path
+from awesomme.analysis.classifier_config import ClassificationModelConfig
 from awesomme.core.config import Settings, get_settings, load_settings
 from awesomme.core.db import forget_engine, session_scope
 from awesomme.inference.config import SegmentationModelConfig
@@ -201,7 +203,8 @@ def leftovers(settings: Settings) -> list[str]:
 
 
 def write_test_models(directory: Path) -> Path:
-    """The shipped models, plus two tiny fixed-output models and one with a wrong checksum.
+    """The shipped models (segmentation and classification), plus two tiny fixed-output models and one with a wrong
+    checksum.
 
     ``everything_mr`` labels every voxel (all weights zero, the last bias favours class 1) and ``nothing_ct``
     none: they exercise the request path whatever the shipped weights can do.
@@ -210,6 +213,9 @@ def write_test_models(directory: Path) -> Path:
         raw = yaml.safe_load(shipped.read_text())
         if isinstance(raw, dict) and raw.get("kind") == "segmentation":
             raw["weights"]["file"] = str(weights_path(SegmentationModelConfig(**raw)))
+            (directory / shipped.name).write_text(yaml.safe_dump(raw))
+        if isinstance(raw, dict) and raw.get("kind") == "classification":
+            raw["artefact"]["file"] = str(artefact_path(ClassificationModelConfig(**raw)))
             (directory / shipped.name).write_text(yaml.safe_dump(raw))
     for name, modality, bias in (("everything_mr", "MR", (0.0, 5.0)), ("nothing_ct", "CT", (5.0, 0.0))):
         raw = {

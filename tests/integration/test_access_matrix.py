@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from awesomme.core.db import session_scope
 from awesomme.core.security import KeyPair, issue_access_token, new_key_pair
-from awesomme.models import SigningKey, User
+from awesomme.models import Prediction, SigningKey, User
 from awesomme.orthanc.client import OrthancClient
 from tests.integration.conftest import (
     Account,
@@ -170,9 +170,52 @@ EXPECTED: dict[tuple[str, str], Cell] = {
     ("GET", "/logs/"): Cell(ROOT, params={"lines": "1"}),
     ("GET", "/logs/gpu"): Cell(ROOT),
     # -- segmentations: import, interpolation, deletion, review ----------------------------------------------------
+    # Which series or SEG, and the right to act on it, are checked in the service: nothing named here exists.
+    ("POST", "/api/segmentations/import"): Cell(IN_A_COHORT, data={"series_uid": "1.2.3.999"}),
+    ("POST", "/api/segmentations/interpolate"): Cell(IN_A_COHORT, json={}),
+    ("DELETE", "/api/segmentations/{seg_uid}"): Cell(IN_A_COHORT, path="/api/segmentations/1.2.3.999"),
+    ("POST", "/api/segmentations/{seg_uid}/review"): Cell(
+        IN_A_COHORT, path="/api/segmentations/1.2.3.999/review", json={}
+    ),
     # -- radiomics ---------------------------------------------------------------------------------------------------
+    ("POST", "/api/radiomics"): Cell(IN_A_COHORT, json={}),
+    ("GET", "/api/radiomics"): Cell(ALPHA, params={"series_uid": "{alpha_series}"}, on_hidden_data=True),
+    ("GET", "/api/radiomics/{feature_set_id}"): Cell(
+        ALPHA, path="/api/radiomics/{alpha_feature_set}", on_hidden_data=True
+    ),
+    ("GET", "/api/radiomics/{feature_set_id}.csv"): Cell(
+        ALPHA, path="/api/radiomics/{alpha_feature_set}.csv", on_hidden_data=True
+    ),
+    ("GET", "/api/radiomics/presets"): Cell(LOGGED_IN),
+    ("POST", "/api/radiomics/presets"): Cell(ADMINS, json={}),
     # -- classification and predictions -----------------------------------------------------------------------------
+    ("GET", "/api/classification/models"): Cell(LOGGED_IN),
+    ("POST", "/api/classification/{model}/predict"): Cell(
+        IN_A_COHORT, path="/api/classification/osteosarcoma_response/predict", json={}
+    ),
+    ("GET", "/api/predictions"): Cell(ALPHA, params={"series_uid": "{alpha_series}"}, on_hidden_data=True),
+    ("GET", "/api/predictions/{prediction_id}.csv"): Cell(
+        ALPHA, path="/api/predictions/{alpha_prediction}.csv", on_hidden_data=True
+    ),
+    ("GET", "/api/predictions/{prediction_id}.html"): Cell(
+        ALPHA, path="/api/predictions/{alpha_prediction}.html", on_hidden_data=True
+    ),
     # -- scores, agreement, research export --------------------------------------------------------------------------
+    ("GET", "/api/score-types"): Cell(IN_A_COHORT),
+    ("POST", "/api/score-types"): Cell(ADMINS, json={}),
+    ("POST", "/api/scores"): Cell(IN_A_COHORT, json={}),
+    ("GET", "/api/scores"): Cell(ALPHA, params={"cohort": "{alpha}"}, on_hidden_data=True),
+    ("GET", "/api/agreement/segmentations"): Cell(ALPHA, params={"series_uid": "{alpha_series}"}, on_hidden_data=True),
+    ("GET", "/api/agreement/segmentations.csv"): Cell(
+        ALPHA, params={"series_uid": "{alpha_series}"}, on_hidden_data=True
+    ),
+    ("GET", "/api/agreement/scores"): Cell(
+        ALPHA, params={"cohort": "{alpha}", "score_type": "mrs"}, on_hidden_data=True
+    ),
+    ("GET", "/api/agreement/scores.csv"): Cell(
+        ALPHA, params={"cohort": "{alpha}", "score_type": "mrs"}, on_hidden_data=True
+    ),
+    ("GET", "/api/cohorts/{cohort_id}/export.csv"): Cell(ADMINS, path="/api/cohorts/{alpha}/export.csv"),
 }
 # Not in the OpenAPI schema, walked all the same.
 UNLISTED = [
@@ -239,6 +282,13 @@ def world(
     client = monailabel_client(server_url, admin, out)
     label_file, _ = client.infer("everything_mr", alpha.patient.series_uid, {})
     label = client.save_label(alpha.patient.series_uid, label_file, tag="final")["label"]
+    feature_set = httpx.post(
+        f"{server_url}/api/radiomics",
+        json={"series_uid": alpha.patient.series_uid, "seg_uid": label, "preset": "ibsi-original"},
+        headers=admin.headers(server_url),
+        timeout=120,
+    )
+    assert feature_set.status_code == 201, feature_set.text
 
     accounts = {
         "no_cohort": cohorts.loner,
@@ -269,11 +319,28 @@ def world(
     disable = [sys.executable, "-m", "awesomme.cli", "user", "disable", "--username", doomed.username]
     assert subprocess.run(disable, capture_output=True, check=False).returncode == 0
 
+    with session_scope() as session:  # a stored prediction on alpha's series (its model need not be loaded)
+        prediction = Prediction(
+            study_uid=alpha.patient.study_uid,
+            series_uid=alpha.patient.series_uid,
+            model_name="osteosarcoma_response",
+            model_version="0.0.0",
+            label="good",
+            probabilities={"good": 0.75, "poor": 0.25},
+            provenance={"notice": "DEMO model - not for clinical use"},
+            created_by=admin.username,
+        )
+        session.add(prediction)
+        session.flush()
+        prediction_id = prediction.id
+
     fill = {
         "alpha": str(cohorts.alpha),
         "alpha_study": alpha.patient.study_uid,
         "alpha_series": alpha.patient.series_uid,
         "alpha_label": label,
+        "alpha_feature_set": str(feature_set.json()["id"]),
+        "alpha_prediction": str(prediction_id),
         "loner": cohorts.loner.username,
         "loner_password": cohorts.loner.password,
     }

@@ -238,9 +238,61 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/logs/"): Rule(A.PLATFORM_ADMIN, audit="logs.read"),
     ("GET", "/logs/gpu"): Rule(A.PLATFORM_ADMIN),
     # -- segmentations: import, interpolation, deletion, review ----------------------------------------------------
+    ("POST", "/api/segmentations/import"): Rule(
+        A.MEMBER, note="into a series of my cohorts (checked in the service)", audit="segmentation.import"
+    ),
+    ("POST", "/api/segmentations/interpolate"): Rule(
+        A.MEMBER, note="a SEG of a series of my cohorts (checked in the service)", audit="segmentation.interpolate"
+    ),
+    ("DELETE", "/api/segmentations/{seg_uid}"): Rule(
+        A.MEMBER, note="its author, or an admin of its cohorts (checked in the service)", audit="segmentation.delete"
+    ),
+    ("POST", "/api/segmentations/{seg_uid}/review"): Rule(
+        A.MEMBER, note="members of its cohorts (checked in the service)", audit="segmentation.review"
+    ),
     # -- radiomics ---------------------------------------------------------------------------------------------------
+    ("POST", "/api/radiomics"): Rule(
+        A.MEMBER, note="404 unless the series is in my cohorts; 201 once stored", audit="radiomics.extract"
+    ),
+    ("GET", "/api/radiomics"): Rule(A.MEMBER, series_uid_param),
+    ("GET", "/api/radiomics/{feature_set_id}"): Rule(A.MEMBER, note="404 unless its series is in my cohorts"),
+    ("GET", "/api/radiomics/{feature_set_id}.csv"): Rule(
+        A.MEMBER, note="404 unless its series is in my cohorts", audit="data.exported"
+    ),
+    ("GET", "/api/radiomics/presets"): Rule(A.USER, note="built-in, platform-wide and my cohorts' presets"),
+    ("POST", "/api/radiomics/presets"): Rule(
+        A.COHORT_ADMIN,
+        note="for a cohort I administer; platform-wide: platform admins",
+        audit="radiomics.preset.create",
+    ),
     # -- classification and predictions -----------------------------------------------------------------------------
+    ("GET", "/api/classification/models"): Rule(A.USER, note="classification models bound to my cohorts"),
+    ("POST", "/api/classification/{model}/predict"): Rule(
+        A.MEMBER,
+        note="feature set in my cohorts, or a CSV for a cohort of mine; the model bound to that cohort",
+        audit="prediction",
+    ),
+    ("GET", "/api/predictions"): Rule(A.MEMBER, series_uid_param),
+    ("GET", "/api/predictions/{prediction_id}.csv"): Rule(
+        A.MEMBER, note="404 outside my cohorts", audit="data.exported"
+    ),
+    ("GET", "/api/predictions/{prediction_id}.html"): Rule(
+        A.MEMBER, note="404 outside my cohorts", audit="data.exported"
+    ),
     # -- scores, agreement, research export --------------------------------------------------------------------------
+    ("GET", "/api/score-types"): Rule(A.MEMBER, note="built in, platform-wide and my cohorts' own"),
+    ("POST", "/api/score-types"): Rule(
+        A.COHORT_ADMIN, note="platform-wide: platform admins; a cohort's: its admins", audit="score_type.create"
+    ),
+    ("POST", "/api/scores"): Rule(A.MEMBER, note="the target must be in my cohorts (checked)", audit="score.create"),
+    ("GET", "/api/scores"): Rule(A.MEMBER, note="only scores of my cohorts' data"),
+    ("GET", "/api/agreement/segmentations"): Rule(A.MEMBER, series_uid_param, audit="agreement.read"),
+    ("GET", "/api/agreement/segmentations.csv"): Rule(A.MEMBER, series_uid_param, audit="data.exported"),
+    ("GET", "/api/agreement/scores"): Rule(A.MEMBER, note="404 unless the cohort is mine", audit="agreement.read"),
+    ("GET", "/api/agreement/scores.csv"): Rule(A.MEMBER, note="404 unless the cohort is mine", audit="data.exported"),
+    ("GET", "/api/cohorts/{cohort_id}/export.csv"): Rule(
+        A.COHORT_ADMIN, note="research export: admins of that cohort", audit="data.exported"
+    ),
 }
 del A
 

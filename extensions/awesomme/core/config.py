@@ -60,6 +60,10 @@ class Settings(BaseSettings):
 
     cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)
     upload_max_bytes: int = Field(default=512 * 1024**2, gt=0)
+    # An imported segmentation must lie on its series' grid: differences up to these count as rounding.
+    seg_import_spacing_tolerance_mm: float = Field(default=0.01, ge=0)
+    seg_import_origin_tolerance_mm: float = Field(default=0.1, ge=0)
+    seg_import_orientation_tolerance_deg: float = Field(default=0.1, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,8 +15,9 @@ from awesomme.core.errors import InvalidInput
 from awesomme.inference.predict import predict
 from awesomme.inference.registry import LoadedModel
 from awesomme.models import Segmentation, SegmentationRole
+from awesomme.orthanc.client import SeriesState
 from awesomme.orthanc.datastore import PREDICTION_TAG, OrthancDatastore
-from awesomme.orthanc.seg import build_seg, segment_summary
+from awesomme.orthanc.seg_writer import encode_seg, segment_voxel_counts, summary_from_counts
 from awesomme.orthanc.volumes import Volume
 
 __all__ = ["DEMO_NOTICE", "SegmentationOutcome", "segment_series"]
@@ -33,8 +37,18 @@ class SegmentationOutcome:
 
 
 def segment_series(
-    datastore: OrthancDatastore, model: LoadedModel, image_id: str, description: str | None = None
+    datastore: OrthancDatastore,
+    model: LoadedModel,
+    image_id: str,
+    description: str | None = None,
+    answer: Callable[[np.ndarray, Volume], object] | None = None,
 ) -> SegmentationOutcome:
+    """Segment ``image_id`` and store the SEG; ``answer(label_map, volume)`` writes the caller's reply meanwhile.
+
+    The SEG is encoded and stored in a worker thread while ``answer`` runs here (both release the GIL for their
+    heavy parts: numpy, zlib, sockets); the outcome is returned once both are done, so the SEG is stored before
+    anyone hears of it.
+    """
     config = model.config
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -49,39 +63,33 @@ def segment_series(
     timings["post"] = prediction.timings_s["post"]
 
     names = {value: name for name, value in config.labels.items()}
-    segments = segment_summary(prediction.label_map, names, volume.grid.voxel_volume_ml)
+    counts = segment_voxel_counts(prediction.label_map)
+    segments = summary_from_counts(counts, names, volume.grid.voxel_volume_ml)
     seg_uid = None
-    if segments:  # a SEG must hold at least one segmented voxel
-        start = time.perf_counter()
-        source = datastore.source_metadata(state)
-        notice = DEMO_NOTICE if config.demo_weights else f"{config.name} {config.version}"
-        seg = build_seg(
-            source,
-            prediction.label_map,
-            names,
-            algorithm_type="AUTOMATIC",
-            series_description=f"{config.name} {config.version}" + (f" - {DEMO_NOTICE}" if config.demo_weights else ""),
-            content_description=f"{description} ({notice})" if description else notice,
-            algorithm_name=config.name,
-            algorithm_version=config.version,
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg-store") as worker:
+        # a SEG must hold at least one segmented voxel
+        stored = (
+            worker.submit(
+                contextvars.copy_context().run,
+                _store_seg,
+                datastore,
+                model,
+                state,
+                prediction.label_map,
+                counts,
+                names,
+                description,
+                segments,
+                timings,
+            )
+            if segments
+            else None
         )
-        timings["seg_encode"] = time.perf_counter() - start
-        start = time.perf_counter()
-        seg_uid = datastore.store_segmentation(
-            seg,
-            Segmentation(
-                source_series_uid=image_id,
-                study_uid=state.study_uid,
-                role=SegmentationRole.PREDICTION,
-                tag=PREDICTION_TAG,
-                algorithm_type="AUTOMATIC",
-                model_name=config.name,
-                model_version=config.version,
-                description=description,
-                segments=segments,
-            ),
-        )
-        timings["store"] = time.perf_counter() - start
+        if answer is not None:
+            start = time.perf_counter()
+            answer(prediction.label_map, volume)
+            timings["answer"] = time.perf_counter() - start
+        seg_uid = stored.result() if stored else None
     logger.info(
         "Inference %s %s on %s: %s",
         config.name,
@@ -90,3 +98,49 @@ def segment_series(
         ", ".join(f"{phase} {seconds:.3f} s" for phase, seconds in timings.items()),
     )
     return SegmentationOutcome(volume, prediction.label_map, prediction.confidence, seg_uid, segments, timings)
+
+
+def _store_seg(
+    datastore: OrthancDatastore,
+    model: LoadedModel,
+    state: SeriesState,
+    label_map: np.ndarray,
+    counts: dict[int, int],
+    names: dict[int, str],
+    description: str | None,
+    segments: list[dict],
+    timings: dict[str, float],
+) -> str:
+    config = model.config
+    start = time.perf_counter()
+    source = datastore.source_metadata(state)
+    notice = DEMO_NOTICE if config.demo_weights else f"{config.name} {config.version}"
+    seg = encode_seg(
+        source,
+        label_map,
+        names,
+        counts=counts,
+        algorithm_type="AUTOMATIC",
+        series_description=f"{config.name} {config.version}" + (f" - {DEMO_NOTICE}" if config.demo_weights else ""),
+        content_description=f"{description} ({notice})" if description else notice,
+        algorithm_name=config.name,
+        algorithm_version=config.version,
+    )
+    timings["seg_encode"] = time.perf_counter() - start
+    start = time.perf_counter()
+    seg_uid = datastore.store_segmentation(
+        seg,
+        Segmentation(
+            source_series_uid=state.series_uid,
+            study_uid=state.study_uid,
+            role=SegmentationRole.PREDICTION,
+            tag=PREDICTION_TAG,
+            algorithm_type="AUTOMATIC",
+            model_name=config.name,
+            model_version=config.version,
+            description=description,
+            segments=segments,
+        ),
+    )
+    timings["store"] = time.perf_counter() - start
+    return seg_uid

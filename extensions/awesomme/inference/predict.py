@@ -13,7 +13,9 @@ from monai.inferers import sliding_window_inference
 
 from awesomme.inference.config import SegmentationModelConfig
 
-__all__ = ["Prediction", "downsample", "predict", "preprocess"]
+__all__ = ["Prediction", "downsample", "forward_logits", "labels_and_confidence", "predict", "preprocess"]
+
+SLAB_SLICES = 2
 
 
 @dataclass
@@ -37,7 +39,7 @@ def downsample(tensor: torch.Tensor, factors: tuple[int, int, int]) -> torch.Ten
     return F.avg_pool3d(tensor[None], kernel_size=factors, stride=factors, ceil_mode=True)[0]
 
 
-def _logits(network: torch.nn.Module, tensor: torch.Tensor, config: SegmentationModelConfig) -> torch.Tensor:
+def forward_logits(network: torch.nn.Module, tensor: torch.Tensor, config: SegmentationModelConfig) -> torch.Tensor:
     """Logits (C, D, H, W) for a pre-processed (1, D, H, W) tensor."""
     spec = config.inference
     if spec.mode == "slices":
@@ -48,6 +50,28 @@ def _logits(network: torch.nn.Module, tensor: torch.Tensor, config: Segmentation
     return out[0]
 
 
+def labels_and_confidence(logits: torch.Tensor, slab: int = SLAB_SLICES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Argmax (uint8) and max-softmax (float32) of logits (C, D, H, W), a slab of slices at a time.
+
+    The same as softmax then max, without a full-volume softmax: the argmax of the logits is that of the
+    probabilities, and max softmax = 1 / sum(exp(logit - max logit)); with two classes, sigmoid(|l1 - l0|).
+    Slabs keep the temporaries small (in cache).
+    """
+    labels = torch.empty(logits.shape[1:], dtype=torch.uint8)
+    top = torch.empty(logits.shape[1:], dtype=torch.float32)
+    for first in range(0, logits.shape[1], slab):
+        block = logits[:, first : first + slab].float()
+        if block.shape[0] == 2:
+            margin = block[1] - block[0]
+            labels[first : first + slab] = margin > 0  # a tie is class 0, as argmax has it
+            torch.sigmoid(margin.abs_(), out=top[first : first + slab])
+            continue
+        peak, index = block.max(dim=0)
+        labels[first : first + slab] = index
+        top[first : first + slab] = torch.exp(block - peak).sum(dim=0).reciprocal_()
+    return labels, top
+
+
 def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationModelConfig) -> Prediction:
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -56,14 +80,15 @@ def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationMod
 
     start = time.perf_counter()
     with torch.inference_mode():
-        logits = _logits(network, tensor, config)
+        logits = forward_logits(network, tensor, config)
         if tuple(logits.shape[1:]) != array.shape:
             logits = F.interpolate(logits[None], size=array.shape, mode="trilinear", align_corners=False)[0]
     timings["forward"] = time.perf_counter() - start
+    del tensor  # the peak memory of a request is here: let go of the input before the post-processing
 
     start = time.perf_counter()
-    probabilities = torch.softmax(logits, dim=0)
-    top, labels = probabilities.max(dim=0)
+    labels, top = labels_and_confidence(logits)
+    del logits  # normal tensors: post-processing steps update them in place
     label_map = labels[None]
     for step in config.post_transforms:
         label_map = torch.as_tensor(getattr(transforms, step.name)(**step.args)(label_map))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from awesomme.analysis.classification import ArtefactError, LoadedClassifier, load_classifier
+from awesomme.analysis.classifier_config import load_classification_configs
 from awesomme.core.config import get_settings
 from awesomme.inference.config import ConfigError, SegmentationModelConfig, load_config_file, load_segmentation_configs
 from awesomme.inference.network import ModelLoadError, load_network
@@ -32,6 +34,8 @@ class LoadedModel:
 class ModelRegistry:
     models: dict[str, LoadedModel] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    # Classification models (kind: classification) are no MONAI Label infer tasks: kept apart from ``models``.
+    classifiers: dict[str, LoadedClassifier] = field(default_factory=dict)
 
     @classmethod
     def load(
@@ -57,7 +61,19 @@ class ModelRegistry:
                 source = config.source.name if config.source else name
                 logger.error("Model %s disabled (%s): %s", name, source, error)
                 registry.problems[source] = str(error)
+        registry._load_classifiers(directory)
         return registry
+
+    def _load_classifiers(self, directory: Path) -> None:
+        configs, problems = load_classification_configs(directory)
+        self.problems.update(problems)
+        for name, config in configs.items():
+            try:
+                self.classifiers[name] = load_classifier(config)
+            except ArtefactError as error:
+                source = config.source.name if config.source else name
+                logger.error("Classification model %s disabled (%s): %s", name, source, error)
+                self.problems[source] = str(error)
 
 
 @lru_cache(maxsize=1)

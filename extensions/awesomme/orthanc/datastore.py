@@ -255,8 +255,17 @@ class OrthancDatastore(Datastore):
         return record.seg_series_uid
 
     def load_volume(self, state: SeriesState) -> Volume:
-        """The decoded series, through the cache."""
-        image = nib.load(self._cached_series(state))
+        """The decoded series, through the cache; on a miss, the volume just decoded (not read back from disk)."""
+        decoded: list[Volume] = []
+
+        def decode(path: Path) -> None:
+            decoded.append(volume_from_datasets(self.client.retrieve_series(state.study_uid, state.series_uid)))
+            decoded[0].to_nifti(path)
+
+        path = self.cache.get(state.series_uid, state.version, decode)
+        if decoded:
+            return decoded[0]
+        image = nib.load(path)
         assert isinstance(image, nib.Nifti1Image)
         array = np.ascontiguousarray(np.asanyarray(image.dataobj).transpose(2, 1, 0))
         return Volume(array, image.affine, state.series_uid, state.modality)

@@ -60,9 +60,12 @@ class Volume:
         return Grid(tuple(self.array.shape), self.affine)  # type: ignore[arg-type]
 
     def to_nifti(self, path: Path) -> Path:
-        image = nib.Nifti1Image(np.ascontiguousarray(self.array.transpose(2, 1, 0)), self.affine)
+        # NIfTI stores (x, y, z) in Fortran order, which is our (slice, row, column) C order: the transposed view
+        # is written as one block, with no copy of the volume.
+        image = nib.Nifti1Image(self.array.transpose(2, 1, 0), self.affine)
         image.header.set_xyzt_units("mm")
-        path.write_bytes(image.to_bytes())  # by bytes: the cache writes to a name nibabel would not recognise
+        with path.open("wb") as handle:  # a stream: the cache writes to a name nibabel would not recognise
+            image.to_stream(handle)
         return path
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from awesomme.analysis.classifier_config import ClassificationModelConfig
 from awesomme.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from awesomme.inference.config import SegmentationModelConfig
 from awesomme.models import Cohort, CohortItem, CohortRole, Membership, ModelBinding, User
@@ -219,7 +220,7 @@ def remove_member(session: Session, principal: Principal, cohort_id: int, userna
 
 
 # -- model bindings ---------------------------------------------------------------------------------------------
-def bound_cohorts(session: Session, config: SegmentationModelConfig) -> set[int]:
+def bound_cohorts(session: Session, config: SegmentationModelConfig | ClassificationModelConfig) -> set[int]:
     """The cohorts a model may run on: the DB binding when one was set, else the YAML's cohort names."""
     binding = session.get(ModelBinding, config.name)
     if binding is not None:

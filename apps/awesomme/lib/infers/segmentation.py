@@ -9,7 +9,7 @@ from typing import Any
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from awesomme.core.errors import InvalidInput
-from awesomme.inference.pipeline import segment_series
+from awesomme.inference.pipeline import SegmentationOutcome, segment_series
 from awesomme.inference.registry import LoadedModel
 from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.orthanc.seg import LABEL_FILE_SUFFIXES, write_label_file
@@ -35,6 +35,25 @@ class SegmentationTask(InferTask):
     def __call__(self, request: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
         raise InvalidInput("this model runs on series stored in the platform: give the image's SeriesInstanceUID")
 
+    def _segment(
+        self, datastore: OrthancDatastore, request: dict[str, Any], suffix: str, result: Path
+    ) -> SegmentationOutcome:
+        """A label file is written while the SEG is stored; a SEG answer is the stored SEG itself."""
+        if suffix != DICOM_SUFFIX:
+            return segment_series(
+                datastore,
+                self.model,
+                str(request["image"]),
+                request.get("description"),
+                answer=lambda label_map, volume: write_label_file(label_map, volume.grid, result),
+            )
+        outcome = segment_series(datastore, self.model, str(request["image"]), request.get("description"))
+        if outcome.seg_series_uid is None:
+            raise InvalidInput("the model found nothing to segment: there is no SEG to return")
+        state = datastore.client.series_state(str(outcome.seg_series_uid))
+        datastore.client.retrieve_series(state.study_uid, state.series_uid)[0].save_as(result)
+        return outcome
+
     def run(self, datastore: OrthancDatastore, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """Segment the series ``request["image"]``; returns the result file (removed after the answer) and params."""
         suffix = str(request.get("result_extension") or ".nii.gz")
@@ -42,16 +61,13 @@ class SegmentationTask(InferTask):
             raise InvalidInput(
                 f"result_extension {suffix!r} is not one of {', '.join((*LABEL_FILE_SUFFIXES, DICOM_SUFFIX))}"
             )
-        outcome = segment_series(datastore, self.model, str(request["image"]), request.get("description"))
-        if suffix == DICOM_SUFFIX and outcome.seg_series_uid is None:
-            raise InvalidInput("the model found nothing to segment: there is no SEG to return")
         with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as handle:
             result = Path(handle.name)
-        if suffix == DICOM_SUFFIX:
-            state = datastore.client.series_state(str(outcome.seg_series_uid))
-            datastore.client.retrieve_series(state.study_uid, state.series_uid)[0].save_as(result)
-        else:
-            write_label_file(outcome.label_map, outcome.volume.grid, result)
+        try:
+            outcome = self._segment(datastore, request, suffix, result)
+        except BaseException:
+            result.unlink(missing_ok=True)  # MONAI Label removes the result only after an answer
+            raise
         config = self.model.config
         params = {
             "model": config.name,

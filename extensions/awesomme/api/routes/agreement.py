@@ -1,7 +1,86 @@
-"""`/api/agreement`: inter-expert agreement on segmentations and scores."""
+"""`/api/agreement`: inter-expert agreement on segmentations and scores, as JSON or CSV."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import csv
+import io
+from collections.abc import Sequence
+from typing import Any
 
-router = APIRouter(tags=["agreement"])
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from monailabel.interfaces.utils.app import app_instance
+
+from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal
+from awesomme.core.db import session_scope
+from awesomme.orthanc.datastore import OrthancDatastore
+from awesomme.orthanc.volumes import grid_from_datasets
+from awesomme.services import agreement
+from awesomme.services.visibility import Principal
+
+router = APIRouter(prefix="/agreement", tags=["agreement"])
+CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
+
+
+def _csv(columns: Sequence[str], rows: list[dict[str, Any]], name: str) -> Response:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "" if row.get(key) is None else row.get(key) for key in columns})
+    disposition = f'attachment; filename="{name}"'
+    return Response(buffer.getvalue(), media_type="text/csv", headers={"Content-Disposition": disposition})
+
+
+def _segmentations(series_uid: str) -> dict[str, Any]:
+    datastore = app_instance().datastore()
+    assert isinstance(datastore, OrthancDatastore)
+    state = datastore.image_state(series_uid)  # 404 for a series outside the caller's cohorts
+    source = agreement.SeriesSegmentations(
+        series_uid=series_uid,
+        records=datastore.segmentations_of(series_uid),
+        grid=grid_from_datasets(datastore.source_metadata(state)),
+        label_map=datastore.label_map,
+    )
+    return agreement.segmentation_agreement(source)
+
+
+SeriesUid = Query(..., min_length=3, max_length=64, description="the source series of the SEGs")
+CohortId = Query(..., ge=1, le=SQL_INT_MAX)
+ScoreTypeRef = Query(..., min_length=1, max_length=64, description="the score type's key or id")
+
+
+@router.get(
+    "/segmentations",
+    summary="Dice, HD95 (mm) and volume difference (mL, %) per segment for each pair of authors of a series' SEGs",
+)
+async def segmentations(series_uid: str = SeriesUid) -> dict[str, Any]:
+    return await run_in_threadpool(_segmentations, series_uid)
+
+
+@router.get("/segmentations.csv", summary="The same, one CSV row per pair and segment", responses=CSV)
+async def segmentations_csv(series_uid: str = SeriesUid) -> Response:
+    result = await run_in_threadpool(_segmentations, series_uid)
+    rows = agreement.segmentation_rows(result)
+    return _csv(agreement.SEGMENTATION_COLUMNS, rows, f"agreement-{series_uid}.csv")
+
+
+def _scores(principal: Principal, cohort: int, score_type: str) -> dict[str, Any]:
+    with session_scope() as session:
+        return agreement.scores_agreement(session, principal, cohort, score_type)
+
+
+@router.get(
+    "/scores",
+    summary="Cohen's kappa per pair of raters, Fleiss' kappa and Krippendorff's alpha of a cohort's scores of one type",
+)
+async def scores(principal: CurrentPrincipal, cohort: int = CohortId, score_type: str = ScoreTypeRef) -> dict[str, Any]:
+    return await run_in_threadpool(_scores, principal, cohort, score_type)
+
+
+@router.get("/scores.csv", summary="The same, one CSV row per statistic", responses=CSV)
+async def scores_csv(principal: CurrentPrincipal, cohort: int = CohortId, score_type: str = ScoreTypeRef) -> Response:
+    result = await run_in_threadpool(_scores, principal, cohort, score_type)
+    key = result["score_type"]["key"]
+    return _csv(agreement.SCORE_COLUMNS, agreement.score_rows(result), f"agreement-{cohort}-{key}.csv")

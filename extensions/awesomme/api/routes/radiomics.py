@@ -2,6 +2,132 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
 
-router = APIRouter(tags=["radiomics"])
+from fastapi import APIRouter, Query, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from monailabel.interfaces.utils.app import app_instance
+from pydantic import BaseModel, Field
+
+from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal, CurrentVisibility, RowId
+from awesomme.core import audit
+from awesomme.core.db import session_scope
+from awesomme.orthanc.datastore import OrthancDatastore
+from awesomme.services import radiomics
+from awesomme.services.visibility import cohorts_of_series
+
+router = APIRouter(prefix="/radiomics", tags=["radiomics"])
+
+UID_PATTERN = r"^[0-9]+(\.[0-9]+)*$"
+
+
+class Extraction(BaseModel):
+    series_uid: str = Field(min_length=3, max_length=64, pattern=UID_PATTERN)
+    seg_uid: str = Field(min_length=3, max_length=64, pattern=UID_PATTERN)
+    segment_number: int = Field(default=1, ge=1, le=65535)
+    preset: str | None = Field(default=None, max_length=80, description="<name> (newest version) or <name>@<version>")
+    parameters: dict[str, Any] | None = Field(default=None, description="PyRadiomics parameters instead of a preset")
+    tag: str = Field(default="", max_length=128)
+
+
+class NewPreset(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    parameters: dict[str, Any] = Field(description="the full PyRadiomics parameter set (imageType, featureClass, ...)")
+    cohort: int | None = Field(default=None, ge=1, le=SQL_INT_MAX, description="the cohort; none: platform-wide")
+
+
+def _datastore() -> OrthancDatastore:
+    datastore = app_instance().datastore()
+    assert isinstance(datastore, OrthancDatastore)
+    return datastore
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Extract radiomics features of one segment of a SEG on its series, store them with their provenance",
+)
+async def extract(body: Extraction, principal: CurrentPrincipal, visibility: CurrentVisibility) -> dict[str, Any]:
+    request = radiomics.ExtractionRequest(
+        series_uid=body.series_uid,
+        seg_uid=body.seg_uid,
+        segment_number=body.segment_number,
+        preset=body.preset,
+        parameters=body.parameters,
+        tag=body.tag,
+    )
+    # Seconds of CPU work: in a worker thread, never on the event loop.
+    feature_set = await run_in_threadpool(radiomics.extract, _datastore(), principal, visibility, request)
+    return radiomics.feature_set_json(feature_set)
+
+
+@router.get("", summary="Feature sets of a series in your cohorts (without their values)")
+async def list_feature_sets(
+    visibility: CurrentVisibility, series_uid: str = Query(..., min_length=3, max_length=64)
+) -> list[dict[str, Any]]:
+    def work() -> list[dict[str, Any]]:
+        with session_scope() as session:
+            return radiomics.feature_sets_of(session, visibility, series_uid)
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/presets", summary="Radiomics presets you may use: built-in, platform-wide and your cohorts'")
+async def list_presets(principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    def work() -> list[dict[str, Any]]:
+        with session_scope() as session:
+            return [preset.as_json() for preset in radiomics.list_presets(session, principal)]
+
+    return await run_in_threadpool(work)
+
+
+@router.post(
+    "/presets",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a preset, or a new version of one (admins of the cohort; platform-wide: platform admins)",
+)
+async def create_preset(body: NewPreset, principal: CurrentPrincipal) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        with session_scope() as session:
+            preset = radiomics.create_preset(session, principal, body.name, body.parameters, body.cohort)
+            cohort = "" if body.cohort is None else str(body.cohort)
+            audit.record(session, "radiomics.preset.create", target=preset.ref, cohort=cohort)
+            return preset.as_json()
+
+    return await run_in_threadpool(work)
+
+
+# Declared before "/{feature_set_id}", which would otherwise take "12.csv" for an id.
+@router.get(
+    "/{feature_set_id}.csv",
+    summary="A feature set as CSV: one row of identity, provenance and features",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def feature_set_csv(feature_set_id: RowId, visibility: CurrentVisibility) -> Response:
+    def work() -> str:
+        with session_scope() as session:
+            feature_set = radiomics.visible_feature_set(session, visibility, feature_set_id)
+            cohorts = sorted(cohorts_of_series(session, feature_set.study_uid, feature_set.series_uid))
+            audit.record(
+                session,
+                "data.exported",
+                target=feature_set.series_uid,
+                cohort=" ".join(map(str, cohorts)),
+                params={"feature_set": feature_set_id, "format": "csv"},
+            )
+            return radiomics.feature_set_csv(feature_set)
+
+    text = await run_in_threadpool(work)
+    disposition = f'attachment; filename="feature-set-{feature_set_id}.csv"'
+    return Response(text, media_type="text/csv", headers={"Content-Disposition": disposition})
+
+
+@router.get("/{feature_set_id}", summary="A feature set: its features by name and its provenance")
+async def feature_set(feature_set_id: RowId, visibility: CurrentVisibility) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        with session_scope() as session:
+            return radiomics.feature_set_json(radiomics.visible_feature_set(session, visibility, feature_set_id))
+
+    return await run_in_threadpool(work)

@@ -2,6 +2,105 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal, CurrentVisibility
+from awesomme.core import audit
+from awesomme.core.db import session_scope
+from awesomme.models import ScoreType
+from awesomme.orthanc.client import get_client
+from awesomme.services import scores
 
 router = APIRouter(tags=["scores"])
+
+
+class ScoreTypeBody(BaseModel):
+    key: str = Field(min_length=1, max_length=64, description="lower-case, letter first: how scores name the type")
+    kind: Literal["ordinal", "nominal", "numeric", "text"]
+    name: str = Field(default="", max_length=128)
+    labels: dict[str, str] | None = Field(default=None, description="categories in order: {value: description}")
+    minimum: float | None = Field(default=None, description="numeric types: the lowest value allowed")
+    maximum: float | None = Field(default=None, description="numeric types: the highest value allowed")
+    cohort_id: int | None = Field(default=None, ge=1, le=SQL_INT_MAX, description="your cohort; none: platform-wide")
+
+
+class ScoreBody(BaseModel):
+    target_uid: str = Field(min_length=1, max_length=64, description="a DICOM UID, or a feature set / prediction id")
+    target_kind: Literal["study", "series", "seg", "feature_set", "prediction"]
+    score_type: str | int = Field(description="the type's key (mrs, free_text, numeric, ...) or id")
+    value: Any = Field(description="a category of the type, a number in its range, or text")
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    comment: str = Field(default="", max_length=scores.TEXT_MAX_CHARS)
+
+
+@router.get("/score-types", summary="Score types you may use: built in, platform-wide and your cohorts' own")
+async def list_types(principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    def work() -> list[dict[str, Any]]:
+        with session_scope() as session:
+            return [scores.score_type_json(t) for t in scores.list_score_types(session, principal)]
+
+    return await run_in_threadpool(work)
+
+
+@router.post(
+    "/score-types",
+    status_code=status.HTTP_201_CREATED,
+    summary="Define a score type: platform admins platform-wide, cohort admins for their cohort (never edited)",
+)
+async def create_type(body: ScoreTypeBody, principal: CurrentPrincipal) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        with session_scope() as session:
+            created = scores.create_score_type(session, principal, scores.NewScoreType(**body.model_dump()))
+            audit.record(
+                session,
+                "score_type.create",
+                target=created.key,
+                cohort=str(created.cohort_id or ""),
+                params={"id": created.id, "kind": created.kind},
+            )
+            return scores.score_type_json(created)
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/scores", status_code=status.HTTP_201_CREATED, summary="Score a study, series or derived object")
+async def create(body: ScoreBody, principal: CurrentPrincipal, visibility: CurrentVisibility) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        with session_scope() as session:
+            score = scores.create_score(
+                session, get_client(), principal, visibility, scores.NewScore(**body.model_dump())
+            )
+            score_type = session.get(ScoreType, score.score_type_id)
+            assert score_type is not None
+            audit.record(
+                session,
+                "score.create",
+                target=score.target_uid,
+                cohort=str(score.cohort_id or ""),
+                params={"id": score.id, "target_kind": score.target_kind, "score_type": score_type.key},
+            )
+            return scores.score_json(score, score_type)
+
+    return await run_in_threadpool(work)
+
+
+@router.get(
+    "/scores",
+    summary="Scores of one target (?target_uid=) or of a cohort's data (?cohort=), with a summary per item",
+)
+async def list_scores(
+    principal: CurrentPrincipal,
+    visibility: CurrentVisibility,
+    target_uid: str | None = Query(default=None, min_length=1, max_length=64),
+    cohort: int | None = Query(default=None, ge=1, le=SQL_INT_MAX),
+    score_type: str | None = Query(default=None, min_length=1, max_length=64, description="key or id"),
+) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        with session_scope() as session:
+            return scores.list_scores(session, principal, visibility, target_uid, cohort, score_type)
+
+    return await run_in_threadpool(work)

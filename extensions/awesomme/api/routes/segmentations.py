@@ -1,21 +1,28 @@
-"""``/api/segmentations``: the SEGs of a series, labels and predictions alike."""
+"""``/api/segmentations``: the SEGs of a series (labels, predictions, imports), importing earlier work,
+interpolating between segmented slices, deleting a wrong SEG, and reviewing one."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from monailabel.interfaces.utils.app import app_instance
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from awesomme.api.deps import CurrentPrincipal
 from awesomme.core.db import session_scope
+from awesomme.core.errors import InvalidInput
 from awesomme.models import Cohort
 from awesomme.orthanc.datastore import OrthancDatastore
+from awesomme.services import segmentations
 from awesomme.services.visibility import Principal, cohorts_of_series
 
 router = APIRouter(tags=["segmentations"])
+SeriesUid = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[0-9]+(\.[0-9]+)*$")]
+SegUidPath = Annotated[str, Path(min_length=3, max_length=64, pattern=r"^[0-9]+(\.[0-9]+)*$")]
 
 
 def _datastore() -> OrthancDatastore:
@@ -40,6 +47,8 @@ def _listing(principal: Principal, series_uid: str) -> list[dict[str, Any]]:
     datastore = _datastore()
     state = datastore.image_state(series_uid)  # 404 for an unknown series, or one outside the caller's cohorts
     cohorts = cohorts_with_role(principal, state.study_uid, series_uid)  # a SEG belongs to its source's cohorts
+    records = datastore.segmentations_of(series_uid)
+    reviews, origins = segmentations.reviews_and_owners([record.seg_series_uid for record in records])
     return [
         {
             "seg_uid": record.seg_series_uid,
@@ -54,16 +63,113 @@ def _listing(principal: Principal, series_uid: str) -> list[dict[str, Any]]:
             "segments": record.segments,
             "derived_from": record.derived_from,
             "cohorts": cohorts,
+            "created_by": origins[record.seg_series_uid].created_by if record.seg_series_uid in origins else None,
+            "origin": origins[record.seg_series_uid].operation if record.seg_series_uid in origins else None,
+            "reviews": reviews[record.seg_series_uid],
         }
-        for record in datastore.segmentations_of(series_uid)
+        for record in records
     ]
 
 
 @router.get(
     "/segmentations",
-    summary="SEGs of a series in your cohorts: author or model, type, date, segments, cohorts",
+    summary="SEGs of a series in your cohorts: author or model, type, date, segments, cohorts, reviews",
 )
 async def list_segmentations(
     principal: CurrentPrincipal, series_uid: str = Query(..., min_length=3, max_length=64)
 ) -> list[dict[str, Any]]:
     return await run_in_threadpool(_listing, principal, series_uid)
+
+
+def _label_names(text: str) -> dict[str, str] | None:
+    if not text.strip():
+        return None
+    try:
+        names = json.loads(text)
+    except ValueError as error:
+        raise InvalidInput(f"label_map must be a JSON object {{value or name: label}}: {error}") from error
+    if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
+        raise InvalidInput("label_map must be a JSON object {value or name: label}")
+    return {str(key): value for key, value in names.items()}
+
+
+@router.post(
+    "/segmentations/import",
+    status_code=201,
+    summary="Import a segmentation made elsewhere (NIfTI, NRRD, DICOM SEG, RTSTRUCT) as a SEG of a series",
+)
+async def import_segmentation(
+    principal: CurrentPrincipal,
+    file: Annotated[UploadFile, File(description="the segmentation: .nii, .nii.gz, .nrrd, or a DICOM SEG/RTSTRUCT")],
+    series_uid: Annotated[str, Form(min_length=3, max_length=64, pattern=r"^[0-9]+(\.[0-9]+)*$")],
+    description: Annotated[str, Form(max_length=64)] = "",
+    segment_label: Annotated[str, Form(max_length=64)] = "",
+    label_map: Annotated[str, Form(max_length=16384, description='JSON {"1": "tumour", "2": "bone"}')] = "",
+    algorithm_type: Annotated[str, Form(pattern="^(MANUAL|SEMIAUTOMATIC|AUTOMATIC)$")] = "MANUAL",
+    algorithm_name: Annotated[str, Form(max_length=64)] = "",
+    author: Annotated[str, Form(max_length=64, description="ContentCreatorName; you, if empty")] = "",
+    file_format: Annotated[str, Form(alias="format", pattern="^(|nifti|nrrd|dicom-seg|rtstruct)$")] = "",
+    tag: Annotated[str, Form(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = segmentations.IMPORT_TAG,
+) -> dict[str, Any]:
+    request = segmentations.ImportRequest(
+        series_uid=series_uid,
+        filename=file.filename or "",
+        description=description,
+        segment_label=segment_label,
+        label_names=_label_names(label_map),
+        algorithm_type=algorithm_type,
+        algorithm_name=algorithm_name,
+        author=author,
+        file_format=file_format or None,
+        tag=tag,
+    )
+    try:
+        data = await file.read()
+    finally:
+        await file.close()
+    return await run_in_threadpool(segmentations.import_segmentation, _datastore(), principal, request, data)
+
+
+class InterpolationRequest(BaseModel):
+    series_uid: SeriesUid
+    seg_uid: SeriesUid
+    segment_number: int = Field(ge=1, le=65535)
+
+
+@router.post(
+    "/segmentations/interpolate",
+    status_code=201,
+    summary="Fill the slices between segmented slices of one segment; stores a new SEMIAUTOMATIC SEG",
+)
+async def interpolate(body: InterpolationRequest, principal: CurrentPrincipal) -> dict[str, Any]:
+    return await run_in_threadpool(
+        segmentations.interpolate_segmentation,
+        _datastore(),
+        principal,
+        body.series_uid,
+        body.seg_uid,
+        body.segment_number,
+    )
+
+
+@router.delete(
+    "/segmentations/{seg_uid}",
+    summary="Delete a SEG from Orthanc and the platform (its author, or an admin of its cohort)",
+)
+async def delete_segmentation(seg_uid: SegUidPath, principal: CurrentPrincipal) -> dict[str, str]:
+    await run_in_threadpool(segmentations.delete_segmentation, _datastore(), principal, seg_uid)
+    return {"status": "deleted", "seg_uid": seg_uid}
+
+
+class Review(BaseModel):
+    status: str = Field(pattern="^(accepted|rejected)$")
+    comment: str = Field(default="", max_length=2048)
+
+
+@router.post(
+    "/segmentations/{seg_uid}/review",
+    status_code=201,
+    summary="Record your review of a SEG (accepted or rejected, with a comment)",
+)
+async def review(seg_uid: SegUidPath, body: Review, principal: CurrentPrincipal) -> dict[str, Any]:
+    return await run_in_threadpool(segmentations.review_segmentation, principal, seg_uid, body.status, body.comment)

@@ -1,0 +1,1 @@
+"""Analysis stages on images and masks: radiomics, classification, agreement, interpolation."""

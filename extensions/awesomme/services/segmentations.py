@@ -1,0 +1,381 @@
+"""Segmentations brought in or made by hand: import of earlier work, slice interpolation, deletion and review.
+
+A SEG belongs to its source series' cohorts. Importing and interpolating need a role in one of them; deleting
+needs to be the SEG's owner (who made it here, else its recorded author) or an admin of one of them; reviewing is
+for their members. A series or SEG outside the caller's cohorts does not exist for them (404), a missing right
+is a 403. Each action is journaled in the transaction that records it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydicom import Dataset
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from awesomme.analysis.interpolation import interpolate_slices
+from awesomme.core import audit
+from awesomme.core.config import get_settings
+from awesomme.core.db import session_scope
+from awesomme.core.errors import Forbidden, InvalidInput, NotFound
+from awesomme.models import Segmentation, SegmentationOrigin, SegmentationReview, SegmentationRole
+from awesomme.orthanc.client import SeriesState
+from awesomme.orthanc.datastore import OrthancDatastore
+from awesomme.orthanc.label_geometry import GeometryTolerance
+from awesomme.orthanc.seg import ALGORITHM_TYPES, build_seg, seg_label_map, segment_summary
+from awesomme.orthanc.seg_import import format_of, read_segmentation_file
+from awesomme.orthanc.volumes import grid_from_datasets
+from awesomme.services.visibility import Principal, cohorts_of_series, current_visibility
+
+__all__ = [
+    "REVIEW_STATUSES",
+    "ImportRequest",
+    "delete_segmentation",
+    "import_segmentation",
+    "interpolate_segmentation",
+    "review_segmentation",
+    "reviews_and_owners",
+]
+
+logger = logging.getLogger(__name__)
+REVIEW_STATUSES = ("accepted", "rejected")
+IMPORT_TAG = "imported"
+INTERPOLATION_ALGORITHM = "AWESOMME slice interpolation"
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    series_uid: str
+    filename: str
+    description: str = ""
+    segment_label: str = ""
+    label_names: Mapping[str, str] | None = None  # file value, or SEG/RTSTRUCT name -> segment label
+    algorithm_type: str = "MANUAL"
+    algorithm_name: str = ""
+    author: str = ""
+    file_format: str | None = None
+    tag: str = IMPORT_TAG
+
+
+class _PhaseClock:
+    """Seconds spent in each phase of a request, for the log and the answer."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] = round(now - self._last, 3)
+        self._last = now
+
+
+# -- who may act ------------------------------------------------------------------------------------------------
+def _visible_state(datastore: OrthancDatastore, series_uid: str) -> SeriesState:
+    return datastore.image_state(series_uid)  # 404 unless the series is an image in the caller's cohorts
+
+
+def _cohorts_with_role(session: Session, principal: Principal, state: SeriesState) -> set[int]:
+    """The series' cohorts where the caller has a role (every one of them, for platform admins)."""
+    cohorts = cohorts_of_series(session, state.study_uid, state.series_uid)
+    return {cohort for cohort in cohorts if principal.role_in(cohort)}
+
+
+def _require_role(session: Session, principal: Principal, state: SeriesState) -> set[int]:
+    cohorts = _cohorts_with_role(session, principal, state)
+    if not cohorts and not principal.platform_admin:
+        raise Forbidden(f"you have no role in a cohort of series {state.series_uid}")
+    return cohorts
+
+
+def _visible_record(session: Session, seg_uid: str) -> Segmentation:
+    record = session.get(Segmentation, seg_uid)
+    visibility = current_visibility.get()
+    if record is None or (
+        visibility is not None and not visibility.sees_series(record.study_uid, record.source_series_uid)
+    ):
+        raise NotFound(f"no segmentation {seg_uid} in your cohorts")
+    return record
+
+
+def _cohort_text(cohorts: Iterable[int]) -> str:
+    return ",".join(str(cohort) for cohort in sorted(cohorts))
+
+
+# -- storing ----------------------------------------------------------------------------------------------------
+def _store(
+    datastore: OrthancDatastore, seg: Dataset, record: Segmentation, origin: SegmentationOrigin, event: dict[str, Any]
+) -> str:
+    """The SEG in Orthanc, its record, origin and audit event in the DB: all or nothing."""
+    datastore.client.store([seg])
+    seg_uid = str(seg.SeriesInstanceUID)
+    record.seg_series_uid, record.seg_sop_uid, origin.seg_series_uid = seg_uid, str(seg.SOPInstanceUID), seg_uid
+    try:
+        with session_scope() as session:
+            session.add_all([record, origin])
+            session.flush()
+            audit.record(session, target=seg_uid, **event)
+    except Exception:
+        with contextlib.suppress(Exception):  # no SEG in Orthanc without its record
+            datastore.client.delete_series(seg_uid)
+        raise
+    logger.info("Stored %s SEG %s of series %s", origin.operation, seg_uid, record.source_series_uid)
+    return seg_uid
+
+
+def _renumbered(label_map: np.ndarray, names: Mapping[int, str]) -> tuple[np.ndarray, dict[int, str]]:
+    """Segments numbered 1..N in the order of the file's values, as the SEG will number them."""
+    present = [int(v) for v in np.unique(label_map) if v != 0]
+    if not present:
+        raise InvalidInput("the segmentation is empty: no voxel is segmented")
+    out = np.zeros(label_map.shape, np.uint8 if len(present) < 256 else np.uint16)
+    for number, value in enumerate(present, start=1):
+        out[label_map == value] = number
+    return out, {number: names[value] for number, value in enumerate(present, start=1)}
+
+
+def _segment_names(file_names: Mapping[int, str], values: list[int], request: ImportRequest) -> dict[int, str]:
+    """A label for each value: the caller's map (by value or by the file's own name), ``segment_label`` for a
+    single segment, the file's own name, or "Segment N"."""
+    given = dict(request.label_names or {})
+    names = {}
+    for value in values:
+        own = file_names.get(value, "")
+        single = request.segment_label if len(values) == 1 else ""
+        name = given.get(str(value)) or (given.get(own) if own else "") or single or own
+        names[value] = (name or f"Segment {value}")[:64]
+    return names
+
+
+def import_segmentation(
+    datastore: OrthancDatastore, principal: Principal, request: ImportRequest, data: bytes
+) -> dict[str, Any]:
+    """Read the upload onto the series' grid and store it as a SEG of that series."""
+    if request.algorithm_type not in ALGORITHM_TYPES:
+        raise InvalidInput(f"algorithm_type must be one of {', '.join(ALGORITHM_TYPES)}")
+    if not data:
+        raise InvalidInput("the file is empty")
+    clock = _PhaseClock()
+    state = _visible_state(datastore, request.series_uid)
+    with session_scope() as session:
+        cohorts = _require_role(session, principal, state)
+    source = datastore.source_metadata(state)
+    clock.lap("series")
+    grid = grid_from_datasets(source)
+    claimed = format_of(request.filename, request.file_format)
+    tolerance = GeometryTolerance.from_settings(get_settings())
+    only = set(request.label_names or {}) or None  # for SEG and RTSTRUCT: which segments or ROIs to take
+    found, labels = read_segmentation_file(data, claimed, source, grid, tolerance, only)
+    clock.lap("read")
+    values = [int(v) for v in np.unique(labels.label_map) if v != 0]
+    label_map, names = _renumbered(labels.label_map, _segment_names(labels.names, values, request))
+    author = request.author or principal.username
+    automatic = request.algorithm_type != "MANUAL"
+    algorithm = (request.algorithm_name or "unnamed algorithm") if automatic else None
+    description = request.description or f"Imported {found}"
+    seg = build_seg(
+        source,
+        label_map,
+        names,
+        algorithm_type=request.algorithm_type,
+        series_description=description,
+        content_description=f"imported from {found} {request.filename}"[:64],
+        author=author,
+        algorithm_name=algorithm,
+        algorithm_version="unknown" if automatic else "",
+    )
+    record = Segmentation(
+        source_series_uid=state.series_uid,
+        study_uid=state.study_uid,
+        role=SegmentationRole.LABEL,
+        tag=request.tag,
+        author=author,
+        algorithm_type=request.algorithm_type,
+        model_name=algorithm,
+        description=description[:256],
+        segments=segment_summary(label_map, names, grid.voxel_volume_ml),
+    )
+    origin = SegmentationOrigin(
+        created_by=principal.username,
+        operation="import",
+        source_format=found,
+        source_name=request.filename[:256],
+        source_sha256=hashlib.sha256(data).hexdigest(),
+    )
+    event = {
+        "action": "segmentation.import",
+        "cohort": _cohort_text(cohorts),
+        "params": {"series_uid": state.series_uid, "format": found, "segments": len(names), "bytes": len(data)},
+    }
+    clock.lap("build")
+    seg_uid = _store(datastore, seg, record, origin, event)
+    clock.lap("store")
+    logger.info("Imported %s as SEG %s in %s", found, seg_uid, clock.phases)
+    return {
+        "seg_uid": seg_uid,
+        "series_uid": state.series_uid,
+        "format": found,
+        "segments": record.segments,
+        "seconds": clock.phases,
+    }
+
+
+# -- interpolation ----------------------------------------------------------------------------------------------
+def interpolate_segmentation(
+    datastore: OrthancDatastore, principal: Principal, series_uid: str, seg_uid: str, segment_number: int
+) -> dict[str, Any]:
+    """A new SEG where the gaps between segmented slices of one segment are filled (SEMIAUTOMATIC)."""
+    state = _visible_state(datastore, series_uid)
+    with session_scope() as session:
+        cohorts = _require_role(session, principal, state)
+        record = _visible_record(session, seg_uid)
+    if record.source_series_uid != series_uid:
+        raise InvalidInput(f"segmentation {seg_uid} is not one of series {series_uid}")
+    source = datastore.source_metadata(state)
+    grid = grid_from_datasets(source)
+    seg = datastore.client.retrieve_series(state.study_uid, seg_uid)[0]
+    label_map = seg_label_map(seg, source)
+    names = {int(item.SegmentNumber): str(item.SegmentLabel) for item in seg.SegmentSequence}
+    mask = label_map == segment_number
+    if segment_number not in names or not mask.any():
+        raise InvalidInput(f"segment {segment_number} of {seg_uid} is missing or empty")
+    column_mm, row_mm, _ = grid.spacing
+    filled = interpolate_slices(mask, (row_mm, column_mm))
+    added = filled & (label_map == 0)  # other segments keep their voxels
+    if not added.any():
+        raise InvalidInput(f"segment {segment_number} has no gap between segmented slices: nothing to interpolate")
+    result = label_map.copy()
+    result[added] = segment_number
+    label = names[segment_number]
+    new_seg = build_seg(
+        source,
+        result,
+        names,
+        algorithm_type="SEMIAUTOMATIC",
+        series_description=f"Interpolated ({label})"[:64],
+        content_description=f"segment {segment_number} interpolated from {seg_uid}"[:64],
+        author=record.author,
+        algorithm_name=INTERPOLATION_ALGORITHM,
+    )
+    new_record = Segmentation(
+        source_series_uid=series_uid,
+        study_uid=state.study_uid,
+        role=SegmentationRole.LABEL,
+        tag=record.tag if record.role == SegmentationRole.LABEL else "final",
+        author=record.author,
+        algorithm_type="SEMIAUTOMATIC",
+        model_name=INTERPOLATION_ALGORITHM,
+        description=f"segment {segment_number} ({label}) interpolated"[:256],
+        segments=segment_summary(result, names, grid.voxel_volume_ml),
+        derived_from=seg_uid,
+    )
+    origin = SegmentationOrigin(created_by=principal.username, operation="interpolation")
+    event = {
+        "action": "segmentation.interpolate",
+        "cohort": _cohort_text(cohorts),
+        "params": {"series_uid": series_uid, "from": seg_uid, "segment": segment_number, "voxels": int(added.sum())},
+    }
+    new_uid = _store(datastore, new_seg, new_record, origin, event)
+    return {
+        "seg_uid": new_uid,
+        "derived_from": seg_uid,
+        "segment_number": segment_number,
+        "added_voxels": int(added.sum()),
+        "segments": new_record.segments,
+    }
+
+
+# -- deletion and review ----------------------------------------------------------------------------------------
+def _owner(session: Session, record: Segmentation) -> str | None:
+    origin = session.get(SegmentationOrigin, record.seg_series_uid)
+    return origin.created_by if origin is not None else record.author
+
+
+def delete_segmentation(datastore: OrthancDatastore, principal: Principal, seg_uid: str) -> None:
+    """Remove a SEG from Orthanc and the platform (its owner, or an admin of one of its cohorts)."""
+    with session_scope() as session:
+        record = _visible_record(session, seg_uid)
+        cohorts = cohorts_of_series(session, record.study_uid, record.source_series_uid)
+        owner = _owner(session, record)
+    administers = principal.platform_admin or any(principal.administers(cohort) for cohort in cohorts)
+    if not administers and principal.username != owner:
+        raise Forbidden("only the segmentation's author or an admin of its cohort may delete it")
+    with contextlib.suppress(NotFound):  # already gone from Orthanc: drop the records all the same
+        datastore.client.delete_series(seg_uid)
+    with session_scope() as session:
+        for table in (SegmentationReview, SegmentationOrigin, Segmentation):
+            session.execute(delete(table).where(table.seg_series_uid == seg_uid))
+        audit.record(
+            session,
+            "segmentation.delete",
+            target=seg_uid,
+            cohort=_cohort_text(cohorts),
+            params={"series_uid": record.source_series_uid, "owner": owner or "", "role": record.role},
+        )
+    datastore.cache.invalidate(seg_uid)
+
+
+def review_segmentation(principal: Principal, seg_uid: str, status: str, comment: str) -> dict[str, Any]:
+    if status not in REVIEW_STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(REVIEW_STATUSES)}")
+    with session_scope() as session:
+        record = _visible_record(session, seg_uid)
+        cohorts = {
+            cohort
+            for cohort in cohorts_of_series(session, record.study_uid, record.source_series_uid)
+            if principal.role_in(cohort)
+        }
+        if not cohorts and not principal.platform_admin:
+            raise Forbidden(f"you have no role in a cohort of segmentation {seg_uid}")
+        review = SegmentationReview(seg_series_uid=seg_uid, reviewer=principal.username, status=status, comment=comment)
+        session.add(review)
+        session.flush()
+        audit.record(
+            session,
+            "segmentation.review",
+            target=seg_uid,
+            cohort=_cohort_text(cohorts),
+            params={"status": status, "review_id": review.id},
+        )
+        return _review_json(review)
+
+
+def _review_json(review: SegmentationReview) -> dict[str, Any]:
+    return {
+        "id": review.id,
+        "reviewer": review.reviewer,
+        "status": review.status,
+        "comment": review.comment,
+        "created_at": review.created_at.isoformat(),
+    }
+
+
+def reviews_and_owners(seg_uids: list[str]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, SegmentationOrigin]]:
+    """The reviews of each SEG (oldest first) and the origin of those made here, for listings."""
+    reviews: dict[str, list[dict[str, Any]]] = {uid: [] for uid in seg_uids}
+    if not seg_uids:
+        return reviews, {}
+    with session_scope() as session:
+        rows = session.scalars(
+            select(SegmentationReview)
+            .where(SegmentationReview.seg_series_uid.in_(seg_uids))
+            .order_by(SegmentationReview.created_at, SegmentationReview.id)
+        )
+        for review in rows:
+            reviews[review.seg_series_uid].append(_review_json(review))
+        origins = {
+            origin.seg_series_uid: origin
+            for origin in session.scalars(
+                select(SegmentationOrigin).where(SegmentationOrigin.seg_series_uid.in_(seg_uids))
+            )
+        }
+        session.expunge_all()
+    return reviews, origins

@@ -22,6 +22,7 @@ from tests.integration.conftest import (
     StoredPatient,
     attach_to_cohort,
     client_for,
+    create_account,
     monailabel_client,
     store_patient,
 )
@@ -145,6 +146,8 @@ def test_a_series_with_one_author_has_no_pairs(
 class Scored:
     cohort: int
     items: list[str]  # study 1, series 1, study 2, series 2
+    rater_admin: Account  # raters of their own: other tests count the alpha accounts' cohorts
+    rater_member: Account
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +164,8 @@ def scored(
         reply = http.post("/api/cohorts", json={"name": f"raters-{uuid.uuid4().hex[:8]}"})
         assert reply.status_code == 201, reply.text
         cohort = int(reply.json()["id"])
-        for account, role in ((cohorts.alpha_admin, "admin"), (cohorts.alpha_member, "member")):
+        rater_admin, rater_member = create_account("agreement.admin"), create_account("agreement.member")
+        for account, role in ((rater_admin, "admin"), (rater_member, "member")):
             member = http.put(f"/api/cohorts/{cohort}/members/{account.username}", json={"role": role})
             assert member.status_code == 200, member.text
     items = []
@@ -170,10 +174,10 @@ def scored(
         attach_to_cohort(server_url, admin, cohort, studies=[patient.patient.study_uid])
         items += [patient.patient.study_uid, patient.patient.series_uid]
     kinds = ["study", "series", "study", "series"]
-    # alpha.admin and alpha.member score all four items, the platform admin the first two only.
+    # agreement.admin and agreement.member score all four items, the platform admin the first two only.
     table = {
-        cohorts.alpha_admin: [0, 1, 2, 3],
-        cohorts.alpha_member: [0, 1, 2, 3],  # item 4 is re-scored 2 below: a rater's newest score counts
+        rater_admin: [0, 1, 2, 3],
+        rater_member: [0, 1, 2, 3],  # item 4 is re-scored 2 below: a rater's newest score counts
         admin: [0, 1],
     }
     for account, values in table.items():
@@ -182,25 +186,25 @@ def scored(
                 body = {"target_uid": item, "target_kind": kind, "score_type": "mrs", "value": value}
                 reply = http.post("/api/scores", json={**body, "confidence": 0.8})
                 assert reply.status_code == 201, reply.text
-    with client_for(server_url, cohorts.alpha_member) as http:
+    with client_for(server_url, rater_member) as http:
         body = {"target_uid": items[3], "target_kind": "series", "score_type": "mrs", "value": 2}
         assert http.post("/api/scores", json=body).status_code == 201
-    return Scored(cohort, items)
+    return Scored(cohort, items, rater_admin, rater_member)
 
 
 def test_score_agreement_against_hand_computed_values(server_url: str, cohorts: Cohorts, scored: Scored) -> None:
-    with client_for(server_url, cohorts.alpha_member) as http:
+    with client_for(server_url, scored.rater_member) as http:
         reply = http.get("/api/agreement/scores", params={"cohort": scored.cohort, "score_type": "mrs"})
     assert reply.status_code == 200, reply.text
     result = reply.json()
-    assert result["raters"] == ["alpha.admin", "alpha.member", "platform.admin"]
+    assert result["raters"] == ["agreement.admin", "agreement.member", "platform.admin"]
     assert result["items"] == 4 and result["items_scored_by_all"] == 2
     assert result["score_type"]["key"] == "mrs" and result["cohen_weights"] == "quadratic"
     kappas = {(k["rater_a"], k["rater_b"]): (k["items"], k["kappa"]) for k in result["cohen_kappa"]}
     # 0,1,2,3 against 0,1,2,2 with weights (i-j)^2: sum w*O = 1/4, sum w*E = 2, kappa = 1 - (1/4)/2 = 0.875.
-    assert kappas[("alpha.admin", "alpha.member")] == (4, pytest.approx(0.875))
-    assert kappas[("alpha.admin", "platform.admin")] == (2, pytest.approx(1.0))
-    assert kappas[("alpha.member", "platform.admin")] == (2, pytest.approx(1.0))
+    assert kappas[("agreement.admin", "agreement.member")] == (4, pytest.approx(0.875))
+    assert kappas[("agreement.admin", "platform.admin")] == (2, pytest.approx(1.0))
+    assert kappas[("agreement.member", "platform.admin")] == (2, pytest.approx(1.0))
     # Fleiss on the two items all three scored, (0,0,0) and (1,1,1): P = 1, Pe = 1/2, kappa = 1.
     assert result["fleiss_kappa"] == pytest.approx(1.0)
     # Krippendorff (ordinal) on all four items: values 0,0,0 | 1,1,1 | 2,2 | 3,2; n0 = n1 = n2 = 3, n3 = 1, n = 10.
@@ -209,7 +213,7 @@ def test_score_agreement_against_hand_computed_values(server_url: str, cohorts: 
     assert result["krippendorff_level"] == "ordinal"
     assert result["krippendorff_alpha"] == pytest.approx(1 - 0.8 / 17)
 
-    with client_for(server_url, cohorts.alpha_admin) as http:
+    with client_for(server_url, scored.rater_admin) as http:
         table = http.get("/api/agreement/scores.csv", params={"cohort": scored.cohort, "score_type": "mrs"})
     assert table.status_code == 200 and table.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(table.text)))
@@ -224,7 +228,7 @@ def test_score_agreement_is_for_the_cohorts_members_and_needs_comparable_scores(
     with client_for(server_url, cohorts.beta_member) as http:
         assert http.get("/api/agreement/scores", params=params).status_code == 404
         assert http.get("/api/agreement/scores.csv", params=params).status_code == 404
-    with client_for(server_url, cohorts.alpha_member) as http:
+    with client_for(server_url, scored.rater_member) as http:
         text = http.get("/api/agreement/scores", params={**params, "score_type": "free_text"})
         assert text.status_code == 422 and "free text" in text.json()["detail"]
         unknown = http.get("/api/agreement/scores", params={**params, "score_type": "nosuchtype"})

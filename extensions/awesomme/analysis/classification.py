@@ -7,7 +7,6 @@ data is dropped (:func:`strip_training_data`): an artefact must not carry patien
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ import skops.io
 from sklearn.pipeline import Pipeline
 
 from awesomme.analysis.classifier_config import ClassificationModelConfig
+from awesomme.inference.network import sha256_of
 
 __all__ = [
     "SHIPPED_ARTEFACTS_DIR",
@@ -35,7 +35,6 @@ __all__ = [
     "load_classifier",
     "predict",
     "save_artefact",
-    "sha256_of",
     "strip_training_data",
 ]
 
@@ -75,14 +74,6 @@ class LoadedClassifier:
 class ClassificationResult:
     label: str
     probabilities: dict[str, float]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def artefact_path(config: ClassificationModelConfig) -> Path:

@@ -7,12 +7,13 @@ file whose sha256 the YAML pins; it is loaded with an explicit list of trusted t
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from awesomme.inference.config import load_config_directory
 
 __all__ = [
     "CLASSIFICATION_KIND",
@@ -24,7 +25,6 @@ __all__ = [
     "load_classification_file",
 ]
 
-logger = logging.getLogger(__name__)
 
 CLASSIFICATION_KIND = "classification"
 DEMO_NOTICE = "DEMO model - not for clinical use"
@@ -106,20 +106,4 @@ def load_classification_configs(
     directory: Path,
 ) -> tuple[dict[str, ClassificationModelConfig], dict[str, str]]:
     """Every ``kind: classification`` YAML in ``directory``, and for each file that failed, the reason."""
-    configs: dict[str, ClassificationModelConfig] = {}
-    problems: dict[str, str] = {}
-    for path in sorted(directory.glob("*.yaml")):
-        try:
-            config = load_classification_file(path)
-        except ClassificationConfigError as error:
-            problems[path.name] = str(error)
-            continue
-        if config is None:
-            continue
-        if config.name in configs:
-            problems[path.name] = f"model name {config.name!r} is already declared by another file"
-            continue
-        configs[config.name] = config
-    for name, reason in problems.items():
-        logger.error("Classification model config %s disabled: %s", name, reason)
-    return configs, problems
+    return load_config_directory(directory, load_classification_file, ClassificationConfigError, "Classification model")

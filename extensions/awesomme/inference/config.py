@@ -7,8 +7,9 @@ YAML can configure a model but cannot run code.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -21,6 +22,7 @@ __all__ = [
     "InferenceSpec",
     "SegmentationModelConfig",
     "TransformStep",
+    "load_config_directory",
     "load_config_file",
     "load_segmentation_configs",
 ]
@@ -162,13 +164,27 @@ def load_segmentation_configs(directory: Path) -> tuple[dict[str, SegmentationMo
 
     Returns the valid configs by name, and for each file that failed, the reason (so health can report it).
     """
-    configs: dict[str, SegmentationModelConfig] = {}
+    return load_config_directory(directory, load_config_file, ConfigError, "Model")
+
+
+class _Named(Protocol):
+    name: str
+
+
+Named = TypeVar("Named", bound=_Named)
+
+
+def load_config_directory(
+    directory: Path, load_file: Callable[[Path], Named | None], error: type[Exception], kind: str
+) -> tuple[dict[str, Named], dict[str, str]]:
+    """The configs ``load_file`` accepts (None: another kind's file), by name; each refused file's reason, logged."""
+    configs: dict[str, Named] = {}
     problems: dict[str, str] = {}
     for path in sorted(directory.glob("*.yaml")):
         try:
-            config = load_config_file(path)
-        except ConfigError as error:
-            problems[path.name] = str(error)
+            config = load_file(path)
+        except error as problem:
+            problems[path.name] = str(problem)
             continue
         if config is None:
             continue
@@ -177,5 +193,5 @@ def load_segmentation_configs(directory: Path) -> tuple[dict[str, SegmentationMo
             continue
         configs[config.name] = config
     for name, reason in problems.items():
-        logger.error("Model config %s disabled: %s", name, reason)
+        logger.error("%s config %s disabled: %s", kind, name, reason)
     return configs, problems

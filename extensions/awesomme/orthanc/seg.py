@@ -82,9 +82,24 @@ def build_seg(
     for index, number in enumerate(present, start=1):
         renumbered[label_map == number] = index
         descriptions[index - 1].SegmentNumber = index
-    seg = hd.seg.Segmentation(
+    return new_segmentation(
+        source, renumbered, descriptions, algorithm_type, author, content_description, series_description
+    )
+
+
+def new_segmentation(
+    source: Sequence[Dataset],
+    pixel_array: np.ndarray,
+    descriptions: list[hd.seg.SegmentDescription],
+    algorithm_type: str,
+    author: str | None,
+    content_description: str,
+    series_description: str,
+) -> hd.seg.Segmentation:
+    """The platform's binary SEG of ``source`` (segments numbered 1..N in ``pixel_array``), as every writer makes it."""
+    return hd.seg.Segmentation(
         source_images=list(source),
-        pixel_array=renumbered,
+        pixel_array=pixel_array,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
         series_instance_uid=hd.UID(),
@@ -100,7 +115,6 @@ def build_seg(
         content_creator_name=author if algorithm_type == "MANUAL" or author else None,
         series_description=series_description[:64],
     )
-    return seg
 
 
 def segment_summary(label_map: np.ndarray, names: Mapping[int, str], voxel_volume_ml: float) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from pydicom import Dataset
 
 from awesomme import __version__
 from awesomme.core.errors import InvalidInput
-from awesomme.orthanc.seg import ALGORITHM_TYPES, ARTIFICIAL_INTELLIGENCE, SEG_SERIES_NUMBER, SEGMENT_CODES, TISSUE
+from awesomme.orthanc.seg import ALGORITHM_TYPES, ARTIFICIAL_INTELLIGENCE, SEGMENT_CODES, TISSUE, new_segmentation
 
 __all__ = ["encode_seg", "segment_voxel_counts", "summary_from_counts"]
 
@@ -78,23 +78,14 @@ def encode_seg(
                 algorithm_identification=identification,
             )
         )
-    return hd.seg.Segmentation(
-        source_images=list(source),
-        pixel_array=_numbered_one_to_n(label_map, present),
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=descriptions,
-        series_instance_uid=hd.UID(),
-        series_number=SEG_SERIES_NUMBER,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="AWESOMME",
-        manufacturer_model_name="AWESOMME on MONAI Label",
-        software_versions=__version__,
-        device_serial_number="0",
-        content_label="SEGMENTATION",
-        content_description=content_description[:64],
-        content_creator_name=author if algorithm_type == "MANUAL" or author else None,
-        series_description=series_description[:64],
+    return new_segmentation(
+        source,
+        _numbered_one_to_n(label_map, present),
+        descriptions,
+        algorithm_type,
+        author,
+        content_description,
+        series_description,
     )
 
 

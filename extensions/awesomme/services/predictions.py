@@ -145,21 +145,12 @@ def predict_from_feature_set(
         "segment_number": feature_set.segment_number,
         "features_sha256": vector_sha256,
     }
-    prediction = Prediction(
-        study_uid=feature_set.study_uid,
-        series_uid=feature_set.series_uid,
-        feature_set_id=feature_set.id,
-        cohort_id=None,
-        model_name=config.name,
-        model_version=config.version,
-        label=label,
-        probabilities=probabilities,
-        provenance=_provenance(model, principal, source),
-        created_by=principal.username,
-    )
-    session.add(prediction)
-    session.flush()
-    return prediction
+    origin = {
+        "study_uid": feature_set.study_uid,
+        "series_uid": feature_set.series_uid,
+        "feature_set_id": feature_set.id,
+    }
+    return _store(session, principal, model, label, probabilities, source, **origin)
 
 
 def _cohort_for_upload(session: Session, principal: Principal, reference: str) -> Cohort:
@@ -200,11 +191,22 @@ def predict_from_csv(
         # What the CSV says about itself (not checked against the archive: the upload is the caller's word).
         "declared": {key: value[:200] for key, value in row.fields.items()},
     }
+    return _store(session, principal, model, label, probabilities, source, cohort_id=cohort.id)
+
+
+def _store(
+    session: Session,
+    principal: Principal,
+    model: LoadedClassifier,
+    label: str,
+    probabilities: dict[str, float],
+    source: dict[str, Any],
+    **origin: Any,
+) -> Prediction:
+    """The prediction with its provenance; ``origin``: its series and feature set, or the cohort of an upload."""
+    config = model.config
     prediction = Prediction(
-        study_uid=None,
-        series_uid=None,
-        feature_set_id=None,
-        cohort_id=cohort.id,
+        **origin,
         model_name=config.name,
         model_version=config.version,
         label=label,

@@ -59,7 +59,7 @@ NETWORK: dict[str, Any] = {
 ROI_XYZ = (256, 256, 16)  # MONAI loads NIfTI as (x, y, z)
 OVERLAP = 0.25
 STOCK_SW_BATCH = 1  # SlidingWindowInferer's default, as in MONAI Label's sample apps
-OURS_SW_BATCH = 4
+OURS_SW_BATCH = 2  # two windows side by side, one core each (awesomme.inference.windows)
 SCALE = {"a_min": -1000.0, "a_max": 1000.0, "b_min": 0.0, "b_max": 1.0, "clip": True}
 WEIGHT_SEED = 20240611
 BARE_REPEATS = 3  # forward passes alone, in this process, one after each of the first cold requests
@@ -72,37 +72,35 @@ def stock_network() -> torch.nn.Module:
     return UNet(**NETWORK).eval()
 
 
-def zyx_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The same network for (slice, row, column) arrays: every 3D kernel's spatial axes reversed.
-
-    Stock MONAI Label feeds (x, y, z) = (column, row, slice); our volumes are (slice, row, column). Kernels, strides
-    and paddings of this UNet are the same along every axis, so reversing the kernels gives the very same function
-    on the transposed volume (checked by the Dice of the two masks).
-    """
-    return {key: value.permute(0, 1, 4, 3, 2) if value.dim() == 5 else value for key, value in state.items()}
-
-
 def write_models(configs_dir: Path, weights_dir: Path) -> Path:
-    """Stock weights (x, y, z) and ours (z, y, x) of one random network, and our model's YAML; returns stock's."""
+    """One random network's weights, served by both sides, and our model's YAML; returns the weights file.
+
+    MONAI Label's apps load images as (x, y, z) = (column, row, slice); our YAML says so (``axes: xyz``), so the
+    very same weights file serves on both sides.
+    """
+    weights = weights_dir / "unet.pt"
+    torch.save(stock_network().state_dict(), weights)
+    (configs_dir / f"{MODEL}.yaml").write_text(yaml.safe_dump(our_config(weights, OURS_SW_BATCH)))
+    return weights
+
+
+def our_config(weights: Path, sw_batch_size: int, axes: str = "xyz") -> dict[str, Any]:
     from awesomme.inference.network import sha256_of
 
-    state = stock_network().state_dict()
-    stock_weights = weights_dir / "stock_unet.pt"
-    torch.save(state, stock_weights)
-    ours_weights = weights_dir / "ours_unet.pt"
-    torch.save({key: value.contiguous() for key, value in zyx_state(state).items()}, ours_weights)
-    config = {
+    roi = ROI_XYZ if axes == "xyz" else ROI_XYZ[::-1]
+    return {
         "kind": "segmentation",
         "name": MODEL,
         "version": "1.0.0",
         "modality": "CT",
         "labels": {"nodule": 1},
         "network": {"name": "UNet", "args": NETWORK},
-        "weights": {"file": str(ours_weights), "sha256": sha256_of(ours_weights)},
+        "weights": {"file": str(weights), "sha256": sha256_of(weights)},
         "inference": {
             "mode": "sliding_window",
-            "roi_size": list(ROI_XYZ[::-1]),
-            "sw_batch_size": OURS_SW_BATCH,
+            "axes": axes,
+            "roi_size": list(roi),
+            "sw_batch_size": sw_batch_size,
             "overlap": OVERLAP,
         },
         "pre_transforms": [{"name": "ScaleIntensityRange", "args": SCALE}],
@@ -112,8 +110,6 @@ def write_models(configs_dir: Path, weights_dir: Path) -> Path:
         "training": {"data": "none: fixed random weights"},
         "validation": {},
     }
-    (configs_dir / f"{MODEL}.yaml").write_text(yaml.safe_dump(config))
-    return stock_weights
 
 
 # -- the two servers ---------------------------------------------------------------------------------------------
@@ -337,14 +333,20 @@ def bare_stock(shape: tuple[int, int, int]) -> Callable[[], None]:
     return run
 
 
-def bare_ours(shape: tuple[int, int, int], configs_dir: Path) -> Callable[[], None]:
-    from awesomme.inference.config import load_config_file
-    from awesomme.inference.network import load_network
+def bare_ours(
+    shape: tuple[int, int, int], weights: Path, sw_batch_size: int = OURS_SW_BATCH, axes: str = "xyz"
+) -> Callable[[], None]:
+    """Our forward pass alone, as ``predict()`` runs it; ``axes="zyx"`` feeds the network (slice, row, column)."""
+    from awesomme.inference.config import SegmentationModelConfig
     from awesomme.inference.predict import forward_logits
 
-    config = load_config_file(configs_dir / f"{MODEL}.yaml")
-    assert config is not None
-    network = load_network(config)
+    config = SegmentationModelConfig.model_validate(our_config(weights, sw_batch_size, axes))
+    network = stock_network()
+    if axes == "zyx":  # the same function on the transposed volume: every kernel's spatial axes reversed
+        state = network.state_dict()
+        network.load_state_dict(
+            {k: v.permute(0, 1, 4, 3, 2).contiguous() if v.dim() == 5 else v for k, v in state.items()}
+        )
     tensor = torch.rand(1, *shape)
 
     def run() -> None:
@@ -352,6 +354,21 @@ def bare_ours(shape: tuple[int, int, int], configs_dir: Path) -> Callable[[], No
             forward_logits(network, tensor, config)
 
     return run
+
+
+def forward_ablation(shape: tuple[int, int, int], weights: Path, repeats: int = 3) -> dict[str, float]:
+    """What each forward-pass choice buys, bare, interleaved: median seconds per variant."""
+    variants = {
+        "stock (x, y, z), 1 window at a time": bare_stock(shape),
+        "ours (slice, row, column), 1 window at a time": bare_ours(shape, weights, 1, "zyx"),
+        "ours (x, y, z), 1 window at a time": bare_ours(shape, weights, 1),
+        f"ours (x, y, z), {OURS_SW_BATCH} windows side by side": bare_ours(shape, weights),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            seconds[name].append(timed(run))
+    return {name: round(statistics.median(values), 3) for name, values in seconds.items()}
 
 
 def timed(run: Callable[[], None]) -> float:
@@ -362,7 +379,7 @@ def timed(run: Callable[[], None]) -> float:
 
 # -- one shape ---------------------------------------------------------------------------------------------------
 def measure_shape(
-    shape: tuple[int, int, int], repeats: int, ours: Ours, stock: Stock, orthanc: Any, work: Path, configs: Path
+    shape: tuple[int, int, int], repeats: int, ours: Ours, stock: Stock, orthanc: Any, work: Path, weights: Path
 ) -> dict[str, Any]:
     label = "x".join(map(str, shape))
     series = store_copies(orthanc, shape, repeats, work / f"phantom-{label}")
@@ -375,7 +392,7 @@ def measure_shape(
     reset_peak_rss(ours.pid)
     reset_peak_rss(stock.process.pid)
     first: dict[str, Answer] = {}
-    runners = {"ours": bare_ours(shape, configs), "stock": bare_stock(shape)}
+    runners = {"ours": bare_ours(shape, weights), "stock": bare_stock(shape)}
     bare: dict[str, list[float]] = {"ours": [], "stock": []}
     for index, (_, series_uid) in enumerate(series):
         # Alternate who goes first: the second finds the series in Orthanc's page cache.
@@ -519,15 +536,20 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(directory)
         configs = work / "infer_configs"
         configs.mkdir()
-        stock_weights = write_models(configs, work)
+        weights = write_models(configs, work)
         load_at_start = [round(v, 2) for v in os.getloadavg()]
-        with our_platform(work, configs) as ours, stock_server(work, ours.settings, stock_weights) as stock:
+        with our_platform(work, configs) as ours, stock_server(work, ours.settings, weights) as stock:
             orthanc = OrthancClient(ours.settings)
             idle = {"ours_idle_rss_mb": round(rss_mb(ours.pid)), "stock_idle_rss_mb": round(rss_mb(stock.process.pid))}
             for shape in args.shapes:
                 print(f"shape {'x'.join(map(str, shape))}", flush=True)
-                rows.append(measure_shape(shape, args.repeats, ours, stock, orthanc, work, configs))
+                rows.append(measure_shape(shape, args.repeats, ours, stock, orthanc, work, weights))
                 write_report(args.out, rows, {**idle, "load_average_at_start": load_at_start}, args.repeats, None)
+            ablation_shape = "x".join(map(str, args.shapes[0]))
+            print(f"forward pass alone, {ablation_shape}, each choice:", flush=True)
+            ablation = {ablation_shape: forward_ablation(args.shapes[0], weights)}
+            for name, seconds in ablation[ablation_shape].items():
+                print(f"  {name:55s} {seconds:.3f} s")
             from awesomme.runtime.platform import stop_server
 
             time.sleep(1.0)  # background removals of answered files
@@ -535,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
             left = sorted(p.name for p in scratch.glob("*") if p.name not in ("torchinductor_root", "torchinductor"))
             stop_server(ours.settings)
     print_table(rows)
-    write_report(args.out, rows, {**idle, "load_average_at_start": load_at_start}, args.repeats, left)
+    extra = {**idle, "load_average_at_start": load_at_start, "forward_ablation_s": ablation}
+    write_report(args.out, rows, extra, args.repeats, left)
     print(f"wrote {args.out}")
     return 0
 

@@ -68,14 +68,18 @@ class WeightsSpec(_Strict):
 
 
 class InferenceSpec(_Strict):
-    """How the network sees a volume: arrays are (slice, row, column), i.e. torch's (D, H, W).
+    """How the network sees a volume; the platform's arrays are (slice, row, column), i.e. torch's (D, H, W).
 
-    ``slices`` runs a 2D network on each slice, in windows of ``roi_size`` (H, W); ``sliding_window`` runs a 3D
-    network on windows of ``roi_size`` (D, H, W).
-    ``downsample`` (D, H, W integer factors) averages the input down and brings the logits back up.
+    ``axes`` is the order the network was trained on: ``zyx`` = (slice, row, column), as our trainers feed it;
+    ``xyz`` = (column, row, slice), the order of MONAI's ``LoadImage``, which most MONAI-trained weights expect.
+    ``slices`` runs a 2D network on each slice, in windows of ``roi_size`` (in-plane, in ``axes`` order);
+    ``sliding_window`` runs a 3D network on windows of ``roi_size`` (in ``axes`` order). ``sw_batch_size`` windows
+    go through the network together; on a CPU they run side by side, each on its share of the threads.
+    ``downsample`` (slice, row, column integer factors) averages the input down and brings the logits back up.
     """
 
     mode: Literal["slices", "sliding_window"]
+    axes: Literal["zyx", "xyz"] = "zyx"
     roi_size: tuple[int, ...] = ()
     sw_batch_size: int = Field(default=4, ge=1)
     overlap: float = Field(default=0.25, ge=0, lt=1)

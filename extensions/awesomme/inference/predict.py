@@ -12,8 +12,18 @@ import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 
 from awesomme.inference.config import SegmentationModelConfig
+from awesomme.inference.windows import side_by_side
 
-__all__ = ["Prediction", "downsample", "forward_logits", "labels_and_confidence", "predict", "preprocess"]
+__all__ = [
+    "Prediction",
+    "downsample",
+    "forward_logits",
+    "labels_and_confidence",
+    "mean_confidence",
+    "predict",
+    "preprocess",
+    "to_network_axes",
+]
 
 SLAB_SLICES = 2
 
@@ -39,14 +49,28 @@ def downsample(tensor: torch.Tensor, factors: tuple[int, int, int]) -> torch.Ten
     return F.avg_pool3d(tensor[None], kernel_size=factors, stride=factors, ceil_mode=True)[0]
 
 
+def to_network_axes(tensor: torch.Tensor, axes: str, spatial_dims: int = 3) -> torch.Tensor:
+    """A (..., [D,] H, W) tensor in the network's axis order: a view, ``xyz`` reverses the spatial axes."""
+    if axes == "zyx":
+        return tensor
+    leading = tensor.dim() - spatial_dims
+    return tensor.permute(*range(leading), *range(tensor.dim() - 1, leading - 1, -1))
+
+
 def forward_logits(network: torch.nn.Module, tensor: torch.Tensor, config: SegmentationModelConfig) -> torch.Tensor:
-    """Logits (C, D, H, W) for a pre-processed (1, D, H, W) tensor."""
+    """Logits (C, *spatial) for a pre-processed (1, D, H, W) tensor, spatial axes in the network's order."""
     spec = config.inference
+    volume = to_network_axes(tensor, spec.axes).contiguous()
+    predictor = side_by_side(network, spec.sw_batch_size)
     if spec.mode == "slices":
-        slices = tensor.permute(1, 0, 2, 3)  # each slice a 2D image: (D, 1, H, W)
-        out = sliding_window_inference(slices, spec.roi_size, spec.sw_batch_size, network, overlap=spec.overlap)
-        return out.permute(1, 0, 2, 3)  # type: ignore[union-attr]
-    out = sliding_window_inference(tensor[None], spec.roi_size, spec.sw_batch_size, network, overlap=spec.overlap)
+        if spec.axes == "zyx":  # each slice a 2D image: (D, 1, H, W)
+            slices = volume.permute(1, 0, 2, 3)
+            out = sliding_window_inference(slices, spec.roi_size, spec.sw_batch_size, predictor, overlap=spec.overlap)
+            return out.permute(1, 0, 2, 3)  # type: ignore[union-attr]
+        slices = volume.permute(3, 0, 1, 2)  # (W, H, D) -> (D, 1, W, H)
+        out = sliding_window_inference(slices, spec.roi_size, spec.sw_batch_size, predictor, overlap=spec.overlap)
+        return out.permute(1, 2, 3, 0)  # type: ignore[union-attr]
+    out = sliding_window_inference(volume[None], spec.roi_size, spec.sw_batch_size, predictor, overlap=spec.overlap)
     return out[0]
 
 
@@ -72,6 +96,16 @@ def labels_and_confidence(logits: torch.Tensor, slab: int = SLAB_SLICES) -> tupl
     return labels, top
 
 
+def mean_confidence(top: torch.Tensor, labels: torch.Tensor, slab: int = 32) -> float:
+    """The mean of ``top`` over the labelled voxels (over all, if none), summed by slabs that stay in cache."""
+    total, count = 0.0, 0
+    for first in range(0, labels.shape[0], slab):
+        labelled = labels[first : first + slab] > 0
+        total += float(top[first : first + slab].mul(labelled).sum(dtype=torch.float64))
+        count += int(labelled.sum())
+    return total / count if count else float(top.mean())
+
+
 def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationModelConfig) -> Prediction:
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -79,10 +113,12 @@ def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationMod
     timings["pre"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    axes = config.inference.axes
     with torch.inference_mode():
         logits = forward_logits(network, tensor, config)
-        if tuple(logits.shape[1:]) != array.shape:
-            logits = F.interpolate(logits[None], size=array.shape, mode="trilinear", align_corners=False)[0]
+        shape = array.shape if axes == "zyx" else array.shape[::-1]
+        if tuple(logits.shape[1:]) != shape:
+            logits = F.interpolate(logits[None], size=shape, mode="trilinear", align_corners=False)[0]
     timings["forward"] = time.perf_counter() - start
     del tensor  # the peak memory of a request is here: let go of the input before the post-processing
 
@@ -92,8 +128,8 @@ def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationMod
     label_map = labels[None]
     for step in config.post_transforms:
         label_map = torch.as_tensor(getattr(transforms, step.name)(**step.args)(label_map))
-    result = label_map[0].to(torch.uint8).numpy()
-    labelled = result > 0
-    confidence = float(top[torch.from_numpy(labelled)].mean()) if labelled.any() else float(top.mean())
+    confidence = mean_confidence(top, torch.as_tensor(label_map[0]))
+    # back in (slice, row, column) order; post-processing and confidence do not depend on the order
+    result = to_network_axes(torch.as_tensor(label_map[0]).to(torch.uint8), axes).contiguous().numpy()
     timings["post"] = time.perf_counter() - start
     return Prediction(label_map=result, confidence=confidence, timings_s=timings)

@@ -178,7 +178,8 @@ LABEL_FILE_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
 
 def write_label_file(label_map: np.ndarray, grid: Grid, path: Path) -> Path:
     """The reverse of ``read_label_file``: NIfTI or NRRD by the path's suffix, in the series' own grid."""
-    data = np.ascontiguousarray(label_map.transpose(2, 1, 0))
+    # (column, row, slice) as a view: both writers store Fortran order, i.e. the (slice, row, column) buffer as is
+    data = label_map.transpose(2, 1, 0)
     if path.name.endswith(".nrrd"):
         lps = np.linalg.inv(LPS_TO_RAS) @ grid.affine
         header = {"space": "left-posterior-superior", "space directions": lps[:3, :3].T, "space origin": lps[:3, 3]}

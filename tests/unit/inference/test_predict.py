@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from awesomme.inference.predict import labels_and_confidence
+from awesomme.inference.config import SegmentationModelConfig
+from awesomme.inference.network import build_network
+from awesomme.inference.predict import labels_and_confidence, mean_confidence, predict, preprocess
+from awesomme.inference.windows import side_by_side
+from tests.unit.inference.conftest import tiny_config
 
 
 @pytest.mark.parametrize("classes", [2, 3, 5])
@@ -21,3 +26,65 @@ def test_labels_and_confidence_are_softmax_argmax_and_max(classes: int, slab: in
     assert torch.equal(labels, expected_labels.to(torch.uint8))
     assert torch.allclose(top, expected_top, atol=1e-6)
     assert int(labels[0, 0, 0]) == 0
+
+
+def test_mean_confidence_is_the_mean_over_labelled_voxels() -> None:
+    generator = torch.Generator().manual_seed(7)
+    top = torch.rand(70, 9, 5, generator=generator)
+    labels = (torch.rand(70, 9, 5, generator=generator) * 3).to(torch.uint8)  # 0, 1 and 2
+    assert mean_confidence(top, labels, slab=8) == pytest.approx(float(top[labels > 0].mean()), rel=1e-6)
+    assert mean_confidence(top, torch.zeros_like(labels)) == pytest.approx(float(top.mean()), rel=1e-6)
+
+
+def _config(mode: str, axes: str, roi: list[int], sw_batch_size: int = 2) -> SegmentationModelConfig:
+    spatial_dims = 2 if mode == "slices" else 3
+    raw = tiny_config()
+    raw["network"]["args"]["spatial_dims"] = spatial_dims
+    raw["inference"] = {"mode": mode, "axes": axes, "roi_size": roi, "sw_batch_size": sw_batch_size, "overlap": 0.25}
+    raw["post_transforms"] = []
+    return SegmentationModelConfig(**raw)
+
+
+@pytest.mark.parametrize(
+    ("mode", "roi"), [("sliding_window", [28, 20, 6]), ("slices", [28, 20])], ids=["sliding_window", "slices"]
+)
+def test_an_xyz_network_sees_the_volume_as_column_row_slice(mode: str, roi: list[int]) -> None:
+    """What an ``xyz`` model predicts is what its network gives on the transposed volume, back in our order.
+
+    One window covers the whole volume (column, row, slice = 28, 20, 6), so the windowed pass is the plain one.
+    """
+    config = _config(mode, "xyz", roi)
+    torch.manual_seed(3)
+    network = build_network(config).eval()
+    volume = np.random.default_rng(3).normal(size=(6, 20, 28)).astype(np.float32)
+    prediction = predict(network, volume, config)
+
+    tensor = preprocess(volume, config)  # (1, D, H, W)
+    with torch.no_grad():
+        if mode == "slices":  # every slice as (column, row)
+            logits = network(tensor.permute(1, 0, 3, 2)).permute(1, 0, 3, 2)
+        else:
+            logits = network(tensor.permute(0, 3, 2, 1)[None])[0].permute(0, 3, 2, 1)
+    expected = (logits[1] > logits[0]).to(torch.uint8).numpy()
+    assert prediction.label_map.shape == volume.shape and prediction.label_map.flags.c_contiguous
+    np.testing.assert_array_equal(prediction.label_map, expected)
+    # against the zyx reading of the same network, the answers differ: the axis order matters
+    zyx = predict(network, volume, _config(mode, "zyx", roi[::-1]))
+    assert not np.array_equal(zyx.label_map, prediction.label_map)
+
+
+def test_windows_side_by_side_give_the_batch_result_and_leave_the_callers_threads() -> None:
+    config = _config("sliding_window", "zyx", [8, 16, 16], sw_batch_size=3)
+    torch.manual_seed(5)
+    network = build_network(config).eval()
+    batch = torch.randn(5, 1, 8, 16, 16)
+    threads = torch.get_num_threads()
+    wrapped = side_by_side(network, 3)
+    with torch.inference_mode():
+        together = network(batch)
+        apart = wrapped(batch)
+        lone = wrapped(batch[:1])
+    assert torch.allclose(apart, together, atol=1e-5)
+    assert torch.allclose(lone, together[:1], atol=1e-5)
+    assert torch.get_num_threads() == threads
+    assert side_by_side(network, 1) is network  # one window at a time: nothing to share

@@ -21,6 +21,7 @@ from monailabel.interfaces.tasks.train import TrainTask
 
 from awesomme.core.errors import InvalidInput
 from awesomme.inference.network import sha256_of
+from awesomme.inference.predict import to_network_axes
 from awesomme.inference.registry import LoadedModel
 from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.training.data import patient_arrays, sample_patches, sample_slices
@@ -65,13 +66,18 @@ class SegmentationTrainer(TrainTask):
             patients.append(patient_arrays(volume.array, self._mask(datastore, record), config, seed=index))
         rng = seed_everything(int(options["seed"]))
         network = copy.deepcopy(self.model.network)
+        axes = config.inference.axes
         roi = tuple(config.inference.roi_size)
+        roi = roi if axes == "zyx" else roi[::-1]  # patches are cut in (slice, row, column) order
         batch = int(options["batch_size"])
 
         def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
             if config.inference.mode == "slices":
-                return sample_slices(patients, roi, batch, rng)  # type: ignore[arg-type]
-            return sample_patches(patients, roi, batch, rng)  # type: ignore[arg-type]
+                images, labels = sample_slices(patients, roi, batch, rng)  # type: ignore[arg-type]
+            else:
+                images, labels = sample_patches(patients, roi, batch, rng)  # type: ignore[arg-type]
+            spatial = len(roi)
+            return to_network_axes(images, axes, spatial), to_network_axes(labels, axes, spatial)
 
         result = train(
             network,

@@ -18,6 +18,7 @@ from awesomme.inference.predict import predict
 from awesomme.phantoms import EVALUATION_SEED_START, Phantom, synthesize
 
 __all__ = [
+    "VALIDATION_SEED_START",
     "NoduleMetrics",
     "SegmentationMetrics",
     "dice",
@@ -30,6 +31,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 SOLID_TYPES = ("solid", "part-solid")
 STRUCTURE = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity for connected components
+VALIDATION_SEED_START = 40000  # seeds 40000-49999: tuning and model selection (never trained on)
 
 
 def dice(prediction: NDArray[Any], truth: NDArray[Any]) -> float:
@@ -187,16 +189,23 @@ def nodule_metrics_for_patient(
     return results, false_positives
 
 
-def evaluate_nodules(network: torch.nn.Module, config: SegmentationModelConfig, count: int) -> NoduleMetrics:
-    """Nodule metrics on the first ``count`` held-out chest CTs that have a solid or part-solid nodule; false
-    positives are counted on the patients without a nodule between them too."""
+def evaluate_nodules(
+    network: torch.nn.Module, config: SegmentationModelConfig, count: int, start: int = EVALUATION_SEED_START
+) -> NoduleMetrics:
+    """Nodule metrics on the first ``count`` chest CTs from seed ``start`` that have a solid or part-solid
+    nodule; false positives are counted on the patients without a nodule between them too.
+
+    ``start`` is the held-out 50000 for the figures we publish, or a validation seed (40000-49999) for tuning.
+    """
+    if start < VALIDATION_SEED_START:
+        raise ValueError(f"evaluation seeds start at {VALIDATION_SEED_START} (validation) or {EVALUATION_SEED_START}")
     metrics = NoduleMetrics()
     with_nodule = 0
-    for seed in range(EVALUATION_SEED_START, EVALUATION_SEED_START + 10 * count):
+    for seed in range(start, start + 10 * count):
         phantom = synthesize("chest-ct", seed)
-        start = time.perf_counter()
+        began = time.perf_counter()
         label_map = predict(network, phantom.volume, config).label_map == 1
-        metrics.predict_s.append(time.perf_counter() - start)
+        metrics.predict_s.append(time.perf_counter() - began)
         metrics.seeds.append(seed)
         nodules, false_positives = nodule_metrics_for_patient(label_map, phantom)
         metrics.false_positives.append(false_positives)

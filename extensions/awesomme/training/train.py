@@ -35,10 +35,12 @@ def train_network(
 ) -> tuple[torch.nn.Module, TrainResult, dict[str, Any]]:
     """Build and train the network; returns it, the loop's result and the facts for the YAML's ``training``."""
     config = base_config(spec)
-    seed_everything(spec.torch_seed)
+    seed_everything(spec.torch_seed, threads=spec.threads)
     rng = np.random.default_rng(spec.numpy_seed)
     start = time.perf_counter()
-    patients = load_patients(spec.kind, spec.train_seeds, config, spec.structure, spec.region_structure)
+    patients = load_patients(
+        spec.kind, spec.train_seeds, config, spec.structure, spec.region_structure, spec.bright_min
+    )
     data_s = time.perf_counter() - start
     logger.info("%s: %d training patients prepared in %.0f s", spec.name, len(patients), data_s)
     next_batch: Callable[[], Batch]
@@ -47,7 +49,17 @@ def train_network(
         next_batch = partial(sample_slices, patients, size2, spec.batch, rng, spec.positive_fraction, spec.flip)
     else:
         size3 = (spec.patch[0], spec.patch[1], spec.patch[2])
-        next_batch = partial(sample_patches, patients, size3, spec.batch, rng, spec.positive_fraction, spec.flip)
+        next_batch = partial(
+            sample_patches,
+            patients,
+            size3,
+            spec.batch,
+            rng,
+            spec.positive_fraction,
+            spec.flip,
+            negatives=spec.negatives,
+            per_lesion=spec.per_lesion,
+        )
     network = build_network(config)
     budget = spec.budget_s if budget_s is None else budget_s
     result = train(
@@ -71,16 +83,32 @@ def train_network(
         "batch_size": spec.batch,
         "patch_size": list(spec.patch),
         "positive_fraction": spec.positive_fraction,
+        **_sampling_facts(spec),
         "optimiser": f"Adam lr {spec.learning_rate:g} (x0.1 for the last quarter), weight decay 1e-5",
         "loss": "MONAI DiceCELoss (softmax, batch Dice)",
         "final_loss": round(result.mean_loss(max(result.iterations - 50, 0), result.iterations), 4),
         "wall_time_s": round(data_s + result.wall_s, 1),
         "machine": "2-core CPU",
-        "torch_threads": 2,
+        "torch_threads": spec.threads,
         "torch_version": torch.__version__,
         "script": f"python -m awesomme.training --model {spec.name}",
     }
     return network, result, facts
+
+
+def _sampling_facts(spec: ModelSpec) -> dict[str, Any]:
+    """How patches were chosen beyond ``positive_fraction`` (only what a spec sets)."""
+    facts: dict[str, Any] = {}
+    if spec.per_lesion:
+        facts["positives"] = "centred on a random voxel of a random lesion (each lesion equally likely)"
+    if spec.negatives is not None:
+        hard, anywhere = spec.negatives.hard, spec.negatives.anywhere
+        facts["negatives"] = (
+            f"centred on: {spec.region_structure} voxels >= {spec.bright_min:g} that are not {spec.structure} "
+            f"{hard:g}, anywhere in the volume {anywhere:g}, any {spec.region_structure} voxel "
+            f"{1.0 - hard - anywhere:g}"
+        )
+    return facts
 
 
 def demo_runtime_s(network: torch.nn.Module, config: SegmentationModelConfig, kind: str) -> dict[str, float]:
@@ -104,8 +132,8 @@ def write_yaml(config: SegmentationModelConfig, path: Path) -> None:
 
 def run(spec: ModelSpec, budget_s: float | None = None, weights_dir: Path | None = None) -> dict[str, Any]:
     """Train, save the weights, evaluate on held-out phantoms, and rewrite ``infer_configs/<name>.yaml``."""
-    torch.set_num_threads(2)
     network, _, training = train_network(spec, budget_s)
+    torch.set_num_threads(2)  # evaluation and expected_runtime_s with 2 threads, whatever training used
     weights_dir = weights_dir or SHIPPED_WEIGHTS_DIR
     weights_dir.mkdir(parents=True, exist_ok=True)
     path = weights_dir / f"{spec.name}.pt"

@@ -8,6 +8,7 @@ import torch
 
 from awesomme.inference.predict import downsample, preprocess
 from awesomme.training.data import (
+    NegativeMix,
     check_training_seeds,
     downsample_mask,
     network_input,
@@ -92,3 +93,37 @@ def test_evaluation_seeds_are_refused() -> None:
         check_training_seeds([1, 50000])
     for spec in MODELS.values():
         assert max(spec.train_seeds) < 50000
+
+
+def test_bright_voxels_in_the_region_become_hard_negative_centres() -> None:
+    config = base_config(MODELS["lung_nodule_ct"])
+    volume = np.full((4, 16, 16), -850, np.int16)
+    region = np.zeros(volume.shape, np.uint8)
+    region[:, :, :8] = 1  # "lung" on the left
+    mask = np.zeros(volume.shape, np.uint8)
+    mask[1:3, 2:6, 2:6] = 1
+    volume[mask > 0] = 40  # a nodule: bright, but foreground
+    volume[:, 10:12, 2:4] = 40  # a "vessel" in the region
+    volume[:, :, 12:] = 40  # tissue outside the region
+    patient = patient_arrays(volume, mask, config, region_mask=region, bright_min=-500)
+    assert {tuple(i) for i in patient.hard} == {(z, 5, 1) for z in range(4)}
+    only_hard = NegativeMix(hard=1.0)
+    images, labels = sample_patches([patient], (1, 1, 1), 20, np.random.default_rng(0), 0.0, negatives=only_hard)
+    assert labels.sum() == 0 and bool((images > 0.7).all())
+    anywhere = NegativeMix(anywhere=1.0)
+    images, _ = sample_patches([patient], (1, 1, 1), 100, np.random.default_rng(0), 0.0, negatives=anywhere)
+    assert 0 < int((images > 0.7).sum()) < 100  # tissue and lung alike
+
+
+def test_per_lesion_sampling_gives_small_lesions_their_share() -> None:
+    config = base_config(MODELS["lung_nodule_ct"])
+    mask = np.zeros((4, 64, 64), np.uint8)
+    mask[:, 2:30, 2:30] = 1  # a large lesion
+    mask[1:3, 50:52, 50:52] = 1  # a small one, brighter to tell them apart
+    volume = np.where(mask > 0, 40, -850).astype(np.int16)
+    volume[1:3, 50:52, 50:52] = 300
+    patient = patient_arrays(volume, mask, config)
+    assert sorted(len(lesion) for lesion in patient.lesions) == [2, 4 * 14 * 14]
+    images, labels = sample_patches([patient], (1, 1, 1), 200, np.random.default_rng(0), 1.0, per_lesion=True)
+    assert labels.all()
+    assert 70 < int((images > 0.9).sum()) < 130  # about half the patches on the small lesion

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from awesomme.phantoms import Phantom
-from awesomme.training.evaluate import dice, held_out_patients, nodule_metrics_for_patient
+from awesomme.training.evaluate import dice, evaluate_nodules, held_out_patients, nodule_metrics_for_patient
 
 
 def test_dice() -> None:
@@ -46,3 +46,8 @@ def test_nodule_matching_and_false_positives() -> None:
 def test_held_out_patients_refuse_training_seeds() -> None:
     with pytest.raises(ValueError, match="held-out"):
         next(held_out_patients("osteosarcoma-mr", "tumour", 1, start=10))
+
+
+def test_nodule_evaluation_refuses_training_seeds() -> None:
+    with pytest.raises(ValueError, match="validation"):
+        evaluate_nodules(None, None, 1, start=39999)  # type: ignore[arg-type]

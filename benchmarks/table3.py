@@ -347,7 +347,7 @@ def bare_ours(
         network.load_state_dict(
             {k: v.permute(0, 1, 4, 3, 2).contiguous() if v.dim() == 5 else v for k, v in state.items()}
         )
-    tensor = torch.rand(1, *shape)
+    tensor = torch.rand(1, *(shape if axes == "zyx" else shape[::-1]))  # in the network's axis order
 
     def run() -> None:
         with torch.inference_mode():  # what predict() uses

@@ -36,8 +36,9 @@ class Prediction:
 
 
 def preprocess(array: np.ndarray, config: SegmentationModelConfig) -> torch.Tensor:
-    """The volume as a channel-first float tensor (1, D, H, W) after the config's pre-processing steps."""
-    tensor = torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32)[None]
+    """The volume as a channel-first float tensor (1, *array.shape) after the config's pre-processing steps."""
+    # one pass that both reorders (a transposed view) and converts to float
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None]
     for step in config.pre_transforms:
         tensor = torch.as_tensor(getattr(transforms, step.name)(**step.args)(tensor), dtype=torch.float32)
     return tensor
@@ -57,10 +58,9 @@ def to_network_axes(tensor: torch.Tensor, axes: str, spatial_dims: int = 3) -> t
     return tensor.permute(*range(leading), *range(tensor.dim() - 1, leading - 1, -1))
 
 
-def forward_logits(network: torch.nn.Module, tensor: torch.Tensor, config: SegmentationModelConfig) -> torch.Tensor:
-    """Logits (C, *spatial) for a pre-processed (1, D, H, W) tensor, spatial axes in the network's order."""
+def forward_logits(network: torch.nn.Module, volume: torch.Tensor, config: SegmentationModelConfig) -> torch.Tensor:
+    """Logits (C, *spatial) for a pre-processed (1, *spatial) tensor, spatial axes in the network's order."""
     spec = config.inference
-    volume = to_network_axes(tensor, spec.axes).contiguous()
     predictor = side_by_side(network, spec.sw_batch_size)
     if spec.mode == "slices":
         if spec.axes == "zyx":  # each slice a 2D image: (D, 1, H, W)
@@ -109,14 +109,17 @@ def mean_confidence(top: torch.Tensor, labels: torch.Tensor, slab: int = 32) -> 
 def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationModelConfig) -> Prediction:
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    tensor = downsample(preprocess(array, config), config.inference.downsample)
+    axes = config.inference.axes
+    factors = config.inference.downsample
+    # in the network's axis order from the start: one float copy of the volume, not two
+    view = array if axes == "zyx" else array.transpose(2, 1, 0)
+    tensor = downsample(preprocess(view, config), factors if axes == "zyx" else factors[::-1])
     timings["pre"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    axes = config.inference.axes
     with torch.inference_mode():
         logits = forward_logits(network, tensor, config)
-        shape = array.shape if axes == "zyx" else array.shape[::-1]
+        shape = view.shape
         if tuple(logits.shape[1:]) != shape:
             logits = F.interpolate(logits[None], size=shape, mode="trilinear", align_corners=False)[0]
     timings["forward"] = time.perf_counter() - start

@@ -24,12 +24,31 @@ def _pool(workers: int, threads_each: int) -> ThreadPoolExecutor:
     with _pools_lock:
         pool = _pools.get((workers, threads_each))
         if pool is None:
-            # torch's intra-op thread count is per thread: set once in each worker, the caller's stays as it is
-            pool = ThreadPoolExecutor(
-                workers, thread_name_prefix="windows", initializer=torch.set_num_threads, initargs=(threads_each,)
-            )
-            _pools[(workers, threads_each)] = pool
+            pool = _pools[(workers, threads_each)] = _start_pool(workers, threads_each)
         return pool
+
+
+def _start_pool(workers: int, threads_each: int) -> ThreadPoolExecutor:
+    """Worker threads with ``threads_each`` intra-op threads each, the process's default left as it was.
+
+    torch's count is per thread once a thread has started using it, but ``set_num_threads`` also sets the default
+    that threads starting later take (a server's request threads): each worker first takes its own count, and
+    once all have, the caller puts the default back.
+    """
+    default = torch.get_num_threads()
+    ready = threading.Barrier(workers + 1)
+
+    def start() -> None:
+        torch.get_num_threads()  # this thread now keeps its own count
+        torch.set_num_threads(threads_each)
+        ready.wait()
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="windows", initializer=start)
+    for _ in range(workers):  # each blocks in ``start`` until all are there: one thread per submit
+        pool.submit(int)
+    ready.wait()
+    torch.set_num_threads(default)
+    return pool
 
 
 def side_by_side(network: torch.nn.Module, batch_size: int) -> torch.nn.Module:
@@ -61,4 +80,8 @@ class _SideBySide(torch.nn.Module):
                 return self.network(chunk)
 
         chunks = torch.tensor_split(batch, min(self.workers, batch.shape[0]))
-        return torch.cat(list(_pool(self.workers, self.threads_each).map(run, chunks)))
+        return torch.cat(list(self.pool.map(run, chunks)))
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        return _pool(self.workers, self.threads_each)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -87,4 +89,12 @@ def test_windows_side_by_side_give_the_batch_result_and_leave_the_callers_thread
     assert torch.allclose(apart, together, atol=1e-5)
     assert torch.allclose(lone, together[:1], atol=1e-5)
     assert torch.get_num_threads() == threads
+    # a thread started afterwards (a server's next request thread) gets the process's count, not a worker's
+    seen: list[int] = []
+    later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    later.start()
+    later.join()
+    assert seen == [threads]
+    if threads >= 2:  # each worker runs on its share of the threads
+        assert wrapped.pool.submit(torch.get_num_threads).result() == threads // min(3, threads)
     assert side_by_side(network, 1) is network  # one window at a time: nothing to share

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ class SegmentationTask(InferTask):
 
     def run(self, datastore: OrthancDatastore, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """Segment the series ``request["image"]``; returns the result file (removed after the answer) and params."""
+        start = time.perf_counter()
         suffix = str(request.get("result_extension") or ".nii.gz")
         if suffix not in (*LABEL_FILE_SUFFIXES, DICOM_SUFFIX):
             raise InvalidInput(
@@ -77,6 +79,9 @@ class SegmentationTask(InferTask):
             "segments": outcome.segments,
             "label_names": dict(config.labels),
             "confidence": round(outcome.confidence, 4),
-            "timings_s": {phase: round(seconds, 4) for phase, seconds in outcome.timings_s.items()},
+            "timings_s": {
+                **{phase: round(seconds, 4) for phase, seconds in outcome.timings_s.items()},
+                "total": round(time.perf_counter() - start, 4),  # the phases and what lies between them
+            },
         }
         return str(result), params

@@ -59,7 +59,7 @@ NETWORK: dict[str, Any] = {
 ROI_XYZ = (256, 256, 16)  # MONAI loads NIfTI as (x, y, z)
 OVERLAP = 0.25
 STOCK_SW_BATCH = 1  # SlidingWindowInferer's default, as in MONAI Label's sample apps
-OURS_SW_BATCH = 2  # two windows side by side, one core each (awesomme.inference.windows)
+OURS_SW_BATCH = 1  # one window at a time, as stock: side by side (2) runs faster but peaks higher
 SCALE = {"a_min": -1000.0, "a_max": 1000.0, "b_min": 0.0, "b_max": 1.0, "clip": True}
 WEIGHT_SEED = 20240611
 BARE_REPEATS = 3  # forward passes alone, in this process, one after each of the first cold requests
@@ -356,19 +356,26 @@ def bare_ours(
     return run
 
 
-def forward_ablation(shape: tuple[int, int, int], weights: Path, repeats: int = 3) -> dict[str, float]:
-    """What each forward-pass choice buys, bare, interleaved: median seconds per variant."""
+def forward_ablation(shape: tuple[int, int, int], weights: Path, repeats: int = 5) -> dict[str, dict[str, float]]:
+    """What each forward-pass choice buys, bare, interleaved: median seconds per variant, and peak RSS."""
     variants = {
         "stock (x, y, z), 1 window at a time": bare_stock(shape),
         "ours (slice, row, column), 1 window at a time": bare_ours(shape, weights, 1, "zyx"),
         "ours (x, y, z), 1 window at a time": bare_ours(shape, weights, 1),
-        f"ours (x, y, z), {OURS_SW_BATCH} windows side by side": bare_ours(shape, weights),
+        "ours (x, y, z), 2 windows side by side": bare_ours(shape, weights, 2),
     }
     seconds: dict[str, list[float]] = {name: [] for name in variants}
+    extra_mb: dict[str, float] = dict.fromkeys(variants, 0.0)
     for _ in range(repeats):
         for name, run in variants.items():
+            before = rss_mb(os.getpid())
+            reset_peak_rss(os.getpid())
             seconds[name].append(timed(run))
-    return {name: round(statistics.median(values), 3) for name, values in seconds.items()}
+            extra_mb[name] = max(extra_mb[name], peak_rss_mb(os.getpid()) - before)
+    return {
+        name: {"seconds": round(statistics.median(values), 3), "peak_rss_above_start_mb": round(extra_mb[name])}
+        for name, values in seconds.items()
+    }
 
 
 def timed(run: Callable[[], None]) -> float:
@@ -548,8 +555,8 @@ def main(argv: list[str] | None = None) -> int:
             ablation_shape = "x".join(map(str, args.shapes[0]))
             print(f"forward pass alone, {ablation_shape}, each choice:", flush=True)
             ablation = {ablation_shape: forward_ablation(args.shapes[0], weights)}
-            for name, seconds in ablation[ablation_shape].items():
-                print(f"  {name:55s} {seconds:.3f} s")
+            for name, figures in ablation[ablation_shape].items():
+                print(f"  {name:55s} {figures['seconds']:.3f} s, peak +{figures['peak_rss_above_start_mb']} MB")
             from awesomme.runtime.platform import stop_server
 
             time.sleep(1.0)  # background removals of answered files

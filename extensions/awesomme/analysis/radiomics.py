@@ -10,7 +10,6 @@ import copy
 import hashlib
 import logging
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,8 @@ import radiomics
 import SimpleITK as sitk
 import yaml
 from radiomics import featureextractor
+
+from awesomme.core.provenance import installed_versions
 
 __all__ = [
     "BUILTIN_PRESETS",
@@ -151,10 +152,4 @@ def image_identity(image: sitk.Image) -> dict[str, Any]:
 
 @cache
 def library_versions() -> dict[str, str]:
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    return installed_versions(LIBRARIES)

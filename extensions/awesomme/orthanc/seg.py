@@ -56,20 +56,36 @@ def build_seg(
     present = sorted(int(v) for v in np.unique(label_map) if v != 0)
     if not present:
         raise InvalidInput("the label is empty: no voxel is segmented")
+    descriptions = segment_descriptions(present, segment_labels, algorithm_type, algorithm_name, algorithm_version)
+    # highdicom wants segment numbers 1..N: renumber, keeping the caller's labels.
+    renumbered = np.zeros(label_map.shape, dtype=np.uint8 if len(present) < 256 else np.uint16)
+    for index, number in enumerate(present, start=1):
+        renumbered[label_map == number] = index
+    return new_segmentation(
+        source, renumbered, descriptions, algorithm_type, author, content_description, series_description
+    )
+
+
+def segment_descriptions(
+    present: Sequence[int],
+    segment_labels: Mapping[int, str],
+    algorithm_type: str,
+    algorithm_name: str | None,
+    algorithm_version: str,
+) -> list[hd.seg.SegmentDescription]:
+    """One description per segment number in ``present``, numbered 1..N as highdicom wants, keeping their labels."""
     identification = None
     if algorithm_type != "MANUAL":
         identification = hd.AlgorithmIdentificationSequence(
-            name=algorithm_name or "AWESOMME",
-            version=algorithm_version or __version__,
-            family=ARTIFICIAL_INTELLIGENCE,
+            name=algorithm_name or "AWESOMME", version=algorithm_version or __version__, family=ARTIFICIAL_INTELLIGENCE
         )
     descriptions = []
-    for number in present:
+    for index, number in enumerate(present, start=1):
         label = segment_labels.get(number, f"Segment {number}")[:64]
         category, kind = SEGMENT_CODES.get(label.lower(), (TISSUE, TISSUE))
         descriptions.append(
             hd.seg.SegmentDescription(
-                segment_number=number,
+                segment_number=index,
                 segment_label=label,
                 segmented_property_category=category,
                 segmented_property_type=kind,
@@ -77,14 +93,7 @@ def build_seg(
                 algorithm_identification=identification,
             )
         )
-    # highdicom wants segment numbers 1..N: renumber, keeping the caller's labels.
-    renumbered = np.zeros(label_map.shape, dtype=np.uint8 if len(present) < 256 else np.uint16)
-    for index, number in enumerate(present, start=1):
-        renumbered[label_map == number] = index
-        descriptions[index - 1].SegmentNumber = index
-    return new_segmentation(
-        source, renumbered, descriptions, algorithm_type, author, content_description, series_description
-    )
+    return descriptions
 
 
 def new_segmentation(

@@ -12,13 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import highdicom as hd
 import numpy as np
 from pydicom import Dataset
 
-from awesomme import __version__
 from awesomme.core.errors import InvalidInput
-from awesomme.orthanc.seg import ALGORITHM_TYPES, ARTIFICIAL_INTELLIGENCE, SEGMENT_CODES, TISSUE, new_segmentation
+from awesomme.orthanc.seg import ALGORITHM_TYPES, new_segmentation, segment_descriptions
 
 __all__ = ["encode_seg", "segment_voxel_counts", "summary_from_counts"]
 
@@ -58,26 +56,7 @@ def encode_seg(
     present = sorted(counts if counts is not None else segment_voxel_counts(label_map))
     if not present:
         raise InvalidInput("the label is empty: no voxel is segmented")
-    identification = None
-    if algorithm_type != "MANUAL":
-        identification = hd.AlgorithmIdentificationSequence(
-            name=algorithm_name or "AWESOMME", version=algorithm_version or __version__, family=ARTIFICIAL_INTELLIGENCE
-        )
-    descriptions = []
-    # highdicom wants segment numbers 1..N: renumber, keeping the caller's labels.
-    for index, number in enumerate(present, start=1):
-        label = segment_labels.get(number, f"Segment {number}")[:64]
-        category, kind = SEGMENT_CODES.get(label.lower(), (TISSUE, TISSUE))
-        descriptions.append(
-            hd.seg.SegmentDescription(
-                segment_number=index,
-                segment_label=label,
-                segmented_property_category=category,
-                segmented_property_type=kind,
-                algorithm_type=algorithm_type,
-                algorithm_identification=identification,
-            )
-        )
+    descriptions = segment_descriptions(present, segment_labels, algorithm_type, algorithm_name, algorithm_version)
     return new_segmentation(
         source,
         _numbered_one_to_n(label_map, present),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import platform
 from datetime import UTC, datetime
-from importlib import metadata
 from typing import Any
 
 from sqlalchemy import select
@@ -21,6 +20,7 @@ from awesomme import __version__
 from awesomme.analysis.classification import LoadedClassifier, MissingFeatures, input_schema, predict
 from awesomme.analysis.radiomics_csv import MAX_CSV_BYTES, read_feature_csv
 from awesomme.core.errors import Forbidden, InvalidInput, NotFound
+from awesomme.core.provenance import installed_versions
 from awesomme.inference.registry import get_registry
 from awesomme.models import Cohort, FeatureSet, Prediction
 from awesomme.services.cohorts import bound_cohorts
@@ -71,16 +71,6 @@ def describe_models(session: Session, principal: Principal) -> list[dict[str, An
     return sorted(listed, key=lambda item: item["name"])
 
 
-def _library_versions() -> dict[str, str]:
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
 def _provenance(model: LoadedClassifier, principal: Principal, source: dict[str, Any]) -> dict[str, Any]:
     config = model.config
     return {
@@ -92,7 +82,7 @@ def _provenance(model: LoadedClassifier, principal: Principal, source: dict[str,
         "demo": config.demo,
         "notice": config.notice,
         "input": source,
-        "versions": _library_versions(),
+        "versions": installed_versions(LIBRARIES),
         "platform_version": __version__,
         "python": platform.python_version(),
         "user": principal.username,

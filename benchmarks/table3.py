@@ -334,10 +334,16 @@ def bare_stock(shape: tuple[int, int, int]) -> Callable[[], None]:
 
 
 def bare_ours(
-    shape: tuple[int, int, int], weights: Path, sw_batch_size: int = OURS_SW_BATCH, axes: str = "xyz"
+    shape: tuple[int, int, int],
+    weights: Path,
+    sw_batch_size: int = OURS_SW_BATCH,
+    axes: str = "xyz",
+    fast_convolutions: bool = True,
 ) -> Callable[[], None]:
-    """Our forward pass alone, as ``predict()`` runs it; ``axes="zyx"`` feeds the network (slice, row, column)."""
+    """Our forward pass alone, as ``predict()`` runs it; ``axes="zyx"`` feeds the network (slice, row, column);
+    ``fast_convolutions`` = what ``load_network`` does (``awesomme.inference.fast_convolutions``)."""
     from awesomme.inference.config import SegmentationModelConfig
+    from awesomme.inference.fast_convolutions import use_fast_convolutions
     from awesomme.inference.predict import forward_logits
 
     config = SegmentationModelConfig.model_validate(our_config(weights, sw_batch_size, axes))
@@ -347,6 +353,8 @@ def bare_ours(
         network.load_state_dict(
             {k: v.permute(0, 1, 4, 3, 2).contiguous() if v.dim() == 5 else v for k, v in state.items()}
         )
+    if fast_convolutions:
+        use_fast_convolutions(network)
     tensor = torch.rand(1, *(shape if axes == "zyx" else shape[::-1]))  # in the network's axis order
 
     def run() -> None:
@@ -360,9 +368,14 @@ def forward_ablation(shape: tuple[int, int, int], weights: Path, repeats: int = 
     """What each forward-pass choice buys, bare, interleaved: median seconds per variant, and peak RSS."""
     variants = {
         "stock (x, y, z), 1 window at a time": bare_stock(shape),
-        "ours (slice, row, column), 1 window at a time": bare_ours(shape, weights, 1, "zyx"),
-        "ours (x, y, z), 1 window at a time": bare_ours(shape, weights, 1),
-        "ours (x, y, z), 2 windows side by side": bare_ours(shape, weights, 2),
+        "ours (slice, row, column), 1 window at a time, torch's convolutions": bare_ours(
+            shape, weights, 1, "zyx", fast_convolutions=False
+        ),
+        "ours (x, y, z), 1 window at a time, torch's convolutions": bare_ours(
+            shape, weights, 1, fast_convolutions=False
+        ),
+        "ours (x, y, z), 1 window at a time, fast convolutions": bare_ours(shape, weights, 1),
+        "ours (x, y, z), 2 windows side by side, fast convolutions": bare_ours(shape, weights, 2),
     }
     seconds: dict[str, list[float]] = {name: [] for name in variants}
     extra_mb: dict[str, float] = dict.fromkeys(variants, 0.0)

@@ -76,6 +76,8 @@ class InferenceSpec(_Strict):
     ``sliding_window`` runs a 3D network on windows of ``roi_size`` (in ``axes`` order). ``sw_batch_size`` windows
     go through the network together; on a CPU they run side by side, each on its share of the threads.
     ``downsample`` (slice, row, column integer factors) averages the input down and brings the logits back up.
+    ``threshold`` (models with one label): a voxel is labelled when its label's probability exceeds it; without
+    it, the most probable class wins (the same as 0.5).
     """
 
     mode: Literal["slices", "sliding_window"]
@@ -84,6 +86,7 @@ class InferenceSpec(_Strict):
     sw_batch_size: int = Field(default=4, ge=1)
     overlap: float = Field(default=0.25, ge=0, lt=1)
     downsample: tuple[int, int, int] = (1, 1, 1)
+    threshold: float | None = Field(default=None, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _roi(self) -> InferenceSpec:
@@ -121,6 +124,12 @@ class SegmentationModelConfig(_Strict):
         if not labels or sorted(values) != list(range(1, len(values) + 1)):
             raise ValueError("labels must map names to the values 1..N (0 is background)")
         return labels
+
+    @model_validator(mode="after")
+    def _threshold_needs_one_label(self) -> SegmentationModelConfig:
+        if self.inference.threshold is not None and len(self.labels) != 1:
+            raise ValueError("inference.threshold applies to models with one label only")
+        return self
 
     @field_validator("pre_transforms")
     @classmethod

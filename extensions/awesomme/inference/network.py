@@ -1,4 +1,7 @@
-"""Build a model's network from its config and load its weights safely (sha256 first, tensors only)."""
+"""Build a model's network from its config and load its weights safely (sha256 first, tensors only).
+
+A loaded network runs its 3D convolutions in the exact forms of ``inference/fast_convolutions.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import monai.networks.nets as nets
 import torch
 
 from awesomme.inference.config import SegmentationModelConfig
+from awesomme.inference.fast_convolutions import use_fast_convolutions
 
 __all__ = ["ModelLoadError", "build_network", "load_network", "sha256_of", "weights_path"]
 
@@ -53,4 +57,4 @@ def load_network(config: SegmentationModelConfig, device: str = "cpu") -> torch.
         network.load_state_dict(state, strict=True)
     except Exception as error:  # torch raises many types for a bad file or a mismatching network
         raise ModelLoadError(f"{config.name}: weights file {path.name} does not load: {error}") from error
-    return network.to(device).eval()
+    return use_fast_convolutions(network.to(device).eval())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -74,20 +75,24 @@ def forward_logits(network: torch.nn.Module, volume: torch.Tensor, config: Segme
     return out[0]
 
 
-def labels_and_confidence(logits: torch.Tensor, slab: int = SLAB_SLICES) -> tuple[torch.Tensor, torch.Tensor]:
+def labels_and_confidence(
+    logits: torch.Tensor, threshold: float | None = None, slab: int = SLAB_SLICES
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Argmax (uint8) and max-softmax (float32) of logits (C, D, H, W), a slab of slices at a time.
 
     The same as softmax then max, without a full-volume softmax: the argmax of the logits is that of the
     probabilities, and max softmax = 1 / sum(exp(logit - max logit)); with two classes, sigmoid(|l1 - l0|).
+    With two classes and a ``threshold``, label 1 where its probability sigmoid(l1 - l0) exceeds it.
     Slabs keep the temporaries small (in cache).
     """
+    cut = 0.0 if threshold is None else math.log(threshold / (1.0 - threshold))  # sigmoid(cut) = threshold
     labels = torch.empty(logits.shape[1:], dtype=torch.uint8)
     top = torch.empty(logits.shape[1:], dtype=torch.float32)
     for first in range(0, logits.shape[1], slab):
         block = logits[:, first : first + slab].float()
         if block.shape[0] == 2:
             margin = block[1] - block[0]
-            labels[first : first + slab] = margin > 0  # a tie is class 0, as argmax has it
+            labels[first : first + slab] = margin > cut  # a tie is class 0, as argmax has it
             torch.sigmoid(margin.abs_(), out=top[first : first + slab])
             continue
         peak, index = block.max(dim=0)
@@ -126,7 +131,7 @@ def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationMod
     del tensor  # the peak memory of a request is here: let go of the input before the post-processing
 
     start = time.perf_counter()
-    labels, top = labels_and_confidence(logits)
+    labels, top = labels_and_confidence(logits, config.inference.threshold)
     del logits  # normal tensors: post-processing steps update them in place
     label_map = labels[None]
     for step in config.post_transforms:

@@ -1,5 +1,7 @@
 """``python -m awesomme.training --model NAME [--budget-s N]`` or ``--all``: train, evaluate, write weights + YAML.
 
+``--evaluate-only`` evaluates the saved weights again with the current inference settings (no training).
+
 Segmentation models and the classification model (``osteosarcoma_response``) alike.
 """
 
@@ -12,7 +14,7 @@ import sys
 
 from awesomme.training import classifier
 from awesomme.training.models import MODELS
-from awesomme.training.train import run
+from awesomme.training.train import reevaluate, run
 
 CLASSIFIER = classifier.SPEC.name
 
@@ -23,14 +25,21 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--model", choices=sorted([*MODELS, CLASSIFIER]), help="train one model")
     which.add_argument("--all", action="store_true", help="train all models, one after the other")
     parser.add_argument("--budget-s", type=float, default=None, help="training wall-time budget per model")
+    parser.add_argument(
+        "--evaluate-only", action="store_true", help="evaluate the saved weights again, rewrite the YAML"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     names = sorted([*MODELS, CLASSIFIER]) if args.all else [args.model]
+    if args.evaluate_only:
+        if args.model == CLASSIFIER:
+            parser.error("--evaluate-only is for the segmentation models")
+        names = [name for name in names if name != CLASSIFIER]
     for name in names:
         if name == CLASSIFIER:
             print(json.dumps({name: classifier.run()["validation"]}, indent=1))
             continue
-        summary = run(MODELS[name], budget_s=args.budget_s)
+        summary = reevaluate(MODELS[name]) if args.evaluate_only else run(MODELS[name], budget_s=args.budget_s)
         print(json.dumps({name: summary["validation"]}, indent=1))
     return 0
 

@@ -50,6 +50,7 @@ class ModelSpec:
     threads: int = 2  # torch CPU threads for training (1 is steadier when another job shares the 2 cores)
     flip: bool = False
     version: str = "0.1.0"
+    tuning: str | None = None  # how an inference setting was chosen (on validation seeds), written into the YAML
     cohorts: tuple[str, ...] = ()  # the demo cohorts it is bound to (by name)
 
 
@@ -157,6 +158,7 @@ MODELS: dict[str, ModelSpec] = {
             "sw_batch_size": 8,
             "overlap": 0.25,
             "downsample": [1, 2, 2],
+            "threshold": 0.3,  # see ``tuning``
         },
         pre_transforms=[{"name": "ScaleIntensityRange", "args": dict(CT_WINDOW)}],
         post_transforms=[{"name": "RemoveSmallObjects", "args": {"min_size": 40}}],
@@ -174,6 +176,11 @@ MODELS: dict[str, ModelSpec] = {
         bright_min=-300.0,  # lung voxels this bright that are not nodule: vessels, the look-alikes
         negatives=NegativeMix(hard=0.5, anywhere=0.1),
         per_lesion=True,
+        tuning=(
+            "threshold 0.3 chosen on validation seeds 40000-40017 (17 nodules >= 8 mm), the most Dice with at most "
+            "2 false positives per patient: Dice >= 8 mm 0.683 / 0.703 / 0.720 / 0.733 and false positives per "
+            "patient 1.17 / 1.17 / 1.72 / 2.56 at thresholds 0.5 / 0.4 / 0.3 / 0.2"
+        ),
         cohorts=("lung",),
         flip=True,
     ),

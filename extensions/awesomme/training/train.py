@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import yaml
 
-from awesomme.inference.config import SegmentationModelConfig
-from awesomme.inference.network import SHIPPED_WEIGHTS_DIR, build_network, sha256_of
+from awesomme.inference.config import SegmentationModelConfig, load_config_file
+from awesomme.inference.network import SHIPPED_WEIGHTS_DIR, build_network, load_network, sha256_of
 from awesomme.inference.predict import predict
 from awesomme.phantoms import synthesize
 from awesomme.training.data import load_patients, sample_patches, sample_slices
@@ -23,7 +23,7 @@ from awesomme.training.evaluate import evaluate_nodules, evaluate_segmentation
 from awesomme.training.loop import Batch, TrainResult, seed_everything, train
 from awesomme.training.models import ModelSpec, base_config
 
-__all__ = ["CONFIG_DIR", "demo_runtime_s", "run", "train_network", "write_yaml"]
+__all__ = ["CONFIG_DIR", "demo_runtime_s", "evaluate_and_write", "reevaluate", "run", "train_network", "write_yaml"]
 
 logger = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "infer_configs"
@@ -133,11 +133,30 @@ def write_yaml(config: SegmentationModelConfig, path: Path) -> None:
 def run(spec: ModelSpec, budget_s: float | None = None, weights_dir: Path | None = None) -> dict[str, Any]:
     """Train, save the weights, evaluate on held-out phantoms, and rewrite ``infer_configs/<name>.yaml``."""
     network, _, training = train_network(spec, budget_s)
-    torch.set_num_threads(2)  # evaluation and expected_runtime_s with 2 threads, whatever training used
     weights_dir = weights_dir or SHIPPED_WEIGHTS_DIR
     weights_dir.mkdir(parents=True, exist_ok=True)
     path = weights_dir / f"{spec.name}.pt"
     torch.save(network.state_dict(), path)
+    return evaluate_and_write(spec, network, path, training)
+
+
+def reevaluate(spec: ModelSpec, weights_dir: Path | None = None) -> dict[str, Any]:
+    """Evaluate the saved weights again with the spec's current inference settings (threshold, post-processing),
+    keeping the YAML's training facts: no training, the weights file untouched."""
+    path = (weights_dir or SHIPPED_WEIGHTS_DIR) / f"{spec.name}.pt"
+    current = load_config_file(CONFIG_DIR / f"{spec.name}.yaml")
+    if current is None:
+        raise FileNotFoundError(f"{CONFIG_DIR / spec.name}.yaml does not load: train the model first")
+    config = base_config(spec, sha256=sha256_of(path), training=current.training)
+    network = load_network(config.model_copy(update={"weights": config.weights.model_copy(update={"file": str(path)})}))
+    return evaluate_and_write(spec, network, path, current.training)
+
+
+def evaluate_and_write(
+    spec: ModelSpec, network: torch.nn.Module, path: Path, training: dict[str, Any]
+) -> dict[str, Any]:
+    """Held-out figures and run time of ``network`` (weights saved at ``path``), written into the model's YAML."""
+    torch.set_num_threads(2)  # evaluation and expected_runtime_s with 2 threads, whatever training used
     config = base_config(spec, sha256=sha256_of(path), training=training)
     network.eval()
     if spec.structure == "nodule":
@@ -154,6 +173,7 @@ def run(spec: ModelSpec, budget_s: float | None = None, weights_dir: Path | None
     validation = {
         "data": "held-out synthetic phantoms (seeds >= 50000, never used for training or tuning), default grid",
         "metric_notes": _metric_notes(spec),
+        **({"tuning": spec.tuning} if spec.tuning else {}),
         **validation,
     }
     runtime = demo_runtime_s(network, config, spec.kind)

@@ -21,13 +21,34 @@ def test_labels_and_confidence_are_softmax_argmax_and_max(classes: int, slab: in
     generator = torch.Generator().manual_seed(classes * 10 + slab)
     logits = torch.randn(classes, 9, 17, 13, generator=generator) * 4
     logits[:, 0, 0, 0] = 1.5  # a tie goes to the first class, as argmax has it
-    labels, top = labels_and_confidence(logits, slab)
+    labels, top = labels_and_confidence(logits, slab=slab)
     probabilities = torch.softmax(logits, dim=0)
     expected_top, expected_labels = probabilities.max(dim=0)
     assert labels.dtype == torch.uint8 and labels.shape == logits.shape[1:]
     assert torch.equal(labels, expected_labels.to(torch.uint8))
     assert torch.allclose(top, expected_top, atol=1e-6)
     assert int(labels[0, 0, 0]) == 0
+
+
+@pytest.mark.parametrize("threshold", [0.2, 0.5, 0.8])
+def test_a_threshold_labels_the_voxels_whose_probability_exceeds_it(threshold: float) -> None:
+    generator = torch.Generator().manual_seed(11)
+    logits = torch.randn(2, 12, 9, 7, generator=generator) * 3
+    labels, top = labels_and_confidence(logits, threshold, slab=5)
+    probability = torch.softmax(logits, dim=0)[1]
+    assert torch.equal(labels, (probability > threshold).to(torch.uint8))
+    assert torch.allclose(top, torch.softmax(logits, dim=0).max(dim=0).values, atol=1e-6)
+    if threshold < 0.5:  # more voxels than argmax, never fewer
+        assert int(labels.sum()) > int(labels_and_confidence(logits)[0].sum())
+
+
+def test_a_threshold_is_refused_for_a_model_with_several_labels() -> None:
+    raw = tiny_config()
+    raw["labels"] = {"lung": 1, "nodule": 2}
+    raw["network"]["args"]["out_channels"] = 3
+    raw["inference"] = {**raw["inference"], "threshold": 0.3}
+    with pytest.raises(ValueError, match="threshold applies to models with one label"):
+        SegmentationModelConfig(**raw)
 
 
 def test_mean_confidence_is_the_mean_over_labelled_voxels() -> None:

@@ -144,9 +144,12 @@ def reevaluate(spec: ModelSpec, weights_dir: Path | None = None) -> dict[str, An
     """Evaluate the saved weights again with the spec's current inference settings (threshold, post-processing),
     keeping the YAML's training facts: no training, the weights file untouched."""
     path = (weights_dir or SHIPPED_WEIGHTS_DIR) / f"{spec.name}.pt"
-    current = load_config_file(CONFIG_DIR / f"{spec.name}.yaml")
+    yaml_path = CONFIG_DIR / f"{spec.name}.yaml"
+    if not yaml_path.is_file():
+        raise FileNotFoundError(f"{yaml_path.name} is missing: train the model first")
+    current = load_config_file(yaml_path)
     if current is None:
-        raise FileNotFoundError(f"{CONFIG_DIR / spec.name}.yaml does not load: train the model first")
+        raise ValueError(f"{yaml_path.name} is not a segmentation model's YAML")
     config = base_config(spec, sha256=sha256_of(path), training=current.training)
     network = load_network(config.model_copy(update={"weights": config.weights.model_copy(update={"file": str(path)})}))
     return evaluate_and_write(spec, network, path, current.training)

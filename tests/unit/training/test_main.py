@@ -1,0 +1,61 @@
+"""``python -m awesomme.training``: re-evaluating saved weights keeps the training facts and the weights."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from awesomme.inference.config import load_config_file
+from awesomme.inference.network import build_network, sha256_of
+from awesomme.training import train
+from awesomme.training.__main__ import main
+from awesomme.training.models import MODELS, base_config
+
+TINY_NETWORK = {
+    "name": "UNet",
+    "args": {"spatial_dims": 2, "in_channels": 1, "out_channels": 2, "channels": [4, 8], "strides": [2]},
+}
+
+
+def test_evaluate_only_rewrites_the_figures_and_keeps_training_facts_and_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = dataclasses.replace(MODELS["osteosarcoma_mr"], name="tiny_osteo", network=TINY_NETWORK, eval_patients=1)
+    config_dir = tmp_path / "infer_configs"
+    config_dir.mkdir()
+    monkeypatch.setattr(train, "CONFIG_DIR", config_dir)
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny_osteo.pt"
+    torch.save(build_network(base_config(spec)).state_dict(), weights)
+    digest = sha256_of(weights)
+    facts = {"iterations": 7, "wall_time_s": 1.5}
+    train.write_yaml(base_config(spec, sha256=digest, training=facts), config_dir / "tiny_osteo.yaml")
+
+    summary = train.reevaluate(spec, weights_dir=tmp_path)
+
+    written = load_config_file(config_dir / "tiny_osteo.yaml")
+    assert written is not None
+    assert written.training == facts
+    assert written.validation["n_patients"] == 1
+    assert min(written.validation["held_out_seeds"]) >= 50000
+    assert written.validation["dice_mean"] == summary["validation"]["dice_mean"]
+    assert written.expected_runtime_s
+    assert sha256_of(weights) == digest == written.weights.sha256
+
+
+def test_evaluate_only_needs_a_yaml_to_keep_the_training_facts_of(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(train, "CONFIG_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="train the model first"):
+        train.reevaluate(MODELS["lung_nodule_ct"], weights_dir=tmp_path)
+
+
+def test_evaluate_only_is_refused_for_the_classifier(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["--model", "osteosarcoma_response", "--evaluate-only"])
+    assert stopped.value.code == 2
+    assert "--evaluate-only is for the segmentation models" in capsys.readouterr().err

@@ -150,7 +150,10 @@ def reevaluate(spec: ModelSpec, weights_dir: Path | None = None) -> dict[str, An
     current = load_config_file(yaml_path)
     if current is None:
         raise ValueError(f"{yaml_path.name} is not a segmentation model's YAML")
-    config = base_config(spec, sha256=sha256_of(path), training=current.training)
+    digest = sha256_of(path)
+    if digest != current.weights.sha256:  # its training facts would describe other weights
+        raise ValueError(f"{path.name} is not the weights {yaml_path.name} describes (sha256 {digest})")
+    config = base_config(spec, sha256=digest, training=current.training)
     network = load_network(config.model_copy(update={"weights": config.weights.model_copy(update={"file": str(path)})}))
     return evaluate_and_write(spec, network, path, current.training)
 

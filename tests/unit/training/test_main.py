@@ -45,6 +45,11 @@ def test_evaluate_only_rewrites_the_figures_and_keeps_training_facts_and_weights
     assert written.expected_runtime_s
     assert sha256_of(weights) == digest == written.weights.sha256
 
+    torch.save(build_network(base_config(spec)).state_dict(), weights)  # other weights than the YAML's
+    with pytest.raises(ValueError, match=r"is not the weights tiny_osteo\.yaml describes"):
+        train.reevaluate(spec, weights_dir=tmp_path)
+    assert load_config_file(config_dir / "tiny_osteo.yaml") == written
+
 
 def test_evaluate_only_needs_a_yaml_to_keep_the_training_facts_of(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -37,6 +37,7 @@ TEST_URL_VARIABLE = "AWESOMME_TEST_DATABASE_URL"
 DRIVER = "postgresql+psycopg"
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
+DROP_ATTEMPTS = 10
 # Nothing here needs to survive a crash: durability off makes creating a database per test several times cheaper.
 THROWAWAY_SETTINGS = {
     "listen_addresses": "127.0.0.1",
@@ -44,6 +45,8 @@ THROWAWAY_SETTINGS = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "max_connections": "200",
+    # an autovacuum worker on a test's database is a process of another role: DROP ... WITH (FORCE) may not end it
+    "autovacuum": "off",
     "unix_socket_permissions": "0700",
 }
 
@@ -69,8 +72,17 @@ class PostgresServer:
         """Drops a database made by ``create_database``; connections a test left open are ended (FORCE)."""
         name = make_url(url).database
         assert name and name.startswith("awesomme_test_"), f"not a test database: {name}"
-        with self._connect() as connection:
-            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        for attempt in range(DROP_ATTEMPTS):
+            try:
+                with self._connect() as connection:
+                    connection.execute(statement)
+                return
+            except psycopg.errors.InsufficientPrivilege:
+                # another role's process (on a server of one's own: its autovacuum) is on the database for a moment
+                if attempt == DROP_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5)
 
     def _connect(self) -> psycopg.Connection:
         return psycopg.connect(**_connect_args(make_url(self.url)), autocommit=True, connect_timeout=10)

@@ -233,6 +233,9 @@ def test_score_agreement_is_for_the_cohorts_members_and_needs_comparable_scores(
         assert text.status_code == 422 and "free text" in text.json()["detail"]
         unknown = http.get("/api/agreement/scores", params={**params, "score_type": "nosuchtype"})
         assert unknown.status_code == 422
+        for too_large in ("9" * 30, str(2**63)):  # an id no row can have: a 422, never the driver's overflow
+            huge = http.get("/api/agreement/scores.csv", params={**params, "score_type": too_large})
+            assert huge.status_code == 422 and "no score type" in huge.json()["detail"]
         numeric = http.get("/api/agreement/scores", params={**params, "score_type": "numeric"}).json()
         assert numeric["items"] == 0 and numeric["krippendorff_level"] == "interval"
         assert numeric["krippendorff_alpha"] is None

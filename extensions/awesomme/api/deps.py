@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
+from awesomme.core.db import SQL_INT_MAX
 from awesomme.core.errors import Unauthorized
 from awesomme.services.visibility import Principal, Visibility
 
 __all__ = ["SQL_INT_MAX", "CurrentPrincipal", "CurrentVisibility", "RowId", "client_address"]
 
-# Row ids and offsets are SQL integers (64 bits): a larger number names nothing, and the database driver
-# cannot even bind it (an OverflowError: a 500). Such numbers are refused with the other invalid input (422).
-SQL_INT_MAX = 2**63 - 1
+# Row ids and offsets are SQL integers (64 bits, core/db.py): a larger number is refused with the other invalid
+# input (422).
 RowId = Annotated[int, Path(ge=1, le=SQL_INT_MAX)]
 
 

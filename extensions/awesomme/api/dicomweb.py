@@ -27,7 +27,7 @@ from starlette.background import BackgroundTask
 from awesomme.api.deps import CurrentPrincipal, CurrentVisibility
 from awesomme.core import audit
 from awesomme.core.config import get_settings
-from awesomme.core.db import session_scope
+from awesomme.core.db import row_id, session_scope
 from awesomme.core.errors import Forbidden, InvalidInput, NotFound
 from awesomme.models import Cohort
 from awesomme.orthanc.client import get_client
@@ -212,12 +212,13 @@ def _check_stow(
         if principal.platform_admin:
             return None, set()
         raise InvalidInput("name the cohort the data goes into: /dicom-web/studies?cohort=<id>")
-    if not cohort.isdigit():
+    cohort_id = row_id(cohort)
+    if cohort_id is None:
         raise InvalidInput("cohort must be a cohort id")
     with session_scope() as session:
-        if session.get(Cohort, int(cohort)) is None or principal.role_in(int(cohort)) is None:
+        if session.get(Cohort, cohort_id) is None or principal.role_in(cohort_id) is None:
             raise NotFound(f"no cohort {cohort}")
-    if not principal.administers(int(cohort)):
+    if not principal.administers(cohort_id):
         raise Forbidden(f"only an admin of cohort {cohort} may store data into it")
     uids = _stored_uids(body, content_type)
     orthanc = get_client()
@@ -230,7 +231,7 @@ def _check_stow(
             continue
         if not visibility.sees_series(study, series):
             raise Forbidden(f"series {series} exists outside your cohorts")
-    return int(cohort), uids
+    return cohort_id, uids
 
 
 def _join(cohort_id: int, username: str, reply: dict[str, Any]) -> None:

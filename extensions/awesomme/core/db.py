@@ -15,7 +15,30 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from awesomme.core.config import get_settings
 
-__all__ = ["database_answers", "engine_for", "forget_engine", "get_engine", "migrate", "session_scope"]
+__all__ = [
+    "SQL_INT_MAX",
+    "database_answers",
+    "engine_for",
+    "forget_engine",
+    "get_engine",
+    "migrate",
+    "row_id",
+    "session_scope",
+]
+
+# Row ids are SQL integers (64 bits): a larger number names nothing, and the database driver cannot even bind it
+# (an OverflowError: a 500).
+SQL_INT_MAX = 2**63 - 1
+
+
+def row_id(reference: str | int) -> int | None:
+    """The row id ``reference`` can name (ASCII digits, or an int, from 1 to ``SQL_INT_MAX``); None otherwise."""
+    if isinstance(reference, str):
+        if not (reference.isascii() and reference.isdigit()):
+            return None
+        reference = int(reference)
+    return reference if 1 <= reference <= SQL_INT_MAX else None
+
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 

@@ -19,6 +19,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from awesomme.core.db import row_id
 from awesomme.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from awesomme.models import CohortItem, FeatureSet, Prediction, Score, ScoreKind, ScoreType, Segmentation
 from awesomme.orthanc.client import OrthancClient
@@ -146,8 +147,9 @@ def create_score_type(session: Session, principal: Principal, definition: NewSco
 
 def _by_reference(session: Session, reference: str | int) -> list[ScoreType]:
     """Types named by id (a number) or key."""
-    if isinstance(reference, int) or str(reference).isdigit():
-        found = session.get(ScoreType, int(reference))
+    if isinstance(reference, int) or reference.isdigit():  # an id, or a number no row can have
+        number = row_id(reference)
+        found = session.get(ScoreType, number) if number is not None else None
         return [found] if found is not None else []
     return list(session.scalars(select(ScoreType).where(ScoreType.key == str(reference)).order_by(ScoreType.id)))
 
@@ -225,9 +227,10 @@ def _whole_study_cohorts(session: Session, study_uid: str) -> set[int]:
 
 
 def _row_id(uid: str, kind: str) -> int:
-    if not uid.isdigit() or int(uid) > 2**63 - 1:
+    number = row_id(uid)
+    if number is None:
         raise NotFound(f"no {kind} {uid}")
-    return int(uid)
+    return number
 
 
 def _series_target(session: Session, visibility: Visibility, kind: str, uid: str, study: str, series: str) -> Target:

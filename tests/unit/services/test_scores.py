@@ -18,6 +18,7 @@ from awesomme.services.scores import (
     cohort_scores,
     create_score_type,
     list_score_types,
+    score_type_for_cohort,
     sees_score,
 )
 from awesomme.services.visibility import Principal, visibility_of
@@ -69,6 +70,19 @@ def test_values_are_checked_against_their_type(session: Session) -> None:
         with pytest.raises(InvalidInput):
             check_value(text, bad)
     assert category_index(mrs, 4) == 4
+
+
+@pytest.mark.parametrize("reference", ["999999999999999999999999999999", "9223372036854775808", "0", -1, "²", "nope"])
+def test_a_reference_naming_no_type_is_a_clear_422_whatever_its_size(session: Session, reference: str | int) -> None:
+    with pytest.raises(InvalidInput, match="no score type"):
+        score_type_for_cohort(session, ROOT, reference, 1)
+
+
+def test_a_type_is_found_by_id_or_key(session: Session) -> None:
+    mrs = _type(session, "mrs")
+    assert score_type_for_cohort(session, ROOT, str(mrs.id), 1) is mrs
+    assert score_type_for_cohort(session, ROOT, mrs.id, 1) is mrs
+    assert score_type_for_cohort(session, ALPHA_MEMBER, "mrs", 1) is mrs
 
 
 def test_who_defines_which_types(session: Session) -> None:

@@ -19,6 +19,8 @@ windows, 2 CPU threads, ``benchmarks/table3.py`` reports the whole pass):
 
 from __future__ import annotations
 
+from itertools import product
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -115,13 +117,9 @@ class FastConvTranspose3d(nn.ConvTranspose3d):
         if self._sub_pixel is None or self._sub_pixel[0] != version:
             weight = self.weight.detach()
             phases = weight.new_zeros(2, 2, 2, self.out_channels, self.in_channels, 2, 2, 2)
-            for a, taps_a in enumerate(_PHASE_TAPS):
-                for b, taps_b in enumerate(_PHASE_TAPS):
-                    for c, taps_c in enumerate(_PHASE_TAPS):
-                        for da, ka in taps_a.items():
-                            for db, kb in taps_b.items():
-                                for dc, kc in taps_c.items():
-                                    phases[a, b, c, :, :, da, db, dc] = weight[:, :, ka, kb, kc].T
+            for (a, taps_a), (b, taps_b), (c, taps_c) in product(enumerate(_PHASE_TAPS), repeat=3):
+                for (da, ka), (db, kb), (dc, kc) in product(taps_a.items(), taps_b.items(), taps_c.items()):
+                    phases[a, b, c, :, :, da, db, dc] = weight[:, :, ka, kb, kc].T
             self._sub_pixel = (version, phases.reshape(8 * self.out_channels, self.in_channels, 2, 2, 2))
         return self._sub_pixel[1]
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from awesomme import __version__
 from awesomme.analysis.classification import LoadedClassifier, MissingFeatures, input_schema, predict
 from awesomme.analysis.radiomics_csv import MAX_CSV_BYTES, read_feature_csv
+from awesomme.core.db import row_id
 from awesomme.core.errors import Forbidden, InvalidInput, NotFound
 from awesomme.core.provenance import installed_versions
 from awesomme.inference.registry import get_registry
@@ -146,8 +147,8 @@ def predict_from_feature_set(
 def _cohort_for_upload(session: Session, principal: Principal, reference: str) -> Cohort:
     """The cohort named (by id or name) with an upload: one the caller is in (others do not exist for them)."""
     reference = reference.strip()
-    by_id = reference.isascii() and reference.isdigit() and len(reference) <= 18  # a SQL integer, never an overflow
-    query = select(Cohort).where(Cohort.id == int(reference) if by_id else Cohort.name == reference[:64])
+    cohort_id = row_id(reference)
+    query = select(Cohort).where(Cohort.id == cohort_id if cohort_id is not None else Cohort.name == reference[:64])
     cohort = session.scalar(query) if reference else None
     if cohort is None or principal.role_in(cohort.id) is None:
         raise NotFound(f"no cohort {reference!r} of yours")

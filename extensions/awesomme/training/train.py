@@ -163,7 +163,8 @@ def evaluate_and_write(
 ) -> dict[str, Any]:
     """Held-out figures and run time of ``network`` (weights saved at ``path``), written into the model's YAML."""
     torch.set_num_threads(2)  # evaluation and expected_runtime_s with 2 threads, whatever training used
-    config = base_config(spec, sha256=sha256_of(path), training=training)
+    digest = sha256_of(path)
+    config = base_config(spec, sha256=digest, training=training)
     network.eval()
     if spec.structure == "nodule":
         nodules = evaluate_nodules(network, config, spec.eval_patients)
@@ -183,9 +184,7 @@ def evaluate_and_write(
         **validation,
     }
     runtime = demo_runtime_s(network, config, spec.kind)
-    config = base_config(
-        spec, sha256=sha256_of(path), training=training, validation=validation, expected_runtime_s=runtime
-    )
+    config = base_config(spec, sha256=digest, training=training, validation=validation, expected_runtime_s=runtime)
     write_yaml(config, CONFIG_DIR / f"{spec.name}.yaml")
     logger.info("%s: validation %s; runtime %s; %s", spec.name, validation, runtime, platform.processor())
     return {"training": training, "validation": validation, "expected_runtime_s": runtime}

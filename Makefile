@@ -45,9 +45,10 @@ bench: system-deps venv
 	$(PY) benchmarks/table3.py
 	$(PY) benchmarks/radiomics_overhead.py
 
-# Debian packages: Orthanc with DICOMweb, and dciodvfy for validating what we write.
+# Debian packages: Orthanc with DICOMweb, dciodvfy for validating what we write, tcmalloc for the server.
 system-deps:
-	@if [ ! -x /usr/sbin/Orthanc ] || [ ! -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || ! command -v dciodvfy >/dev/null; then \
+	@if [ ! -x /usr/sbin/Orthanc ] || [ ! -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || ! command -v dciodvfy >/dev/null \
+		|| ! /sbin/ldconfig -p | grep -q libtcmalloc_minimal.so.4; then \
 		scripts/install-system-deps.sh; fi
 
 # What only the tests need: chromium (the viewer tests' real browser) and PostgreSQL (the DB suite's second backend).

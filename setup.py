@@ -26,6 +26,8 @@ setup(
         "highdicom",
         "dicomweb-client",
         "nibabel",
+        # ISA-L gzip: the .nii.gz answer of every inference, written 4-5x faster than with zlib
+        "isal",
         "pynrrd",
         "numpy<2",
         "scipy",

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the platform runs with: Orthanc and its DICOMweb plugin, and dicom3tools (dciodvfy).
+# Installs the Debian packages the platform runs with: Orthanc and its DICOMweb plugin, dicom3tools (dciodvfy), and
+# tcmalloc, the server's memory allocator (extensions/awesomme/runtime/allocator.py).
 # With --test-tools also chromium (/usr/bin/chromium), the real browser the viewer tests drive through Playwright,
 # and postgresql: the tests start throwaway clusters from its /usr/lib/postgresql/<version>/bin (tests/postgres.py).
 # Orthanc's own service is not started: the platform runs its own instance with a private configuration under var/.
 set -euo pipefail
-packages=(orthanc orthanc-dicomweb dicom3tools)
+packages=(orthanc orthanc-dicomweb dicom3tools libtcmalloc-minimal4)
 if [ "${1:-}" = "--test-tools" ]; then packages+=(chromium postgresql); fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

@@ -31,8 +31,12 @@ def cmd_serve(_args: argparse.Namespace) -> int:
     import uvicorn
 
     from awesomme.core.db import migrate
+    from awesomme.runtime.allocator import preload_environment
 
     settings = load_settings()
+    environment = preload_environment(settings.allocator, os.environ)
+    if environment is not None:  # the allocator is chosen when a process starts: start again with it (same pid)
+        os.execve(sys.executable, [sys.executable, "-m", "awesomme.cli", *sys.argv[1:]], environment)  # noqa: S606
     migrate(settings.db_url)  # a deployment's first start creates the schema; later ones upgrade it
     uvicorn.run("awesomme.server:app", host=settings.host, port=settings.port, log_level="info", access_log=False)
     return 0

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     invite_max_hours: int = Field(default=24 * 90, ge=1)
 
     cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)
+    # What serves the server's memory (runtime/allocator.py): tcmalloc where installed, or the C library's
+    allocator: Literal["tcmalloc", "system"] = "tcmalloc"
     upload_max_bytes: int = Field(default=512 * 1024**2, gt=0)
     # An imported segmentation must lie on its series' grid: differences up to these count as rounding.
     seg_import_spacing_tolerance_mm: float = Field(default=0.01, ge=0)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from itertools import takewhile
 
 import monai.transforms as transforms
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
 
 from awesomme.inference.config import SegmentationModelConfig
@@ -27,6 +29,9 @@ __all__ = [
 ]
 
 SLAB_SLICES = 2
+SLAB_VOXELS = 1 << 18  # 1 MB of float32: a slab and its temporaries stay in cache
+# Pre-processing steps that map each voxel on its own, with no statistics of the volume
+VOXELWISE_PRE_TRANSFORMS = frozenset({"ScaleIntensityRange", "ThresholdIntensity"})
 
 
 @dataclass
@@ -37,12 +42,29 @@ class Prediction:
 
 
 def preprocess(array: np.ndarray, config: SegmentationModelConfig) -> torch.Tensor:
-    """The volume as a channel-first float tensor (1, *array.shape) after the config's pre-processing steps."""
-    # one pass that both reorders (a transposed view) and converts to float
-    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None]
-    for step in config.pre_transforms:
-        tensor = torch.as_tensor(getattr(transforms, step.name)(**step.args)(tensor), dtype=torch.float32)
+    """The volume as a channel-first float tensor (1, *array.shape) after the config's pre-processing steps.
+
+    ``array`` may be a strided view (a transposed volume): it is read once, slab by slab, converted to float and
+    put through the leading voxelwise steps while each slab is in cache; steps that need the whole volume's
+    statistics follow on the whole. No whole-volume temporaries, no MONAI metadata on the result.
+    """
+    steps = [(step.name, getattr(transforms, step.name)(**step.args)) for step in config.pre_transforms]
+    voxelwise = [transform for _, transform in takewhile(lambda named: named[0] in VOXELWISE_PRE_TRANSFORMS, steps)]
+    tensor = torch.empty((1, *array.shape), dtype=torch.float32)
+    source = torch.from_numpy(array)
+    rows = max(1, SLAB_VOXELS // max(1, math.prod(array.shape[1:])))
+    for first in range(0, array.shape[0], rows):
+        slab = tensor[0, first : first + rows]
+        slab.copy_(source[first : first + rows])
+        for transform in voxelwise:
+            slab.copy_(_plain(transform(slab)))
+    for _, transform in steps[len(voxelwise) :]:
+        tensor = _plain(transform(tensor)).float()
     return tensor
+
+
+def _plain(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.as_tensor() if isinstance(tensor, MetaTensor) else torch.as_tensor(tensor)
 
 
 def downsample(tensor: torch.Tensor, factors: tuple[int, int, int]) -> torch.Tensor:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 
+import monai.transforms as monai_transforms
 import numpy as np
 import pytest
 import torch
 
+from awesomme.inference import predict as predict_module
 from awesomme.inference.config import SegmentationModelConfig
 from awesomme.inference.network import build_network
 from awesomme.inference.predict import labels_and_confidence, mean_confidence, predict, preprocess
@@ -66,6 +68,29 @@ def _config(mode: str, axes: str, roi: list[int], sw_batch_size: int = 2) -> Seg
     raw["inference"] = {"mode": mode, "axes": axes, "roi_size": roi, "sw_batch_size": sw_batch_size, "overlap": 0.25}
     raw["post_transforms"] = []
     return SegmentationModelConfig(**raw)
+
+
+@pytest.mark.parametrize("steps", [["ScaleIntensityRange", "NormalizeIntensity"], ["NormalizeIntensity"], []])
+def test_preprocessing_by_slabs_of_a_transposed_view_is_monais_on_the_whole(
+    steps: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Voxelwise steps run slab by slab (several slabs here), the rest on the whole: the same floats as MONAI's
+    transforms on the converted volume, and a plain tensor (no metadata to carry through the network)."""
+    monkeypatch.setattr(predict_module, "SLAB_VOXELS", 7 * 9)  # 1 row of (7, 9) per slab
+    arguments = {"ScaleIntensityRange": {"a_min": -1000.0, "a_max": 400.0, "b_min": 0.0, "b_max": 1.0, "clip": True}}
+    raw = tiny_config()
+    raw["pre_transforms"] = [{"name": name, "args": arguments.get(name, {})} for name in steps]
+    config = SegmentationModelConfig(**raw)
+    volume = np.random.default_rng(4).integers(-2000, 2000, size=(9, 7, 5), dtype=np.int16)
+    view = volume.transpose(2, 1, 0)  # (5, 7, 9), as an xyz model reads it
+
+    tensor = preprocess(view, config)
+
+    expected = torch.from_numpy(np.ascontiguousarray(view, dtype=np.float32))[None]
+    for name in steps:
+        expected = getattr(monai_transforms, name)(**arguments.get(name, {}))(expected)
+    assert type(tensor) is torch.Tensor and tensor.dtype == torch.float32 and tensor.shape == (1, 5, 7, 9)
+    torch.testing.assert_close(tensor, torch.as_tensor(expected).as_subclass(torch.Tensor), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import nibabel as nib
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from awesomme.core.errors import InvalidInput
-from awesomme.orthanc.seg import build_seg, read_label_file, seg_label_map
+from awesomme.orthanc.seg import LABEL_FILE_SUFFIXES, build_seg, read_label_file, seg_label_map, write_label_file
 from awesomme.orthanc.volumes import LPS_TO_RAS, grid_from_datasets, sort_by_position
 from tests.dicom_checks import dciodvfy_errors
 from tests.unit.orthanc.conftest import SmallSeries
@@ -91,6 +92,18 @@ def test_label_files_in_nifti_and_nrrd_land_on_the_series_grid(small_mr: SmallSe
     header = {"space": "left-posterior-superior", "space directions": lps[:3, :3].T, "space origin": lps[:3, 3]}
     nrrd.write(str(path), label_map.transpose(2, 1, 0), header)
     assert np.array_equal(read_label_file(path, grid), label_map)
+
+
+@pytest.mark.parametrize("suffix", LABEL_FILE_SUFFIXES)
+def test_written_label_files_read_back_on_the_series_grid(small_mr: SmallSeries, tmp_path: Path, suffix: str) -> None:
+    grid = grid_from_datasets(small_mr.datasets)
+    label_map = _truth_label_map(small_mr)
+    path = write_label_file(label_map, grid, tmp_path / f"answer{suffix}")
+    assert np.array_equal(read_label_file(path, grid), label_map)
+    if suffix == ".nii.gz":  # a standard gzip stream: what any client's zlib reads
+        image = nib.Nifti1Image.from_bytes(gzip.decompress(path.read_bytes()))
+        assert np.array_equal(np.asanyarray(image.dataobj), label_map.transpose(2, 1, 0))
+        assert np.allclose(image.affine, grid.affine)
 
 
 def test_label_files_off_the_grid_are_refused_naming_the_difference(small_mr: SmallSeries, tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 Starts everything it needs on free loopback ports in a temporary directory (Orthanc, our platform with a benchmark
 model, a stock MONAI Label server on its DICOMweb datastore), stores the paper's three CT shapes, and times
 ``POST /infer/<model>?image=<uid>`` end to end on both sides: cold (a series the server never fetched) and warm
-(repeated), the median of ``--repeats`` each. Bare = the forward pass alone in this process, for each side's
-settings. Writes ``benchmarks/results/table3.json`` and leaves nothing behind.
+(repeated), the median of ``--repeats`` each. Bare = the forward pass alone, for each side's settings, in a
+process of its own with that side's memory allocator (tcmalloc for ours, as our server runs; the C library's for
+stock). Writes ``benchmarks/results/table3.json`` and leaves nothing behind.
 
     .venv/bin/python benchmarks/table3.py [--shapes 16x512x512 ...] [--repeats 5]
 """
@@ -62,7 +63,7 @@ STOCK_SW_BATCH = 1  # SlidingWindowInferer's default, as in MONAI Label's sample
 OURS_SW_BATCH = 1  # one window at a time, as stock: side by side (2) runs faster but peaks higher
 SCALE = {"a_min": -1000.0, "a_max": 1000.0, "b_min": 0.0, "b_max": 1.0, "clip": True}
 WEIGHT_SEED = 20240611
-BARE_REPEATS = 3  # forward passes alone, in this process, one after each of the first cold requests
+BARE_REPEATS = 3  # forward passes alone (BareWorker), one after each of the first cold requests
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "table3.json"
 
 
@@ -364,31 +365,105 @@ def bare_ours(
     return run
 
 
+# What each forward-pass choice buys, one change at a time: (label, allocator, variant).
+ABLATION = (
+    ("stock (x, y, z), 1 window at a time", "system", "stock"),
+    ("ours (slice, row, column), 1 window at a time, torch's convolutions", "system", "ours_zyx_torch_convolutions"),
+    ("ours (x, y, z), 1 window at a time, torch's convolutions", "system", "ours_torch_convolutions"),
+    ("ours (x, y, z), 1 window at a time, fast convolutions", "system", "ours"),
+    ("ours (x, y, z), 1 window at a time, fast convolutions, tcmalloc", "tcmalloc", "ours"),
+    ("ours (x, y, z), 2 windows side by side, fast convolutions, tcmalloc", "tcmalloc", "ours_side_by_side"),
+)
+
+
+def bare_variant(name: str, shape: tuple[int, int, int], weights: Path) -> Callable[[], None]:
+    return {
+        "stock": lambda: bare_stock(shape),
+        "ours": lambda: bare_ours(shape, weights),
+        "ours_torch_convolutions": lambda: bare_ours(shape, weights, fast_convolutions=False),
+        "ours_zyx_torch_convolutions": lambda: bare_ours(shape, weights, 1, "zyx", fast_convolutions=False),
+        "ours_side_by_side": lambda: bare_ours(shape, weights, 2),
+    }[name]()
+
+
+class BareWorker:
+    """Forward passes alone in a process of their own, with one side's allocator: ours runs on tcmalloc, as our
+    server does (``awesomme.runtime.allocator``); stock on the C library's. The allocator is fixed when a process
+    starts, hence a process per allocator; each pass is timed inside it, with the peak RSS it adds."""
+
+    def __init__(self, allocator: str, variants: list[str], shape: tuple[int, int, int], weights: Path) -> None:
+        from awesomme.runtime.allocator import preload_environment
+
+        plain = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+        environment = plain if allocator == "system" else preload_environment(allocator, plain)
+        if environment is None:
+            raise RuntimeError(f"the {allocator} allocator is not installed: run `make system-deps`")
+        shape_text = "x".join(map(str, shape))
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--bare-worker", shape_text, str(weights), *variants],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+        self._answer()  # built and ready: its start does not overlap a timed request
+
+    def _answer(self) -> dict[str, float]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"a bare worker ended (exit {self.process.wait()})")
+        return dict(json.loads(line))
+
+    def run(self, variant: str) -> dict[str, float]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(variant + "\n")
+        self.process.stdin.flush()
+        return self._answer()
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def serve_bare_passes(shape: tuple[int, int, int], weights: Path, variants: list[str]) -> None:
+    """The worker's side: builds the variants, then times one pass per variant name read from stdin."""
+    runners = {name: bare_variant(name, shape, weights) for name in variants}
+    print(json.dumps({"ready": 1}), flush=True)
+    for line in sys.stdin:
+        before = rss_mb(os.getpid())
+        reset_peak_rss(os.getpid())
+        seconds = timed(runners[line.strip()])
+        print(json.dumps({"seconds": seconds, "peak_above_start_mb": peak_rss_mb(os.getpid()) - before}), flush=True)
+
+
 def forward_ablation(shape: tuple[int, int, int], weights: Path, repeats: int = 5) -> dict[str, dict[str, float]]:
     """What each forward-pass choice buys, bare, interleaved: median seconds per variant, and peak RSS."""
-    variants = {
-        "stock (x, y, z), 1 window at a time": bare_stock(shape),
-        "ours (slice, row, column), 1 window at a time, torch's convolutions": bare_ours(
-            shape, weights, 1, "zyx", fast_convolutions=False
-        ),
-        "ours (x, y, z), 1 window at a time, torch's convolutions": bare_ours(
-            shape, weights, 1, fast_convolutions=False
-        ),
-        "ours (x, y, z), 1 window at a time, fast convolutions": bare_ours(shape, weights, 1),
-        "ours (x, y, z), 2 windows side by side, fast convolutions": bare_ours(shape, weights, 2),
+    workers = {
+        allocator: BareWorker(allocator, [v for _, a, v in ABLATION if a == allocator], shape, weights)
+        for allocator in ("system", "tcmalloc")
     }
-    seconds: dict[str, list[float]] = {name: [] for name in variants}
-    extra_mb: dict[str, float] = dict.fromkeys(variants, 0.0)
-    for _ in range(repeats):
-        for name, run in variants.items():
-            before = rss_mb(os.getpid())
-            reset_peak_rss(os.getpid())
-            seconds[name].append(timed(run))
-            extra_mb[name] = max(extra_mb[name], peak_rss_mb(os.getpid()) - before)
+    seconds: dict[str, list[float]] = {label: [] for label, _, _ in ABLATION}
+    extra_mb: dict[str, float] = {label: 0.0 for label, _, _ in ABLATION}
+    try:
+        for _ in range(repeats):
+            for label, allocator, variant in ABLATION:
+                figures = workers[allocator].run(variant)
+                seconds[label].append(figures["seconds"])
+                extra_mb[label] = max(extra_mb[label], figures["peak_above_start_mb"])
+    finally:
+        for worker in workers.values():
+            worker.close()
     return {
-        name: {"seconds": round(statistics.median(values), 3), "peak_rss_above_start_mb": round(extra_mb[name])}
-        for name, values in seconds.items()
+        label: {"seconds": round(statistics.median(values), 3), "peak_rss_above_start_mb": round(extra_mb[label])}
+        for label, values in seconds.items()
     }
+
+
+def allocator_of(pid: int) -> str:
+    """What serves a process's malloc, as its memory map shows."""
+    return "tcmalloc" if "libtcmalloc" in Path(f"/proc/{pid}/maps").read_text() else "system"
 
 
 def timed(run: Callable[[], None]) -> float:
@@ -412,7 +487,10 @@ def measure_shape(
     reset_peak_rss(ours.pid)
     reset_peak_rss(stock.process.pid)
     first: dict[str, Answer] = {}
-    runners = {"ours": bare_ours(shape, weights), "stock": bare_stock(shape)}
+    runners = {
+        "ours": BareWorker("tcmalloc", ["ours"], shape, weights),
+        "stock": BareWorker("system", ["stock"], shape, weights),
+    }
     bare: dict[str, list[float]] = {"ours": [], "stock": []}
     for index, (_, series_uid) in enumerate(series):
         # Alternate who goes first: the second finds the series in Orthanc's page cache.
@@ -426,7 +504,7 @@ def measure_shape(
                     phases.setdefault(phase, []).append(seconds)
         if index < BARE_REPEATS:  # bare passes between the cold requests: under the same load as they are
             for side in order:
-                bare[side].append(timed(runners[side]))
+                bare[side].append(runners[side].run(side)["seconds"])
         print(
             f"  {label} cold {index + 1}/{repeats}: ours {samples['ours_cold'][-1]:.2f} s, "
             f"stock {samples['stock_cold'][-1]:.2f} s",
@@ -443,7 +521,8 @@ def measure_shape(
     seg_errors = check_seg(orthanc, first["ours"].params.get("seg_series_uid"), work)
     ours_model = statistics.median(bare["ours"])
     stock_model = statistics.median(bare["stock"])
-    del runners
+    for worker in runners.values():
+        worker.close()
     row: dict[str, Any] = {"shape": label}
     for key, values in samples.items():
         row[f"{key}_s"] = round(statistics.median(values), 3)
@@ -547,7 +626,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shapes", nargs="+", type=parse_shape, default=list(SHAPES), help="SLICESxROWSxCOLS")
     parser.add_argument("--repeats", type=int, default=5, help="cold and warm requests per shape (median)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--bare-worker", nargs="+", metavar=("SHAPE", "WEIGHTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.bare_worker:  # BareWorker's process
+        shape_text, weights_path, *variants = args.bare_worker
+        serve_bare_passes(parse_shape(shape_text), Path(weights_path), variants)
+        return 0
 
     from awesomme.orthanc.client import OrthancClient
 
@@ -560,7 +644,12 @@ def main(argv: list[str] | None = None) -> int:
         load_at_start = [round(v, 2) for v in os.getloadavg()]
         with our_platform(work, configs) as ours, stock_server(work, ours.settings, weights) as stock:
             orthanc = OrthancClient(ours.settings)
-            idle = {"ours_idle_rss_mb": round(rss_mb(ours.pid)), "stock_idle_rss_mb": round(rss_mb(stock.process.pid))}
+            idle = {
+                "ours_idle_rss_mb": round(rss_mb(ours.pid)),
+                "stock_idle_rss_mb": round(rss_mb(stock.process.pid)),
+                "ours_allocator": allocator_of(ours.pid),
+                "stock_allocator": allocator_of(stock.process.pid),
+            }
             for shape in args.shapes:
                 print(f"shape {'x'.join(map(str, shape))}", flush=True)
                 rows.append(measure_shape(shape, args.repeats, ours, stock, orthanc, work, weights))

@@ -6,10 +6,11 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from pydicom import Dataset
 
 from awesomme.core.errors import InvalidInput
 from awesomme.inference.predict import predict
@@ -45,8 +46,8 @@ def segment_series(
 ) -> SegmentationOutcome:
     """Segment ``image_id`` and store the SEG; ``answer(label_map, volume)`` writes the caller's reply meanwhile.
 
-    The SEG is encoded and stored in a worker thread while ``answer`` runs here (both release the GIL for their
-    heavy parts: numpy, zlib, sockets); the outcome is returned once both are done, so the SEG is stored before
+    A worker thread reads what the SEG references while the network runs, then encodes and stores the SEG while
+    ``answer`` runs here (both release the GIL for their heavy parts: numpy, gzip, sockets); the outcome is returned once both are done, so the SEG is stored before
     anyone hears of it.
     """
     config = model.config
@@ -58,15 +59,16 @@ def segment_series(
     volume = datastore.load_volume(state)
     timings["fetch_decode"] = time.perf_counter() - start
 
-    prediction = predict(model.network, volume.array, config)
-    timings["forward"] = prediction.timings_s["pre"] + prediction.timings_s["forward"]
-    timings["post"] = prediction.timings_s["post"]
-
-    names = {value: name for name, value in config.labels.items()}
-    counts = segment_voxel_counts(prediction.label_map)
-    segments = summary_from_counts(counts, names, volume.grid.voxel_volume_ml)
-    seg_uid = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg-store") as worker:
+        # what the SEG references, read from Orthanc while the network runs
+        source = worker.submit(contextvars.copy_context().run, datastore.source_metadata, state)
+        prediction = predict(model.network, volume.array, config)
+        timings["forward"] = prediction.timings_s["pre"] + prediction.timings_s["forward"]
+        timings["post"] = prediction.timings_s["post"]
+
+        names = {value: name for name, value in config.labels.items()}
+        counts = segment_voxel_counts(prediction.label_map)
+        segments = summary_from_counts(counts, names, volume.grid.voxel_volume_ml)
         # a SEG must hold at least one segmented voxel
         stored = (
             worker.submit(
@@ -75,6 +77,7 @@ def segment_series(
                 datastore,
                 model,
                 state,
+                source,
                 prediction.label_map,
                 counts,
                 names,
@@ -104,6 +107,7 @@ def _store_seg(
     datastore: OrthancDatastore,
     model: LoadedModel,
     state: SeriesState,
+    source: Future[list[Dataset]],
     label_map: np.ndarray,
     counts: dict[int, int],
     names: dict[int, str],
@@ -113,10 +117,9 @@ def _store_seg(
 ) -> str:
     config = model.config
     start = time.perf_counter()
-    source = datastore.source_metadata(state)
     notice = DEMO_NOTICE if config.demo_weights else f"{config.name} {config.version}"
     seg = encode_seg(
-        source,
+        source.result(),
         label_map,
         names,
         counts=counts,

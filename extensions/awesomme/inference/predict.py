@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 SLAB_SLICES = 2
-SLAB_VOXELS = 1 << 18  # 1 MB of float32: a slab and its temporaries stay in cache
+SLAB_VOXELS = 1 << 20  # 4 MB of float32: a slab and its temporaries stay in cache (1, 4, 16 MB measured)
 # Pre-processing steps that map each voxel on its own, with no statistics of the volume
 VOXELWISE_PRE_TRANSFORMS = frozenset({"ScaleIntensityRange", "ThresholdIntensity"})
 

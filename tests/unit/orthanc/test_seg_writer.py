@@ -90,6 +90,14 @@ def test_counts_give_the_segment_summary(small_ct: SmallSeries) -> None:
     assert summary_from_counts(counts, names, 0.125) == segment_summary(label_map, names, 0.125)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_counts_of_one_segment_or_none(small_ct: SmallSeries, dtype: type) -> None:
+    label_map = _label_map(small_ct, (1,), dtype)
+    assert segment_voxel_counts(label_map) == {1: int((label_map == 1).sum())} and label_map.any()
+    assert segment_voxel_counts(np.zeros_like(label_map)) == {}
+    assert segment_voxel_counts(np.zeros((0, 4, 4), dtype)) == {}
+
+
 def test_an_empty_label_has_no_seg(small_ct: SmallSeries) -> None:
     empty = np.zeros_like(_label_map(small_ct, (1,), np.uint8))
     with pytest.raises(InvalidInput, match="empty"):

@@ -47,8 +47,8 @@ def segment_series(
     """Segment ``image_id`` and store the SEG; ``answer(label_map, volume)`` writes the caller's reply meanwhile.
 
     A worker thread reads what the SEG references while the network runs, then encodes and stores the SEG while
-    ``answer`` runs here (both release the GIL for their heavy parts: numpy, gzip, sockets); the outcome is returned once both are done, so the SEG is stored before
-    anyone hears of it.
+    ``answer`` runs here (both release the GIL for their heavy parts: numpy, gzip, sockets); the outcome is
+    returned once both are done, so the SEG is stored before anyone hears of it.
     """
     config = model.config
     timings: dict[str, float] = {}

@@ -285,15 +285,19 @@ class Answer:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+# One client for every timed request, as a viewer or script keeps one: a new httpx client builds an SSL context
+# (about 50 ms here, even for http://), which would be timed as both servers' overhead.
+HTTP = httpx.Client(timeout=900)
+
+
 def infer(url: str, series_uid: str, headers: dict[str, str] | None = None) -> Answer:
     """``POST /infer`` asking for everything (params and the .nii.gz mask), as MONAI Label's clients do."""
     start = time.perf_counter()
-    reply = httpx.post(
+    reply = HTTP.post(
         f"{url}/infer/{MODEL}",
         params={"image": series_uid, "output": "all"},
         data={"params": "{}"},
         headers=headers or {},
-        timeout=900,
     )
     seconds = time.perf_counter() - start
     if reply.status_code != 200:

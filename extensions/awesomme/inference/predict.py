@@ -11,8 +11,8 @@ import monai.transforms as transforms
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
+from monai.utils import convert_to_tensor
 
 from awesomme.inference.config import SegmentationModelConfig
 from awesomme.inference.windows import side_by_side
@@ -57,14 +57,10 @@ def preprocess(array: np.ndarray, config: SegmentationModelConfig) -> torch.Tens
         slab = tensor[0, first : first + rows]
         slab.copy_(source[first : first + rows])
         for transform in voxelwise:
-            slab.copy_(_plain(transform(slab)))
+            slab.copy_(convert_to_tensor(transform(slab), track_meta=False))
     for _, transform in steps[len(voxelwise) :]:
-        tensor = _plain(transform(tensor)).float()
+        tensor = convert_to_tensor(transform(tensor), dtype=torch.float32, track_meta=False)
     return tensor
-
-
-def _plain(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.as_tensor() if isinstance(tensor, MetaTensor) else torch.as_tensor(tensor)
 
 
 def downsample(tensor: torch.Tensor, factors: tuple[int, int, int]) -> torch.Tensor:

@@ -276,3 +276,11 @@ def test_status_command_reports_services_and_disk(platform: Settings) -> None:
     assert report["versions"]["monailabel"] == "0.8.5"
     assert report["disk_bytes"]["orthanc"] > 0
     assert 0 < report["disk_bytes"]["cache"] <= CACHE_MAX_BYTES
+
+
+def test_dicomweb_survives_orthanc_closing_idle_connections(http: httpx.Client) -> None:
+    """Orthanc drops a kept-alive connection after about a second idle; a request at that moment must not fail."""
+    for step in range(24):
+        assert http.get("/dicom-web/studies").status_code == 200, step  # the proxy's pool
+        assert http.get("/api/health").json()["checks"]["orthanc"], step  # the REST client's pool
+        time.sleep(0.9 + 0.01 * step)

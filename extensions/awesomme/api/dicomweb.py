@@ -30,7 +30,7 @@ from awesomme.core.config import get_settings
 from awesomme.core.db import row_id, session_scope
 from awesomme.core.errors import Forbidden, InvalidInput, NotFound
 from awesomme.models import Cohort
-from awesomme.orthanc.client import get_client
+from awesomme.orthanc.client import KEEPALIVE_EXPIRY_S, get_client
 from awesomme.services.cohorts import attach_stored
 from awesomme.services.visibility import Principal, Visibility
 
@@ -64,6 +64,7 @@ class _Upstream:
                 base_url=settings.dicomweb_url,
                 auth=(settings.orthanc_username, settings.orthanc_password),
                 timeout=settings.orthanc_timeout_s,
+                limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S),
             )
         return cls.client
 
@@ -93,7 +94,10 @@ async def _send(request: Request, path: str, params: Any, body: bytes | None, st
         request.method, "/" + path, params=params, headers=_headers(request), content=body
     )
     try:
-        return await client.send(upstream_request, stream=stream)
+        try:
+            return await client.send(upstream_request, stream=stream)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):  # Orthanc closed the idle connection
+            return await client.send(upstream_request, stream=stream)
     except httpx.HTTPError as error:
         raise HTTPException(503, "the DICOM store is not reachable") from error
 

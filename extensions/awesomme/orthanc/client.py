@@ -11,13 +11,20 @@ from dicomweb_client.api import DICOMwebClient
 from dicomweb_client.session_utils import create_session_from_user_pass
 from pydicom import Dataset
 from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from awesomme.core.config import Settings, get_settings
 from awesomme.core.errors import InvalidInput, NotFound, OrthancUnavailable
 
-__all__ = ["IMAGE_MODALITIES", "OrthancClient", "SeriesState", "get_client"]
+__all__ = ["IMAGE_MODALITIES", "KEEPALIVE_EXPIRY_S", "OrthancClient", "SeriesState", "get_client"]
 
 IMAGE_MODALITIES = ("CT", "MR")
+# Orthanc 1.10 closes a kept-alive connection after about a second idle (configurable only from 1.11.3), so a
+# request sent on a pooled connection at that moment meets a closed socket. Pools that can expire connections drop
+# them before Orthanc does; every pool sends such a request once more on a new connection. Resending is safe: all
+# we ask Orthanc is idempotent (reads, lookups, deletes, STOW with OverwriteInstances).
+KEEPALIVE_EXPIRY_S = 0.5
+RESEND_ON_CLOSED_CONNECTION = Retry(total=1, connect=1, read=1, status=0, redirect=0, other=0, allowed_methods=None)
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,9 @@ class OrthancClient:
         self.base_url = settings.orthanc_url.rstrip("/")
         self.timeout = settings.orthanc_timeout_s
         self.session = create_session_from_user_pass(settings.orthanc_username, settings.orthanc_password)
-        self.session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=16))
+        self.session.mount(
+            "http://", HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=RESEND_ON_CLOSED_CONNECTION)
+        )
         self.dicomweb = DICOMwebClient(url=settings.dicomweb_url, session=self.session)
 
     # -- REST -------------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from monailabel.interfaces.utils.app import apps
 
 from awesomme import __version__
 from awesomme.core.db import database_answers
-from awesomme.core.errors import OrthancUnavailable
 from awesomme.inference.registry import get_registry
 from awesomme.orthanc.client import get_client
 
@@ -19,7 +18,7 @@ router = APIRouter(tags=["health"])
 def _orthanc_answers() -> bool:
     try:
         get_client().system()
-    except (OrthancUnavailable, Exception):
+    except Exception:  # unreachable, refusing, or answering nonsense: not healthy
         return False
     return True
 

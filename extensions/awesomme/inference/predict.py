@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import takewhile
 
@@ -33,11 +33,9 @@ SLAB_SLICES = 2
 SLAB_VOXELS = 1 << 20  # 4 MB of float32: a slab and its temporaries stay in cache (1, 4, 16 MB measured)
 # Pre-processing steps that map each voxel on its own, with no statistics of the volume
 VOXELWISE_PRE_TRANSFORMS = frozenset({"ScaleIntensityRange", "ThresholdIntensity"})
-# Predictions run one at a time, on one long-lived thread: each already uses all the threads torch is given, so two
-# at once would only share the cores and hold two peaks of memory (fetching, decoding and storing still overlap);
-# and OpenMP keeps a team of workers per calling thread, which request threads, new each time, would not reuse
-# (26x1024x1024 on request threads: 16.5 s against 12.8 s).
-PREDICTION_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+# One forward pass at a time per process: each already runs on all the threads torch is given, so two at once
+# would only share the cores and hold two peaks of memory. Fetching, decoding and storing still overlap.
+FORWARD_TURN = threading.Lock()
 
 
 @dataclass
@@ -136,17 +134,8 @@ def mean_confidence(top: torch.Tensor, labels: torch.Tensor, slab: int = 32) -> 
 
 
 def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationModelConfig) -> Prediction:
-    """Label map, confidence and phase times of ``network`` on ``array`` (slice, row, column), on the prediction
-    thread; ``wait`` is the time spent behind other requests' predictions."""
-    return PREDICTION_THREAD.submit(_predict, network, array, config, time.perf_counter()).result()
-
-
-def _predict(
-    network: torch.nn.Module, array: np.ndarray, config: SegmentationModelConfig, submitted: float
-) -> Prediction:
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    timings["wait"] = start - submitted
     axes = config.inference.axes
     factors = config.inference.downsample
     # in the network's axis order from the start: one float copy of the volume, not two
@@ -155,7 +144,9 @@ def _predict(
     timings["pre"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    with torch.inference_mode():
+    with FORWARD_TURN, torch.inference_mode():
+        timings["wait"] = time.perf_counter() - start  # for another request's forward pass
+        start = time.perf_counter()
         logits = forward_logits(network, tensor, config)
         shape = view.shape
         if tuple(logits.shape[1:]) != shape:

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-from collections.abc import Callable, Coroutine
-from typing import Any
-
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.middleware import Middleware
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
 from awesomme.core.config import get_settings
 from awesomme.monailabel_env import configure_monailabel
@@ -94,54 +88,9 @@ def _drop_unfiltered_routes(app: FastAPI) -> None:
     ]
 
 
-def _in_thread_pool(endpoint: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
-    """A plain function with ``endpoint``'s signature, running it to completion on an event loop of its own."""
-
-    def run(**arguments: Any) -> Any:
-        return asyncio.run(endpoint(**arguments))
-
-    run.__signature__ = inspect.signature(endpoint)  # type: ignore[attr-defined]
-    run.__name__, run.__doc__ = endpoint.__name__, endpoint.__doc__
-    return run
-
-
-def _off_the_event_loop(router: APIRouter) -> None:
-    """MONAI Label's endpoints are ``async def`` yet do their work (inference, STOW, test-time augmentation)
-    without awaiting, so each held the event loop: a viewer's DICOMweb or a health check waited for a whole
-    inference. Each is rebuilt as a plain function, which FastAPI runs in its thread pool (context variables,
-    such as the caller's visibility, go with it). Done before the first request, when FastAPI resolves routes.
-    """
-    for index, route in enumerate(router.routes):
-        included = getattr(route, "original_router", None)
-        if isinstance(included, APIRouter):
-            _off_the_event_loop(included)
-            continue
-        if not isinstance(route, APIRoute) or not route.endpoint.__module__.startswith("monailabel.endpoints"):
-            continue
-        if not inspect.iscoroutinefunction(route.endpoint):
-            continue
-        router.routes[index] = APIRoute(
-            route.path,
-            _in_thread_pool(route.endpoint),
-            methods=route.methods,
-            response_model=route.response_model,
-            status_code=route.status_code,
-            name=route.name,
-            summary=route.summary,
-            description=route.description,
-            tags=route.tags,
-            dependencies=route.dependencies,
-            responses=route.responses,
-            response_class=route.response_class,
-            include_in_schema=route.include_in_schema,
-            dependency_overrides_provider=route.dependency_overrides_provider,
-        )
-
-
 def create_app() -> FastAPI:
     _own_origin_only(monailabel_app)
     _drop_unfiltered_routes(monailabel_app)
-    _off_the_event_loop(monailabel_app.router)
     # FastAPI refuses larger request bodies with a 413 on every route, ours and MONAI Label's alike.
     monailabel_app.max_body_size = get_settings().upload_max_bytes
     routers = (health, auth, users, cohorts, invites, models, segmentations, audit)

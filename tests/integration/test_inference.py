@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -17,14 +16,7 @@ from awesomme.core.config import Settings
 from awesomme.orthanc.client import OrthancClient
 from awesomme.orthanc.volumes import volume_from_datasets
 from tests.dicom_checks import dciodvfy_errors
-from tests.integration.conftest import (
-    Account,
-    StoredPatient,
-    client_for,
-    leftovers,
-    monailabel_client,
-    store_patient,
-)
+from tests.integration.conftest import Account, StoredPatient, leftovers, monailabel_client, store_patient
 
 
 def test_info_lists_the_loadable_models_and_health_names_the_broken_one(http: httpx.Client) -> None:
@@ -105,28 +97,6 @@ def test_results_come_as_nrrd_or_dicom_seg(http: httpx.Client, mr_patient: Store
 
     seg = pydicom.dcmread(_result_file(http, image_id, ".dcm", tmp_path / "seg.dcm"))
     assert seg.Modality == "SEG" and seg.ReferencedSeriesSequence[0].SeriesInstanceUID == image_id
-
-
-def test_an_inference_leaves_the_server_answering_others(
-    server_url: str, admin: Account, orthanc: OrthancClient, tmp_path: Path
-) -> None:
-    """A viewer keeps loading images while a model runs: other requests do not wait for the inference."""
-    patient = store_patient(orthanc, "chest-ct", 103, tmp_path, shape=(48, 512, 512))  # about 3 s of nodule model
-    replies: list[httpx.Response] = []
-    with client_for(server_url, admin) as inferring, client_for(server_url, admin) as viewing:
-        series = {"image": patient.patient.series_uid}
-        worker = threading.Thread(target=lambda: replies.append(inferring.post("/infer/lung_nodule_ct", params=series)))
-        worker.start()
-        time.sleep(1.0)  # past the fetch: the network is running
-        before = time.perf_counter()
-        assert viewing.get("/api/health").status_code == 200
-        assert viewing.get("/dicom-web/studies").status_code == 200
-        others_s = time.perf_counter() - before
-        still_running = worker.is_alive()
-        worker.join(timeout=300)
-    assert others_s < 1.0, f"a health check and a search took {others_s:.2f} s during an inference"
-    assert still_running, "the inference ended before the other requests: nothing was shown"
-    assert replies[0].status_code == 200, replies[0].text
 
 
 def test_a_model_refuses_another_modality_and_nothing_found_means_no_seg(

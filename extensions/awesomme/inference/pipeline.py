@@ -63,7 +63,6 @@ def segment_series(
         # what the SEG references, read from Orthanc while the network runs
         source = worker.submit(contextvars.copy_context().run, datastore.source_metadata, state)
         prediction = predict(model.network, volume.array, config)
-        timings["wait"] = prediction.timings_s["wait"]  # another request's forward pass
         timings["forward"] = prediction.timings_s["pre"] + prediction.timings_s["forward"]
         timings["post"] = prediction.timings_s["post"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 from itertools import takewhile
@@ -33,9 +32,6 @@ SLAB_SLICES = 2
 SLAB_VOXELS = 1 << 20  # 4 MB of float32: a slab and its temporaries stay in cache (1, 4, 16 MB measured)
 # Pre-processing steps that map each voxel on its own, with no statistics of the volume
 VOXELWISE_PRE_TRANSFORMS = frozenset({"ScaleIntensityRange", "ThresholdIntensity"})
-# One forward pass at a time per process: each already runs on all the threads torch is given, so two at once
-# would only share the cores and hold two peaks of memory. Fetching, decoding and storing still overlap.
-FORWARD_TURN = threading.Lock()
 
 
 @dataclass
@@ -144,9 +140,7 @@ def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationMod
     timings["pre"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    with FORWARD_TURN, torch.inference_mode():
-        timings["wait"] = time.perf_counter() - start  # for another request's forward pass
-        start = time.perf_counter()
+    with torch.inference_mode():
         logits = forward_logits(network, tensor, config)
         shape = view.shape
         if tuple(logits.shape[1:]) != shape:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import monai.transforms as monai_transforms
 import numpy as np
@@ -145,35 +144,3 @@ def test_windows_side_by_side_give_the_batch_result_and_leave_the_callers_thread
     if threads >= 2:  # each worker runs on its share of the threads
         assert wrapped.pool.submit(torch.get_num_threads).result() == threads // min(3, threads)
     assert side_by_side(network, 1) is network  # one window at a time: nothing to share
-
-
-def test_forward_passes_take_turns_and_the_wait_is_reported() -> None:
-    """Two requests at once: their networks never run together, and the one that waited says how long."""
-    config = _config("sliding_window", "zyx", [8, 16, 16])
-    network = build_network(config).eval()
-    running, overlaps = [0], [0]
-    guard = threading.Lock()
-
-    class Slow(torch.nn.Module):
-        def forward(self, batch: torch.Tensor) -> torch.Tensor:
-            with guard:
-                running[0] += 1
-                overlaps[0] = max(overlaps[0], running[0])
-            time.sleep(0.2)
-            with guard:
-                running[0] -= 1
-            return network(batch)
-
-    volume = np.random.default_rng(6).normal(size=(8, 16, 16)).astype(np.float32)
-    waits: list[float] = []
-
-    def request() -> None:
-        waits.append(predict(Slow(), volume, config).timings_s["wait"])
-
-    requests = [threading.Thread(target=request) for _ in range(2)]
-    for thread in requests:
-        thread.start()
-    for thread in requests:
-        thread.join()
-    assert overlaps[0] == 1
-    assert min(waits) < 0.05 and max(waits) >= 0.15

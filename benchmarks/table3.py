@@ -40,39 +40,30 @@ import pydicom  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 from monai.inferers import SlidingWindowInferer  # noqa: E402
-from monai.networks.nets import UNet  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
 from requests_toolbelt.multipart.decoder import MultipartDecoder  # noqa: E402
 
 from benchmarks.processes import free_port, peak_rss_mb, reset_peak_rss, rss_mb, stop_group  # noqa: E402
+from benchmarks.table3_network import (  # noqa: E402
+    COHORT,
+    MODEL,
+    NETWORK,
+    OVERLAP,
+    ROI_XYZ,
+    SCALE,
+    SHAPES,
+    our_config,
+    parse_shape,
+    stock_network,
+)
 
-MODEL = "bench_unet"
-COHORT = "table3"
-SHAPES = ((16, 512, 512), (60, 352, 352), (26, 1024, 1024))
-NETWORK: dict[str, Any] = {
-    "spatial_dims": 3,
-    "in_channels": 1,
-    "out_channels": 2,
-    "channels": [16, 32, 64, 128, 256],
-    "strides": [2, 2, 2, 2],
-    "num_res_units": 2,
-}
-ROI_XYZ = (256, 256, 16)  # MONAI loads NIfTI as (x, y, z)
-OVERLAP = 0.25
 STOCK_SW_BATCH = 1  # SlidingWindowInferer's default, as in MONAI Label's sample apps
 OURS_SW_BATCH = 1  # one window at a time, as stock: side by side (2) runs faster but peaks higher
-SCALE = {"a_min": -1000.0, "a_max": 1000.0, "b_min": 0.0, "b_max": 1.0, "clip": True}
-WEIGHT_SEED = 20240611
 BARE_REPEATS = 5  # forward passes alone (BareWorker), one after each of the first cold requests
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "table3.json"
 
 
 # -- the network, as each side sees it ---------------------------------------------------------------------------
-def stock_network() -> torch.nn.Module:
-    torch.manual_seed(WEIGHT_SEED)
-    return UNet(**NETWORK).eval()
-
-
 def write_models(configs_dir: Path, weights_dir: Path) -> Path:
     """One random network's weights, served by both sides, and our model's YAML; returns the weights file.
 
@@ -83,34 +74,6 @@ def write_models(configs_dir: Path, weights_dir: Path) -> Path:
     torch.save(stock_network().state_dict(), weights)
     (configs_dir / f"{MODEL}.yaml").write_text(yaml.safe_dump(our_config(weights, OURS_SW_BATCH)))
     return weights
-
-
-def our_config(weights: Path, sw_batch_size: int, axes: str = "xyz") -> dict[str, Any]:
-    from awesomme.inference.network import sha256_of
-
-    roi = ROI_XYZ if axes == "xyz" else ROI_XYZ[::-1]
-    return {
-        "kind": "segmentation",
-        "name": MODEL,
-        "version": "1.0.0",
-        "modality": "CT",
-        "labels": {"nodule": 1},
-        "network": {"name": "UNet", "args": NETWORK},
-        "weights": {"file": str(weights), "sha256": sha256_of(weights)},
-        "inference": {
-            "mode": "sliding_window",
-            "axes": axes,
-            "roi_size": list(roi),
-            "sw_batch_size": sw_batch_size,
-            "overlap": OVERLAP,
-        },
-        "pre_transforms": [{"name": "ScaleIntensityRange", "args": SCALE}],
-        "cohorts": [COHORT],
-        "demo_weights": True,
-        "intended_use": "benchmark only: random weights",
-        "training": {"data": "none: fixed random weights"},
-        "validation": {},
-    }
 
 
 # -- the two servers ---------------------------------------------------------------------------------------------
@@ -620,11 +583,6 @@ def write_report(out: Path, rows: list[dict[str, Any]], extra: dict[str, Any], r
     report["our_temporary_files_left"] = left
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-
-
-def parse_shape(text: str) -> tuple[int, int, int]:
-    slices, rows, columns = (int(v) for v in text.lower().split("x"))
-    return slices, rows, columns
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,8 @@
 """``python -m awesomme.training --model NAME [--budget-s N]`` or ``--all``: train, evaluate, write weights + YAML.
 
 ``--evaluate-only`` evaluates the saved weights again with the current inference settings (no training).
+``--device cuda`` trains on a GPU (with the model's GPU recipe, if it has one); ``--no-evaluate`` leaves the
+held-out evaluation to a later ``--evaluate-only`` on the machine that will serve the weights.
 
 Segmentation models and the classification model (``osteosarcoma_response``) alike.
 """
@@ -12,11 +14,10 @@ import json
 import logging
 import sys
 
-from awesomme.training import classifier
 from awesomme.training.models import MODELS
 from awesomme.training.train import reevaluate, run
 
-CLASSIFIER = classifier.SPEC.name
+CLASSIFIER = "osteosarcoma_response"  # imported only when trained: radiomics and scikit-learn are not light
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--evaluate-only", action="store_true", help="evaluate the saved weights again, rewrite the YAML"
     )
+    parser.add_argument("--device", default="cpu", help="where to train: cpu (default) or cuda")
+    parser.add_argument(
+        "--no-evaluate", action="store_true", help="train and write the weights and YAML, evaluate later"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     names = sorted([*MODELS, CLASSIFIER]) if args.all else [args.model]
@@ -37,9 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         names = [name for name in names if name != CLASSIFIER]
     for name in names:
         if name == CLASSIFIER:
+            from awesomme.training import classifier
+
             print(json.dumps({name: classifier.run()["validation"]}, indent=1))
             continue
-        summary = reevaluate(MODELS[name]) if args.evaluate_only else run(MODELS[name], budget_s=args.budget_s)
+        if args.evaluate_only:
+            summary = reevaluate(MODELS[name])
+        else:
+            summary = run(MODELS[name], args.budget_s, device=args.device, evaluate=not args.no_evaluate)
         print(json.dumps({name: summary["validation"]}, indent=1))
     return 0
 

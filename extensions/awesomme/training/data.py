@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -125,15 +128,31 @@ def load_patients(
     structure: str,
     region_structure: str | None = None,
     bright_min: float | None = None,
+    workers: int = 1,
 ) -> list[PatientArrays]:
-    """Synthesize each training patient (default grid) and keep only its network-grid arrays (in memory)."""
-    patients = []
-    for seed in check_training_seeds(seeds):
-        phantom = synthesize(kind, seed)
-        region = phantom.truth[region_structure] if region_structure else None
-        patients.append(patient_arrays(phantom.volume, phantom.truth[structure], config, seed, region, bright_min))
-        logger.debug("patient %s %s: %s", kind, seed, patients[-1].image.shape)
-    return patients
+    """Synthesize each training patient (default grid) and keep only its network-grid arrays (in memory), in seed
+    order; ``workers`` processes build them side by side (each patient depends on its seed alone)."""
+    build = partial(_patient, kind, config, structure, region_structure, bright_min)
+    checked = check_training_seeds(seeds)
+    if workers <= 1:
+        return [build(seed) for seed in checked]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(build, checked))
+
+
+def _patient(
+    kind: str,
+    config: SegmentationModelConfig,
+    structure: str,
+    region_structure: str | None,
+    bright_min: float | None,
+    seed: int,
+) -> PatientArrays:
+    phantom = synthesize(kind, seed)
+    region = phantom.truth[region_structure] if region_structure else None
+    arrays = patient_arrays(phantom.volume, phantom.truth[structure], config, seed, region, bright_min)
+    logger.debug("patient %s %s: %s", kind, seed, arrays.image.shape)
+    return arrays
 
 
 def _crop(array: NDArray[Any], start: tuple[int, ...], size: tuple[int, ...]) -> NDArray[Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from awesomme.inference.config import SegmentationModelConfig
 from awesomme.training.data import NegativeMix
 
-__all__ = ["MODELS", "ModelSpec", "base_config"]
+__all__ = ["MODELS", "GpuRecipe", "ModelSpec", "base_config"]
 
 PLACEHOLDER_SHA256 = "0" * 64
 CT_WINDOW = {"a_min": -1000.0, "a_max": 400.0, "b_min": 0.0, "b_max": 1.0, "clip": True}
@@ -16,6 +16,18 @@ INTENDED_USE = (
     "DEMO weights trained only on synthetic phantoms (awesomme.phantoms) to show the platform working end to end. "
     "Not validated on real patients; not for clinical use, diagnosis or treatment decisions."
 )
+
+
+@dataclass(frozen=True)
+class GpuRecipe:
+    """What changes when a model trains on a GPU (``--device cuda``): the same network, inference and sampling,
+    more patients and larger batches in a shorter budget. The YAML records the recipe that was used."""
+
+    train_seeds: range
+    batch: int
+    budget_s: float
+    max_iterations: int
+    data_workers: int = 8  # processes synthesizing the training patients
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,7 @@ class ModelSpec:
     version: str = "0.1.0"
     tuning: str | None = None  # how an inference setting was chosen (on validation seeds), written into the YAML
     cohorts: tuple[str, ...] = ()  # the demo cohorts it is bound to (by name)
+    gpu: GpuRecipe | None = None  # how it trains on a GPU, where that differs
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -183,6 +196,7 @@ MODELS: dict[str, ModelSpec] = {
         ),
         cohorts=("lung",),
         flip=True,
+        gpu=GpuRecipe(train_seeds=range(0, 160), batch=32, budget_s=300.0, max_iterations=40000, data_workers=14),
     ),
 }
 

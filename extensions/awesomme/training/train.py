@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -31,15 +33,30 @@ DEMO_SEED = 0  # the series timed for expected_runtime_s (a training seed: timin
 
 
 def train_network(
-    spec: ModelSpec, budget_s: float | None = None, max_iterations: int | None = None
+    spec: ModelSpec, budget_s: float | None = None, max_iterations: int | None = None, device: str = "cpu"
 ) -> tuple[torch.nn.Module, TrainResult, dict[str, Any]]:
-    """Build and train the network; returns it, the loop's result and the facts for the YAML's ``training``."""
+    """Build and train the network; returns it, the loop's result and the facts for the YAML's ``training``.
+
+    On a GPU the spec's :class:`~awesomme.training.models.GpuRecipe` applies, if it has one.
+    """
+    on_gpu = torch.device(device).type != "cpu"
+    workers = 1
+    if on_gpu and spec.gpu is not None:
+        recipe = spec.gpu
+        spec = dataclasses.replace(
+            spec,
+            train_seeds=recipe.train_seeds,
+            batch=recipe.batch,
+            budget_s=recipe.budget_s,
+            max_iterations=recipe.max_iterations,
+        )
+        workers = recipe.data_workers
     config = base_config(spec)
-    seed_everything(spec.torch_seed, threads=spec.threads)
+    seed_everything(spec.torch_seed, threads=spec.threads, deterministic=not on_gpu)
     rng = np.random.default_rng(spec.numpy_seed)
     start = time.perf_counter()
     patients = load_patients(
-        spec.kind, spec.train_seeds, config, spec.structure, spec.region_structure, spec.bright_min
+        spec.kind, spec.train_seeds, config, spec.structure, spec.region_structure, spec.bright_min, workers
     )
     data_s = time.perf_counter() - start
     logger.info("%s: %d training patients prepared in %.0f s", spec.name, len(patients), data_s)
@@ -68,6 +85,7 @@ def train_network(
         max_iterations=spec.max_iterations if max_iterations is None else max_iterations,
         budget_s=max(budget - data_s, 1.0),
         learning_rate=spec.learning_rate,
+        device=device,
     )
     logger.info("%s: %d iterations in %.0f s (%s)", spec.name, result.iterations, result.wall_s, result.stopped_by)
     seeds = list(spec.train_seeds)
@@ -88,12 +106,18 @@ def train_network(
         "loss": "MONAI DiceCELoss (softmax, batch Dice)",
         "final_loss": round(result.mean_loss(max(result.iterations - 50, 0), result.iterations), 4),
         "wall_time_s": round(data_s + result.wall_s, 1),
-        "machine": "2-core CPU",
+        "machine": _machine(device),
         "torch_threads": spec.threads,
         "torch_version": torch.__version__,
-        "script": f"python -m awesomme.training --model {spec.name}",
+        "script": f"python -m awesomme.training --model {spec.name}" + (f" --device {device}" if on_gpu else ""),
     }
     return network, result, facts
+
+
+def _machine(device: str) -> str:
+    if torch.device(device).type == "cuda":
+        return f"1 GPU ({torch.cuda.get_device_name(device)}), data prepared on a {os.cpu_count()}-core CPU"
+    return f"{os.cpu_count()}-core CPU"
 
 
 def _sampling_facts(spec: ModelSpec) -> dict[str, Any]:
@@ -130,21 +154,35 @@ def write_yaml(config: SegmentationModelConfig, path: Path) -> None:
     path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=120, default_flow_style=None))
 
 
-def run(spec: ModelSpec, budget_s: float | None = None, weights_dir: Path | None = None) -> dict[str, Any]:
-    """Train, save the weights, evaluate on held-out phantoms, and rewrite ``infer_configs/<name>.yaml``."""
-    network, _, training = train_network(spec, budget_s)
+def run(
+    spec: ModelSpec,
+    budget_s: float | None = None,
+    weights_dir: Path | None = None,
+    device: str = "cpu",
+    evaluate: bool = True,
+) -> dict[str, Any]:
+    """Train, save the weights, evaluate on held-out phantoms, and rewrite ``infer_configs/<name>.yaml``.
+
+    ``evaluate=False`` writes the YAML with the training facts and no figures, for weights trained on a lent
+    machine: ``--evaluate-only`` then measures them where they will serve.
+    """
+    network, _, training = train_network(spec, budget_s, device=device)
     weights_dir = weights_dir or SHIPPED_WEIGHTS_DIR
     weights_dir.mkdir(parents=True, exist_ok=True)
     path = weights_dir / f"{spec.name}.pt"
     torch.save(network.state_dict(), path)
-    return evaluate_and_write(spec, network, path, training)
+    if evaluate:
+        return evaluate_and_write(spec, network, path, training)
+    pending = {"pending": f"not evaluated yet: python -m awesomme.training --model {spec.name} --evaluate-only"}
+    write_yaml(base_config(spec, sha256=sha256_of(path), training=training, validation=pending), _yaml_path(spec))
+    return {"training": training, "validation": pending}
 
 
 def reevaluate(spec: ModelSpec, weights_dir: Path | None = None) -> dict[str, Any]:
     """Evaluate the saved weights again with the spec's current inference settings (threshold, post-processing),
     keeping the YAML's training facts: no training, the weights file untouched."""
     path = (weights_dir or SHIPPED_WEIGHTS_DIR) / f"{spec.name}.pt"
-    yaml_path = CONFIG_DIR / f"{spec.name}.yaml"
+    yaml_path = _yaml_path(spec)
     if not yaml_path.is_file():
         raise FileNotFoundError(f"{yaml_path.name} is missing: train the model first")
     current = load_config_file(yaml_path)
@@ -185,9 +223,13 @@ def evaluate_and_write(
     }
     runtime = demo_runtime_s(network, config, spec.kind)
     config = base_config(spec, sha256=digest, training=training, validation=validation, expected_runtime_s=runtime)
-    write_yaml(config, CONFIG_DIR / f"{spec.name}.yaml")
+    write_yaml(config, _yaml_path(spec))
     logger.info("%s: validation %s; runtime %s; %s", spec.name, validation, runtime, platform.processor())
     return {"training": training, "validation": validation, "expected_runtime_s": runtime}
+
+
+def _yaml_path(spec: ModelSpec) -> Path:
+    return CONFIG_DIR / f"{spec.name}.yaml"
 
 
 def _metric_notes(spec: ModelSpec) -> str:

@@ -11,6 +11,7 @@ from awesomme.training.data import (
     NegativeMix,
     check_training_seeds,
     downsample_mask,
+    load_patients,
     network_input,
     patient_arrays,
     sample_patches,
@@ -127,3 +128,14 @@ def test_per_lesion_sampling_gives_small_lesions_their_share() -> None:
     images, labels = sample_patches([patient], (1, 1, 1), 200, np.random.default_rng(0), 1.0, per_lesion=True)
     assert labels.all()
     assert 70 < int((images > 0.9).sum()) < 130  # about half the patches on the small lesion
+
+
+def test_patients_built_in_worker_processes_are_the_same_in_seed_order() -> None:
+    spec = MODELS["osteosarcoma_mr"]
+    config = base_config(spec)
+    alone = load_patients(spec.kind, [3, 1], config, spec.structure)
+    side_by_side = load_patients(spec.kind, [3, 1], config, spec.structure, workers=2)
+    assert [p.seed for p in side_by_side] == [3, 1]
+    for one, other in zip(alone, side_by_side, strict=True):
+        assert np.array_equal(one.image, other.image) and np.array_equal(one.label, other.label)
+        assert np.array_equal(one.foreground, other.foreground)

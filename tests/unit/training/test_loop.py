@@ -50,3 +50,14 @@ def test_budget_stops_training() -> None:
     result = train(network, next_batch, max_iterations=10_000, budget_s=0.5, log_every=0)
     assert result.stopped_by == "budget"
     assert 0 < result.iterations < 10_000
+
+
+def test_drawing_the_next_batch_ahead_changes_nothing_but_the_timing() -> None:
+    runs = []
+    for prefetch in (False, True):
+        network, next_batch = _tiny_problem(7)
+        result = train(network, next_batch, max_iterations=6, budget_s=60, log_every=0, prefetch=prefetch)
+        runs.append((result.losses, network.state_dict()))
+    assert runs[0][0] == runs[1][0]
+    for key, value in runs[0][1].items():
+        assert torch.equal(value, runs[1][1][key]), key

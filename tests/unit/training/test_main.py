@@ -59,8 +59,42 @@ def test_evaluate_only_needs_a_yaml_to_keep_the_training_facts_of(
         train.reevaluate(MODELS["lung_nodule_ct"], weights_dir=tmp_path)
 
 
+def test_the_classifier_name_is_the_classifiers() -> None:
+    from awesomme.training import classifier
+    from awesomme.training.__main__ import CLASSIFIER
+
+    assert classifier.SPEC.name == CLASSIFIER
+
+
 def test_evaluate_only_is_refused_for_the_classifier(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stopped:
         main(["--model", "osteosarcoma_response", "--evaluate-only"])
     assert stopped.value.code == 2
     assert "--evaluate-only is for the segmentation models" in capsys.readouterr().err
+
+
+def test_training_without_evaluation_writes_weights_and_facts_for_evaluate_only_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = dataclasses.replace(
+        MODELS["osteosarcoma_mr"],
+        name="tiny_osteo",
+        network=TINY_NETWORK,
+        train_seeds=range(0, 1),
+        max_iterations=2,
+        batch=2,
+        eval_patients=1,
+    )
+    monkeypatch.setattr(train, "CONFIG_DIR", tmp_path)
+
+    summary = train.run(spec, weights_dir=tmp_path, evaluate=False)
+
+    written = load_config_file(tmp_path / "tiny_osteo.yaml")
+    assert written is not None
+    assert written.weights.sha256 == sha256_of(tmp_path / "tiny_osteo.pt")
+    assert written.training["iterations"] == 2 == summary["training"]["iterations"]
+    assert "--evaluate-only" in written.validation["pending"]
+    train.reevaluate(spec, weights_dir=tmp_path)
+    evaluated = load_config_file(tmp_path / "tiny_osteo.yaml")
+    assert evaluated is not None and "pending" not in evaluated.validation
+    assert evaluated.validation["n_patients"] == 1 and evaluated.training == written.training

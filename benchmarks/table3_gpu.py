@@ -44,6 +44,9 @@ from monai.inferers import sliding_window_inference  # noqa: E402
 
 from benchmarks.table3_network import OVERLAP, ROI_XYZ, SCALE, SHAPES, parse_shape, stock_network  # noqa: E402
 
+if not hasattr(np, "float_"):  # highdicom 0.22 (our pin) names np.float_, which NumPy 2 (a GPU image's) removed
+    np.float_ = np.float64  # type: ignore[attr-defined]
+
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "table3_gpu.json"
 PHANTOM_SEED = 3  # the series table3.py stores
 

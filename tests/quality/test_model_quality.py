@@ -60,8 +60,4 @@ def test_nodule_dice_and_detection(configs: dict[str, SegmentationModelConfig]) 
     assert len(metrics.patient_dice) >= N_PATIENTS
     assert min(metrics.seeds) >= 50000
     assert metrics.count(8.0) >= 3
-    nodule_dice = metrics.dice_at_least(8.0)
-    if nodule_dice < 0.70 and not config.validation.get("target_met", False):
-        # The shipped demo weights declare (in their YAML) that they miss this target: report, do not hide it.
-        pytest.xfail(f"lung_nodule_ct misses its target: Dice {nodule_dice:.3f} < 0.70 on nodules >= 8 mm")
-    assert nodule_dice >= 0.70
+    assert metrics.dice_at_least(8.0) >= 0.70

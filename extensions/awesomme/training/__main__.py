@@ -14,6 +14,8 @@ import json
 import logging
 import sys
 
+import torch
+
 from awesomme.training.models import MODELS
 from awesomme.training.train import reevaluate, run
 
@@ -29,11 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--evaluate-only", action="store_true", help="evaluate the saved weights again, rewrite the YAML"
     )
-    parser.add_argument("--device", default="cpu", help="where to train: cpu (default) or cuda")
+    parser.add_argument(
+        "--device", default="cpu", help="where to train: cpu (default), cuda, or auto (cuda when there is one)"
+    )
     parser.add_argument(
         "--no-evaluate", action="store_true", help="train and write the weights and YAML, evaluate later"
     )
     args = parser.parse_args(argv)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     names = sorted([*MODELS, CLASSIFIER]) if args.all else [args.model]
     if args.evaluate_only:

@@ -73,10 +73,11 @@ def median_time(device: torch.device, run: Callable[[], Any], repeats: int) -> t
 
 
 def decode(files: list[Path]) -> tuple[list[pydicom.Dataset], Any]:
-    from awesomme.orthanc.volumes import sort_by_position, volume_from_datasets
+    """The series' datasets and its volume, as our server decodes a fetched series."""
+    from awesomme.orthanc.volumes import volume_from_datasets
 
     datasets = [pydicom.dcmread(path) for path in files]
-    return sort_by_position(datasets), volume_from_datasets(datasets)
+    return datasets, volume_from_datasets(datasets)
 
 
 def upload_and_scale(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -109,9 +110,10 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def encode(datasets: list[pydicom.Dataset], label_map: np.ndarray) -> Any:
     from awesomme.orthanc.seg_writer import encode_seg
+    from awesomme.orthanc.volumes import sort_by_position
 
     return encode_seg(
-        datasets,
+        sort_by_position(datasets),  # the label map's slice order
         label_map,
         {1: "nodule"},
         algorithm_type="AUTOMATIC",

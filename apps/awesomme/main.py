@@ -59,6 +59,29 @@ class AwesommeApp(MONAILabelApp):
         models_dir = get_settings().models_dir
         return {name: SegmentationTrainer(model, models_dir) for name, model in get_registry().models.items()}
 
+    def info(self, status: bool = False) -> dict[str, Any]:
+        """MONAI Label's app info; the datastore's status and the training statistics only with ``status``.
+
+        MONAI Label's routes read ``info()`` on every call (``/infer`` for per-request defaults, which we do not
+        set), and the status lists every series in Orthanc and every label: 27 ms of each inference with 15 series,
+        and more as the archive grows. ``GET /info/`` (``awesomme.api.routes.app_info``) asks for the status.
+        """
+        models = {name: task.info() for name, task in self._infers.items() if task.is_valid()}
+        meta = {
+            "name": self.name,
+            "description": self.description,
+            "version": self.version,
+            "labels": self.labels or _labels_of(models),
+            "models": models,
+            "trainers": {name: task.info() for name, task in self._trainers.items()},
+            "strategies": {name: strategy.info() for name, strategy in self._strategies.items()},
+            "scoring": {name: method.info() for name, method in self._scoring_methods.items()},
+        }
+        if status:
+            meta["train_stats"] = {name: task.stats() for name, task in self._trainers.items()}
+            meta["datastore"] = self._datastore.status()
+        return meta
+
     def infer(self, request: dict[str, Any], datastore: Datastore | None = None) -> dict[str, Any]:
         """Our models read the series straight from the datastore (no NIfTI round trip through MONAI's loaders)."""
         task = self._infers.get(request.get("model", ""))
@@ -85,6 +108,18 @@ class AwesommeApp(MONAILabelApp):
 
     def init_strategies(self) -> dict[str, Strategy]:
         return {"first": First(), "random": Random(), "uncertainty": TTAUncertainty(get_registry())}
+
+
+def _labels_of(models: dict[str, Any]) -> list[str]:
+    """Every model's label names, in the order MONAI Label's info gives them: by each model's label values."""
+    merged: list[str] = []
+    for model in models.values():
+        labels = model.get("labels") or []
+        names = sorted(labels, key=lambda name: labels[name]) if isinstance(labels, dict) else labels
+        for name in names:
+            if name not in merged:
+                merged.append(name)
+    return merged
 
 
 def _for_job_cohorts(request: dict[str, Any], job: Callable[[dict[str, Any]], Any]) -> Any:

@@ -14,6 +14,7 @@ configure_monailabel(get_settings())
 
 from monailabel.app import app as monailabel_app  # noqa: E402 - needs the environment set above
 from monailabel.config import settings as monailabel_settings  # noqa: E402
+from monailabel.endpoints import info as monailabel_info  # noqa: E402
 from monailabel.endpoints import proxy as monailabel_proxy  # noqa: E402
 from monailabel.endpoints.user.auth import User as MonaiLabelUser  # noqa: E402
 from monailabel.endpoints.user.auth import get_current_user  # noqa: E402
@@ -23,6 +24,7 @@ from awesomme.api.access import AccessMiddleware  # noqa: E402
 from awesomme.api.deps import CurrentPrincipal  # noqa: E402
 from awesomme.api.routes import (  # noqa: E402
     agreement,
+    app_info,
     audit,
     auth,
     classification,
@@ -75,28 +77,30 @@ def _monailabel_user(principal: CurrentPrincipal) -> MonaiLabelUser:
     return MonaiLabelUser(username=principal.username, roles=roles)
 
 
-def _drop_unfiltered_routes(app: FastAPI) -> None:
+def _drop_replaced_routes(app: FastAPI) -> None:
     """MONAI Label's DICOM proxy reaches the store unfiltered, and /reload clears its caches for anyone: both go.
+    Its /info/ gives way to ours (``api/routes/app_info.py``).
 
     The bundled viewer's ``/proxy/dicom/...`` calls are answered by our cohort-filtered DICOMweb instead.
     """
+    replaced = (monailabel_proxy.router, monailabel_info.router)
     app.router.routes[:] = [
         route
         for route in app.router.routes
-        if getattr(route, "original_router", None) is not monailabel_proxy.router
-        and getattr(route, "path", None) != "/reload"
+        if getattr(route, "original_router", None) not in replaced and getattr(route, "path", None) != "/reload"
     ]
 
 
 def create_app() -> FastAPI:
     _own_origin_only(monailabel_app)
-    _drop_unfiltered_routes(monailabel_app)
+    _drop_replaced_routes(monailabel_app)
     # FastAPI refuses larger request bodies with a 413 on every route, ours and MONAI Label's alike.
     monailabel_app.max_body_size = get_settings().upload_max_bytes
     routers = (health, auth, users, cohorts, invites, models, segmentations, audit)
     analysis = (radiomics, classification, scores, agreement, exports)
     for module in (*routers, *analysis):
         monailabel_app.include_router(module.router, prefix="/api")
+    monailabel_app.include_router(app_info.router)
     monailabel_app.include_router(monailabel_auth.router)
     monailabel_app.include_router(login.router)
     monailabel_app.include_router(dicomweb.router, prefix="/dicom-web")

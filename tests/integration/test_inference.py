@@ -59,6 +59,8 @@ def test_an_inference_answers_in_the_series_grid_and_stores_a_valid_seg(
     state = orthanc.series_state(params["seg_series_uid"])
     seg = orthanc.retrieve_series(state.study_uid, state.series_uid)[0]
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == image_id
+    referenced = seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence
+    assert {item.ReferencedSOPInstanceUID for item in referenced} == {ds.SOPInstanceUID for ds in mr_patient.datasets}
     segment = seg.SegmentSequence[0]
     assert (segment.SegmentAlgorithmType, segment.SegmentAlgorithmName, segment.SegmentLabel) == (
         "AUTOMATIC",

@@ -63,8 +63,7 @@ def segment_series(
         # what the SEG references, read from Orthanc while the network runs
         source = worker.submit(contextvars.copy_context().run, datastore.source_metadata, state)
         prediction = predict(model.network, volume.array, config)
-        timings["forward"] = prediction.timings_s["pre"] + prediction.timings_s["forward"]
-        timings["post"] = prediction.timings_s["post"]
+        timings.update(prediction.timings_s)  # pre, forward, post
 
         names = {value: name for name, value in config.labels.items()}
         counts = segment_voxel_counts(prediction.label_map)

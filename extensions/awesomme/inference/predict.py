@@ -25,10 +25,12 @@ __all__ = [
     "mean_confidence",
     "predict",
     "preprocess",
+    "reversed_axes",
     "to_network_axes",
 ]
 
 SLAB_SLICES = 2
+SPREAD_SLICE_BYTES = 1 << 20  # slices this large are transposed in two steps (see reversed_axes)
 SLAB_VOXELS = 1 << 20  # 4 MB of float32: a slab and its temporaries stay in cache (1, 4, 16 MB measured)
 # Pre-processing steps that map each voxel on its own, with no statistics of the volume
 VOXELWISE_PRE_TRANSFORMS = frozenset({"ScaleIntensityRange", "ThresholdIntensity"})
@@ -61,6 +63,22 @@ def preprocess(array: np.ndarray, config: SegmentationModelConfig) -> torch.Tens
     for _, transform in steps[len(voxelwise) :]:
         tensor = convert_to_tensor(transform(tensor), dtype=torch.float32, track_meta=False)
     return tensor
+
+
+def reversed_axes(array: np.ndarray) -> np.ndarray:
+    """A (slice, row, column) volume as a (column, row, slice) view, for pre-processing to read.
+
+    In a plain transposed view consecutive slices lie a whole slice apart, and read in the new order every voxel
+    is on another memory page: with large slices, one 2D transpose first (a copy) puts each pixel's slices side
+    by side, then rows and columns swap as runs of slices. 26x1024x1024 int16 pre-processed in 0.10 s instead of
+    0.18 s; below ``SPREAD_SLICE_BYTES`` per slice the plain view is as fast.
+    """
+    slices, rows, columns = array.shape
+    if rows * columns * array.itemsize < SPREAD_SLICE_BYTES:
+        return array.transpose(2, 1, 0)
+    pixels_by_slice = torch.from_numpy(np.ascontiguousarray(array)).view(slices, rows * columns)
+    slices_last = pixels_by_slice.t().contiguous().view(rows, columns, slices).numpy()
+    return slices_last.transpose(1, 0, 2)
 
 
 def downsample(tensor: torch.Tensor, factors: tuple[int, int, int]) -> torch.Tensor:
@@ -135,7 +153,7 @@ def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationMod
     axes = config.inference.axes
     factors = config.inference.downsample
     # in the network's axis order from the start: one float copy of the volume, not two
-    view = array if axes == "zyx" else array.transpose(2, 1, 0)
+    view = array if axes == "zyx" else reversed_axes(array)
     tensor = downsample(preprocess(view, config), factors if axes == "zyx" else factors[::-1])
     timings["pre"] = time.perf_counter() - start
 

@@ -29,6 +29,7 @@ from awesomme.core.errors import InvalidInput, NotFound
 from awesomme.models import Segmentation, SegmentationRole
 from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import IMAGE_MODALITIES, OrthancClient, SeriesState
+from awesomme.orthanc.headers import SeriesHeaders, without_pixels
 from awesomme.orthanc.seg import build_seg, read_label_file, seg_label_map, segment_summary
 from awesomme.orthanc.volumes import Volume, grid_from_datasets, sort_by_position, volume_from_datasets
 from awesomme.services.visibility import EVERYTHING, Visibility, current_visibility
@@ -56,6 +57,7 @@ class OrthancDatastore(Datastore):
     ) -> None:
         self.client = client
         self.cache = cache
+        self._headers = SeriesHeaders()
         self.upload_max_bytes = upload_max_bytes
         self._name = name
         self._description = description
@@ -231,8 +233,13 @@ class OrthancDatastore(Datastore):
         return record
 
     def source_metadata(self, state: SeriesState) -> list[Dataset]:
-        """The series' instances without pixel data, ordered along the slice normal (enough to reference them)."""
-        return sort_by_position(self.client.retrieve_series_metadata(state.study_uid, state.series_uid))
+        """The series' instances without pixel data, ordered along the slice normal (enough to reference them):
+        those kept from this version's last decode, else read from Orthanc."""
+        headers = self._headers.get(state)
+        if headers is None:
+            headers = sort_by_position(self.client.retrieve_series_metadata(state.study_uid, state.series_uid))
+            self._headers.keep(state, headers)
+        return headers
 
     def store_segmentation(self, seg: Dataset, record: Segmentation) -> str:
         """Store ``seg`` in Orthanc and its ``record`` in the DB: both or neither."""
@@ -259,7 +266,10 @@ class OrthancDatastore(Datastore):
         decoded: list[Volume] = []
 
         def decode(path: Path) -> None:
-            decoded.append(volume_from_datasets(self.client.retrieve_series(state.study_uid, state.series_uid)))
+            datasets = self.client.retrieve_series(state.study_uid, state.series_uid)
+            decoded.append(volume_from_datasets(datasets))
+            # what a SEG of this series references, at hand: no second read from Orthanc during the forward pass
+            self._headers.keep(state, sort_by_position([without_pixels(ds) for ds in datasets]))
             decoded[0].to_nifti(path)
 
         path = self.cache.get(state.series_uid, state.version, decode)

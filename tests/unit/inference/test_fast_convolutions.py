@@ -40,6 +40,20 @@ def test_a_convolution_on_a_thin_axis_matches_torch(
     _same_as_torch(nn.Conv3d(3, 4, 3, stride=stride, padding=padding, dilation=dilation), shape)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("shape", [(2, 2, 9, 10, 4), (1, 2, 3, 9, 10), (1, 2, 7, 2, 8), (1, 2, 5, 6, 17)])
+@pytest.mark.parametrize(("in_channels", "out_channels"), [(2, 2), (2, 1), (1, 2)])
+@pytest.mark.parametrize(("stride", "padding"), [(1, 1), (1, 0), (1, (2, 0, 1)), ((1, 2, 3), 1), (2, 1)])
+def test_a_few_channel_convolution_folds_its_thinnest_axis_and_matches_torch(
+    shape: tuple[int, ...], in_channels: int, out_channels: int, stride: object, padding: object
+) -> None:
+    layer = nn.Conv3d(in_channels, out_channels, 3, stride=stride, padding=padding)  # type: ignore[arg-type]
+    batch = torch.empty(shape[0], in_channels, *shape[2:])
+    folds = use_fast_convolutions(copy.deepcopy(layer))._fold_axis(batch)  # type: ignore[operator]
+    thinnest = min(range(3), key=lambda axis: shape[2 + axis])
+    assert folds == (thinnest if layer.stride[thinnest] == 1 else None)
+    _same_as_torch(layer, tuple(batch.shape))
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 4, 5, 1), (1, 3, 1, 4, 5), (1, 3, 4, 5, 6)])
 @pytest.mark.parametrize(
     ("kernel", "stride", "padding", "output_padding"),

@@ -144,3 +144,15 @@ def test_windows_side_by_side_give_the_batch_result_and_leave_the_callers_thread
     if threads >= 2:  # each worker runs on its share of the threads
         assert wrapped.pool.submit(torch.get_num_threads).result() == threads // min(3, threads)
     assert side_by_side(network, 1) is network  # one window at a time: nothing to share
+
+
+@pytest.mark.parametrize("spread_bytes", [1, 1 << 40])  # the two-step transpose, and the plain view
+@pytest.mark.parametrize("dtype", [np.int16, np.float32, np.uint8])
+def test_reversed_axes_is_the_transposed_volume(
+    monkeypatch: pytest.MonkeyPatch, spread_bytes: int, dtype: type
+) -> None:
+    monkeypatch.setattr(predict_module, "SPREAD_SLICE_BYTES", spread_bytes)
+    volume = np.random.default_rng(3).integers(-1000, 1000, size=(5, 7, 9)).astype(dtype)
+    reversed_view = predict_module.reversed_axes(volume)
+    assert reversed_view.shape == (9, 7, 5)
+    assert np.array_equal(reversed_view, volume.transpose(2, 1, 0))

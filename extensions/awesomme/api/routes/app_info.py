@@ -1,0 +1,21 @@
+"""``GET /info/``: MONAI Label's app info with the datastore's status, which MONAI Label's other routes do without.
+
+MONAI Label's own ``/info/`` route calls ``app.info()``, as do its ``/infer``, ``/train`` and ``/activelearning``
+routes on every call; our app leaves the costly status out of ``info()`` unless asked (``apps/awesomme/main.py``).
+This route asks for it and replaces MONAI Label's, at the same path, for the same callers (its Python client,
+3D Slicer's module, the viewers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from monailabel.interfaces.utils.app import app_instance
+
+router = APIRouter(tags=["AppService"])
+
+
+@router.get("/info/", summary="The app: its models, trainers, strategies, and the datastore's status")
+def app_info() -> dict[str, Any]:  # a plain function: FastAPI runs it on a worker thread, off the event loop
+    return app_instance().info(status=True)

@@ -12,7 +12,7 @@ from awesomme.orthanc.client import SeriesState
 
 __all__ = ["SERIES_KEPT", "SeriesHeaders", "without_pixels"]
 
-SERIES_KEPT = 32  # a series' headers take tens to hundreds of kB
+SERIES_KEPT = 8  # a decode and the SEG of it are one request apart; a header is a few kB, a series a few MB
 PIXEL_DATA = Tag("PixelData")
 
 

@@ -46,9 +46,10 @@ def segment_series(
 ) -> SegmentationOutcome:
     """Segment ``image_id`` and store the SEG; ``answer(label_map, volume)`` writes the caller's reply meanwhile.
 
-    A worker thread reads what the SEG references while the network runs, then encodes and stores the SEG while
-    ``answer`` runs here (both release the GIL for their heavy parts: numpy, gzip, sockets); the outcome is
-    returned once both are done, so the SEG is stored before anyone hears of it.
+    A worker thread gets what the SEG references while the network runs (kept from the decode this request made,
+    else read from Orthanc), then encodes and stores the SEG while ``answer`` runs here (both release the GIL for
+    their heavy parts: numpy, gzip, sockets); the outcome is returned once both are done, so the SEG is stored
+    before anyone hears of it.
     """
     config = model.config
     timings: dict[str, float] = {}
@@ -60,7 +61,7 @@ def segment_series(
     timings["fetch_decode"] = time.perf_counter() - start
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg-store") as worker:
-        # what the SEG references, read from Orthanc while the network runs
+        # what the SEG references: kept from the decode, or read from Orthanc while the network runs
         source = worker.submit(contextvars.copy_context().run, datastore.source_metadata, state)
         prediction = predict(model.network, volume.array, config)
         timings.update(prediction.timings_s)  # pre, forward, post

@@ -86,23 +86,20 @@ class FastConv3d(nn.Conv3d):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if self.padding_mode != "zeros" or isinstance(self.padding, str):
             return super().forward(input)
-        only_taps = {axis: self._only_tap(input, axis) for axis in range(3)}
-        taps = {axis: tap for axis, tap in only_taps.items() if tap is not None}
+        taps = {axis: only for axis in range(3) if (only := self._only_tap(input, axis)) is not None}
+        if not taps:
+            fold = self._fold_axis(input)
+            return super().forward(input) if fold is None else self._folded(input, fold)
         if len(taps) == 1:  # a 2D convolution over the other two axes
             ((axis, tap),) = taps.items()
             weight = _derived_weight(self, ("plane", axis, tap), lambda: self.weight.select(2 + axis, tap))
             stride2d, padding2d, dilation2d = (_other(v, axis) for v in (self.stride, self.padding, self.dilation))
             out = F.conv2d(input.squeeze(2 + axis), weight, self.bias, stride2d, padding2d, dilation2d, self.groups)
             return out.unsqueeze(2 + axis)
-        fold = None if taps else self._fold_axis(input)
-        if fold is not None:
-            return self._folded(input, fold)
-        weight, padding = self.weight, tuple(self.padding)
+        weight, padding = self.weight, tuple(self.padding)  # two or three thin axes: one tap along each
         for axis, tap in taps.items():
             weight = weight.narrow(2 + axis, tap, 1)
             padding = _set(padding, axis, 0)
-        if weight is self.weight:
-            return super().forward(input)
         return F.conv3d(input, weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
     def _only_tap(self, input: torch.Tensor, axis: int) -> int | None:

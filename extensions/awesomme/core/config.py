@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     seg_import_spacing_tolerance_mm: float = Field(default=0.01, ge=0)
     seg_import_origin_tolerance_mm: float = Field(default=0.1, ge=0)
     seg_import_orientation_tolerance_deg: float = Field(default=0.1, ge=0)
+    # Encrypts the token signing keys at rest (32+ characters); empty: a random one in var/keys/signing.key (0600).
+    key_encryption_key: str = Field(default="", repr=False)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -108,6 +110,11 @@ class Settings(BaseSettings):
     @property
     def secrets_file(self) -> Path:
         return self.var_dir / "secrets.env"
+
+    @property
+    def key_encryption_key_file(self) -> Path:
+        """Where the key that encrypts signing keys at rest lives unless AWESOMME_KEY_ENCRYPTION_KEY gives it."""
+        return self.var_dir / "keys" / "signing.key"
 
     @property
     def dicomweb_url(self) -> str:

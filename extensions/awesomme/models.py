@@ -105,6 +105,10 @@ class RefreshToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The login this token descends from (rotation keeps it); None for tokens issued before families existed.
+    family: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # Rotated once already: presenting it again is a replay, which ends the family.
+    spent: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class RevokedAccessToken(Base):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,6 +22,8 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Match
@@ -69,6 +72,8 @@ class Call:
     query: dict[str, str]
     path: dict[str, Any]
     session: Session
+    # The body's fields, for rules that read it (``Rule.reads_body``): a form's text fields, or a JSON object.
+    body: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,16 +84,145 @@ class Rule:
     note: str = field(default="", compare=False)
     # The audit journal's action name: every call of the route is journaled, refused ones too.
     audit: str = ""
+    # The check reads the body (``Call.body``): the middleware reads it first and replays it to the handler.
+    reads_body: bool = field(default=False, compare=False)
+
+
+class PayloadTooLarge(AwesommeError):
+    status_code = 413
+
+
+# -- reading a body the check needs -----------------------------------------------------------------------------
+_IN_MEMORY_BYTES = 1024**2  # larger bodies (label files, uploads) are spooled to a temporary file
+
+
+async def read_body_fields(scope: Scope, receive: Receive, max_bytes: int) -> tuple[dict[str, Any], Receive]:
+    """The body's fields as the handler will read them, and a ``receive`` that replays the very same bytes.
+
+    A form is parsed by the parser FastAPI uses (its text fields; a field given twice is refused: two readers
+    could take different ones); a JSON body must be an object. Other bodies have no fields.
+    """
+    spool = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY_BYTES)  # noqa: SIM115 - closed when the call ends
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise InvalidInput("the client went away before sending its body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            spool.close()
+            raise PayloadTooLarge(f"the body is larger than {max_bytes} bytes")
+        spool.write(chunk)
+        if not message.get("more_body"):
+            break
+
+    def replayer(last: bool) -> Receive:
+        """The spooled bytes from the start; the last replay closes the spool (garbage collection does otherwise)."""
+        spool.seek(0)
+
+        async def replay() -> Message:
+            if spool.closed or (spool.tell() >= size and size):
+                return await receive()  # the body was replayed whole: what follows is the client's disconnect
+            chunk = spool.read(64 * 1024)
+            more = spool.tell() < size
+            if last and not more:
+                spool.close()
+            return {"type": "http.request", "body": chunk, "more_body": more}
+
+        return replay
+
+    try:
+        fields = await _fields_of(scope, replayer(last=False))
+    except BaseException:
+        spool.close()
+        raise
+    return fields, replayer(last=True)
+
+
+async def _fields_of(scope: Scope, receive: Receive) -> dict[str, Any]:
+    request = Request(scope, receive)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        try:
+            form = await request.form()
+        except (HTTPException, MultiPartException) as error:
+            detail = getattr(error, "detail", None) or getattr(error, "message", "")
+            raise InvalidInput(f"the form cannot be read: {str(detail)[:120]}") from None
+        try:
+            fields: dict[str, Any] = {}
+            for key, value in form.multi_items():
+                if key in fields:
+                    raise InvalidInput(f"the form field {key[:40]!r} is given more than once")
+                fields[key] = value if isinstance(value, str) else None  # a file: present, not read here
+            return fields
+        finally:
+            await form.close()
+    if kind == "application/json" or kind.endswith("+json"):
+        raw = await request.body()
+        if not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw, parse_constant=_no_constant)
+        except ValueError as error:
+            raise InvalidInput(f"the body is not valid JSON: {str(error)[:120]}") from None
+        if not isinstance(body, dict):
+            raise InvalidInput("the body must be a JSON object")
+        return body
+    return {}
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def json_params(call: Call, name: str = "params") -> dict[str, Any]:
+    """MONAI Label's ``params`` form field, a JSON object in text: 422 when it is anything else."""
+    text = call.body.get(name)
+    if text is None or text == "":
+        return {}
+    if not isinstance(text, str):
+        raise InvalidInput(f"{name} must be a JSON object in a text field")
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except ValueError as error:
+        raise InvalidInput(f"{name} is not valid JSON: {str(error)[:120]}") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{name} must be a JSON object")
+    return value
+
+
+def refuse_keys(values: dict[str, Any], keys: frozenset[str], where: str) -> None:
+    """Keys that would say what runs on what: the path and the query decide those, after the check."""
+    for key in sorted(keys & set(values)):
+        raise InvalidInput(f"{where} may not set {key!r}: it is decided by the request's path and query")
+
+
+# MONAI Label merges ``params`` into the request after the path's model and the query's image: these keys would
+# choose another model, series, session or input file than the ones checked (and journaled).
+INFER_REQUEST_KEYS = frozenset({"model", "image", "session_id", "session", "label"})
+# A saved label's image and tag come from the query; ``params`` only describe it.
+LABEL_REQUEST_KEYS = frozenset({"image", "label", "tag", "label_id", "image_id"})
+# An active learning request's strategy is the path's.
+SAMPLE_REQUEST_KEYS = frozenset({"strategy"})
 
 
 # -- per-object checks ------------------------------------------------------------------------------------------
+def series_not_found(uid: str) -> str:
+    """The one answer for a series that is absent and for one in no cohort of the caller's: no existence oracle."""
+    return f"no series {uid[:80]} in your cohorts"
+
+
 def _visible_series(call: Call, uid: str) -> tuple[str, str]:
     """(study, series) of a series the caller may see; 404 otherwise (another cohort's data does not exist)."""
     if not uid:
         raise NotFound("name a series with ?image=<SeriesInstanceUID>")
-    state = get_client().series_state(uid)
+    try:
+        state = get_client().series_state(uid)
+    except NotFound:
+        raise NotFound(series_not_found(uid)) from None  # absent and not yours read the same
     if not call.visibility.sees_series(state.study_uid, uid):
-        raise NotFound(f"no series {uid} in your cohorts")
+        raise NotFound(series_not_found(uid))
     return state.study_uid, uid
 
 
@@ -114,7 +248,11 @@ def _model_config(name: str) -> Any:
 
 
 def may_infer(call: Call) -> None:
-    """A model runs on a series when one of the series' cohorts is the caller's and is bound to the model."""
+    """A model runs on a series when one of the series' cohorts is the caller's and is bound to the model.
+
+    ``params`` may not name another model, series or session: what was checked is what runs (and is journaled).
+    """
+    refuse_keys(json_params(call), INFER_REQUEST_KEYS, "params")
     if call.principal.platform_admin:
         return
     if call.query.get("session_id"):
@@ -126,15 +264,57 @@ def may_infer(call: Call) -> None:
         raise Forbidden(f"model {config.name} is not bound to any of your cohorts holding series {series_uid}")
 
 
-def job_for_bound_model(call: Call) -> dict[str, Any]:
-    """Training and batch inference of a model: platform admins on all data, cohort admins on their bound cohorts."""
-    config = _model_config(call.path["model"])
+def image_info_update(call: Call) -> None:
+    json_params(call, "info")
+    image_param(call)
+
+
+def label_info_update(call: Call) -> None:
+    json_params(call, "info")  # /datastore/label/info
+    json_params(call, "params")  # /datastore/updatelabelinfo
+    label_param(call)
+
+
+def image_upload(call: Call) -> None:
+    json_params(call)
+
+
+def may_save_label(call: Call) -> None:
+    """A label of a series of the caller's cohorts; ``params`` describe it and may not name another series."""
+    refuse_keys(json_params(call), LABEL_REQUEST_KEYS, "params")
+    _visible_series(call, call.query.get("image", ""))
+
+
+def may_sample(call: Call) -> dict[str, Any]:
+    """Active learning picks among the caller's series; a model it runs (``model``) must be bound to the cohorts
+    it picks from, which narrow to those the model is bound to."""
+    refuse_keys(call.body, SAMPLE_REQUEST_KEYS, "the request")
+    name = call.body.get("model")
+    if name is None:
+        return {JOB_COHORTS_FIELD: None if call.principal.platform_admin else sorted(call.principal.roles)}
+    if not isinstance(name, str):
+        raise InvalidInput("model must be a model's name")
+    config = _model_config(name)
     if call.principal.platform_admin:
         return {JOB_COHORTS_FIELD: None}
+    cohorts = bound_cohorts(call.session, config) & set(call.principal.roles)
+    if not cohorts:
+        raise Forbidden(f"model {config.name} is not bound to any of your cohorts")
+    return {JOB_COHORTS_FIELD: sorted(cohorts)}
+
+
+def job_for_bound_model(call: Call) -> dict[str, Any]:
+    """Training and batch inference of a model: platform admins on all data, cohort admins on their bound cohorts.
+
+    The job runs the path's model: a ``model`` in the body (MONAI Label merges it after the path's) is overwritten.
+    """
+    config = _model_config(call.path["model"])
+    if call.principal.platform_admin:
+        return {JOB_COHORTS_FIELD: None, "model": config.name}
     cohorts = bound_cohorts(call.session, config) & call.principal.administered
     if not cohorts:
         raise Forbidden(f"model {config.name} is not bound to a cohort you administer")
-    return {JOB_COHORTS_FIELD: sorted(cohorts)}
+    return {JOB_COHORTS_FIELD: sorted(cohorts), "model": config.name}
 
 
 def job_for_administered(call: Call) -> dict[str, Any]:
@@ -181,32 +361,40 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/proxy/dicom/{path:path}"): Rule(A.MEMBER, note="the bundled viewer's DICOMweb, as /dicom-web"),
     ("GET", "/api/segmentations"): Rule(A.MEMBER, series_uid_param),
-    ("POST", "/infer/{model}"): Rule(A.MEMBER, may_infer, audit="inference"),
-    ("POST", "/activelearning/{strategy}"): Rule(A.MEMBER, note="picks among my cohorts' series", audit="sample.next"),
+    ("POST", "/infer/{model}"): Rule(A.MEMBER, may_infer, audit="inference", reads_body=True),
+    ("POST", "/activelearning/{strategy}"): Rule(
+        A.MEMBER, may_sample, note="picks among my cohorts' series", audit="sample.next", reads_body=True
+    ),
     ("GET", "/datastore/"): Rule(A.MEMBER, note="my cohorts' series"),
     ("HEAD", "/datastore/image"): Rule(A.MEMBER, image_param),
     ("GET", "/datastore/image"): Rule(A.MEMBER, image_param, audit="data.exported"),
     ("GET", "/datastore/image/info"): Rule(A.MEMBER, image_param),
-    ("PUT", "/datastore/image/info"): Rule(A.MEMBER, image_param, audit="image.info.update"),
-    ("PUT", "/datastore/label"): Rule(A.MEMBER, image_param, audit="label.save"),
+    ("PUT", "/datastore/image/info"): Rule(A.MEMBER, image_info_update, audit="image.info.update", reads_body=True),
+    ("PUT", "/datastore/label"): Rule(A.MEMBER, may_save_label, audit="label.save", reads_body=True),
     ("HEAD", "/datastore/label"): Rule(A.MEMBER, image_param),
     ("GET", "/datastore/label"): Rule(A.MEMBER, label_param, audit="data.exported"),
     ("GET", "/datastore/label/info"): Rule(A.MEMBER, label_param),
-    ("PUT", "/datastore/label/info"): Rule(A.MEMBER, label_param, audit="label.info.update"),
-    ("PUT", "/datastore/updatelabelinfo"): Rule(A.MEMBER, label_param, audit="label.info.update"),
+    ("PUT", "/datastore/label/info"): Rule(A.MEMBER, label_info_update, audit="label.info.update", reads_body=True),
+    ("PUT", "/datastore/updatelabelinfo"): Rule(
+        A.MEMBER, label_info_update, audit="label.info.update", reads_body=True
+    ),
     # Cohort admins: their cohorts' members, codes and jobs (the cohort itself is checked in the service).
     ("POST", "/api/cohorts/{cohort_id}/studies"): Rule(A.COHORT_ADMIN, audit="cohort.attach"),
     ("GET", "/api/cohorts/{cohort_id}/members"): Rule(A.COHORT_ADMIN),
-    ("PUT", "/api/cohorts/{cohort_id}/members/{username}"): Rule(A.COHORT_ADMIN, audit="membership.set"),
+    ("PUT", "/api/cohorts/{cohort_id}/members/{username}"): Rule(
+        A.COHORT_ADMIN,
+        note="cohort admins change the role of a member; platform admins also add anyone (others join by invite)",
+        audit="membership.set",
+    ),
     ("DELETE", "/api/cohorts/{cohort_id}/members/{username}"): Rule(A.COHORT_ADMIN, audit="membership.remove"),
     ("POST", "/api/cohorts/{cohort_id}/invites"): Rule(A.COHORT_ADMIN, audit="invite.create"),
     ("GET", "/api/cohorts/{cohort_id}/invites"): Rule(A.COHORT_ADMIN),
     ("DELETE", "/api/invites/{invite_id}"): Rule(A.COHORT_ADMIN, audit="invite.revoke"),
-    ("GET", "/train/"): Rule(A.COHORT_ADMIN),
+    ("GET", "/train/"): Rule(A.COHORT_ADMIN, note="jobs of cohorts I administer (all: platform admins)"),
     ("POST", "/train/{model}"): Rule(A.COHORT_ADMIN, job_for_bound_model, audit="training.start"),
-    ("GET", "/batch/infer"): Rule(A.COHORT_ADMIN),
+    ("GET", "/batch/infer"): Rule(A.COHORT_ADMIN, note="jobs of cohorts I administer (all: platform admins)"),
     ("POST", "/batch/infer/{model}"): Rule(A.COHORT_ADMIN, job_for_bound_model, audit="batch.start"),
-    ("GET", "/scoring/"): Rule(A.COHORT_ADMIN),
+    ("GET", "/scoring/"): Rule(A.COHORT_ADMIN, note="jobs of cohorts I administer (all: platform admins)"),
     ("POST", "/scoring/{method}"): Rule(A.COHORT_ADMIN, job_for_administered, audit="scoring.start"),
     # Platform admins: the whole store, models, users, sessions on uploaded images, logs.
     ("GET", "/api/audit"): Rule(A.PLATFORM_ADMIN),
@@ -226,8 +414,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/model/{model}"): Rule(A.PLATFORM_ADMIN, audit="model.delete"),
     ("POST", "/infer/wsi/{model}"): Rule(A.PLATFORM_ADMIN, note="no pathology models here", audit="inference"),
     ("POST", "/infer/wsi_v2/{model}"): Rule(A.PLATFORM_ADMIN, audit="inference"),
-    ("PUT", "/datastore/"): Rule(A.PLATFORM_ADMIN, note="an upload joins no cohort", audit="image.upload"),
-    ("PUT", "/datastore/image"): Rule(A.PLATFORM_ADMIN, audit="image.upload"),
+    ("PUT", "/datastore/"): Rule(
+        A.PLATFORM_ADMIN, image_upload, note="an upload joins no cohort", audit="image.upload", reads_body=True
+    ),
+    ("PUT", "/datastore/image"): Rule(A.PLATFORM_ADMIN, image_upload, audit="image.upload", reads_body=True),
     ("DELETE", "/datastore/"): Rule(A.PLATFORM_ADMIN, audit="image.delete"),
     ("DELETE", "/datastore/image"): Rule(A.PLATFORM_ADMIN, audit="image.delete"),
     ("DELETE", "/datastore/label"): Rule(A.PLATFORM_ADMIN, audit="label.delete"),
@@ -348,7 +538,13 @@ class Decision:
 
 
 def _authorize(
-    request: Request, rule: Rule, path_params: dict[str, Any], via_cookie: bool, credential: str, context: AuditContext
+    request: Request,
+    rule: Rule,
+    path_params: dict[str, Any],
+    via_cookie: bool,
+    credential: str,
+    context: AuditContext,
+    body: dict[str, Any] | None = None,
 ) -> Decision:
     settings = get_settings()
     with session_scope() as session:
@@ -363,7 +559,8 @@ def _authorize(
         visibility = visibility_of(session, principal)
         fields = None
         if rule.check is not None:
-            fields = rule.check(Call(principal, visibility, dict(request.query_params), path_params, session))
+            query = dict(request.query_params)
+            fields = rule.check(Call(principal, visibility, query, path_params, session, body or {}))
     return Decision(principal, visibility, fields)
 
 
@@ -417,6 +614,9 @@ class AccessMiddleware:
             # Failures are journaled here: the handler's own event rolled back with its transaction.
             if rule.audit and (status >= 400 or not context.recorded):
                 await run_in_threadpool(_journal, rule, scope, path_params, context, status)
+            elif status in _REFUSED and rule.access != Access.ANYONE and not context.recorded:
+                # A refused read (or any refused call of a route without an event of its own): rate-limited.
+                await run_in_threadpool(_journal_refusal, scope, context, status)
 
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, rule: Rule, path_params: dict[str, Any], context: AuditContext
@@ -436,9 +636,16 @@ class AccessMiddleware:
         if token is None and not _same_origin(request):
             await _deny(403, "cross-site request refused")(scope, receive, send)
             return
+        body: dict[str, Any] = {}
+        if rule.reads_body:  # the check reads the body: read once, replayed to the handler byte for byte
+            try:
+                body, receive = await read_body_fields(scope, receive, get_settings().upload_max_bytes)
+            except AwesommeError as error:
+                await _deny(error.status_code, str(error))(scope, receive, send)
+                return
         try:
             decision = await run_in_threadpool(
-                _authorize, request, rule, path_params, token is None, token or cookie or "", context
+                _authorize, request, rule, path_params, token is None, token or cookie or "", context, body
             )
         except AwesommeError as error:
             if isinstance(error, Unauthorized) and token is None and scope["path"].startswith("/ohif"):
@@ -488,6 +695,21 @@ def _journal(rule: Rule, scope: Scope, path_params: dict[str, Any], context: Aud
             )
     except Exception:  # the answer is already sent: a journal that cannot be written must be seen in the logs
         logger.exception("could not journal %s (%s) by %s", rule.audit, outcome, context.actor)
+
+
+# Answers that refuse the caller: no token, not allowed, or "not found" (the same answer as "not yours").
+_REFUSED = frozenset({401, 403, 404})
+
+
+def _journal_refusal(scope: Scope, context: AuditContext, status: int) -> None:
+    """'access.denied', once per caller, target (the path asked for) and minute (``audit.record_denied``)."""
+    target = scope.get("path", "")[:1024]
+    query = scope.get("query_string", b"").decode(errors="replace")[:200]
+    params: dict[str, Any] = {"method": scope["method"], "status": status, **({"query": query} if query else {})}
+    try:
+        audit.record_denied(context.actor, context.source, target, params)
+    except Exception:  # the answer is already sent: a journal that cannot be written must be seen in the logs
+        logger.exception("could not journal a refusal (%s) of %s", status, context.actor)
 
 
 def _same_origin(request: Request) -> bool:

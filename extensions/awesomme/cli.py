@@ -30,15 +30,26 @@ def _settings_with_secrets() -> Settings:
 def cmd_serve(_args: argparse.Namespace) -> int:
     import uvicorn
 
-    from awesomme.core.db import migrate
     from awesomme.runtime.allocator import preload_environment
+    from awesomme.runtime.hardening import secure_installation
 
     settings = load_settings()
     environment = preload_environment(settings.allocator, os.environ)
     if environment is not None:  # the allocator is chosen when a process starts: start again with it (same pid)
         os.execve(sys.executable, [sys.executable, "-m", "awesomme.cli", *sys.argv[1:]], environment)  # noqa: S606
-    migrate(settings.db_url)  # a deployment's first start creates the schema; later ones upgrade it
-    uvicorn.run("awesomme.server:app", host=settings.host, port=settings.port, log_level="info", access_log=False)
+    # Owner-only var/, keys encrypted at rest; migrates the schema (a first start creates it, later ones upgrade it)
+    for line in secure_installation(settings).lines:
+        print(f"start: {line}", flush=True)
+    uvicorn.run(
+        "awesomme.server:app",
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=False,
+        # X-Forwarded-* count only from AWESOMME_TRUSTED_PROXIES (uvicorn's default trusts any local client).
+        proxy_headers=bool(settings.trusted_proxy_list),
+        forwarded_allow_ips=settings.trusted_proxy_list or None,
+    )
     return 0
 
 
@@ -49,6 +60,8 @@ def cmd_up(_args: argparse.Namespace) -> int:
 
     settings = _settings_with_secrets()
     started = start_all(settings)
+    for line in started.changes:
+        print(f"start: {line}")
     seeded = seed_demo(settings, OrthancClient(settings))
     password_file = ensure_demo_admin(settings)
     cohorts = ensure_demo_cohorts(seeded)
@@ -98,11 +111,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from awesomme.core.db import session_scope
 
     started = time.perf_counter()
+    # The chain in the database, and its head against the anchor kept outside it (var/audit/anchor).
+    anchor = audit.Anchor.of(load_settings())
     with session_scope() as session:
-        verdict = audit.verify(session)
+        verdict = audit.verify(session, anchor)
     took = time.perf_counter() - started
     if verdict.ok:
-        print(f"audit journal intact: {verdict.events} events verified in {took:.2f} s")
+        anchored = f", anchored up to event {verdict.anchored_id}" if verdict.anchored_id else ""
+        print(f"audit journal intact: {verdict.events} events verified in {took:.2f} s{anchored}")
         return 0
     print(f"audit journal BROKEN at event {verdict.first_bad_id}: {verdict.problem}", file=sys.stderr)
     return 3
@@ -241,7 +257,7 @@ def cmd_keys(_args: argparse.Namespace) -> int:
     settings = load_settings()
     migrate(settings.db_url)
     with session_scope() as session:
-        kid = identity.rotate_keys(session)
+        kid = identity.rotate_keys(session, settings)
         _journal(session, "keys.rotate", kid)
     print(f"new signing key {kid}; tokens signed by the previous key stay valid until they expire")
     return 0
@@ -309,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(0o077)  # before anything writes: what we and our children create under var/ is owner-only
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

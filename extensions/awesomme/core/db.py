@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -24,6 +25,7 @@ __all__ = [
     "migrate",
     "row_id",
     "session_scope",
+    "sqlite_path",
 ]
 
 # Row ids are SQL integers (64 bits): a larger number names nothing, and the database driver cannot even bind it
@@ -43,9 +45,22 @@ def row_id(reference: str | int) -> int | None:
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for another database, or SQLite in memory)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    name = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(name) if name and name != ":memory:" else None
+
+
 def _ensure_sqlite_directory(url: str) -> None:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    """The database file exists, owner-only (0600) before SQLite opens it: SQLite gives its -wal and -shm files the
+    mode of the database file, so they are owner-only too, whatever the process's umask."""
+    path = sqlite_path(url)
+    if path is None:
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # an empty file is a new database to SQLite
 
 
 def engine_for(url: str) -> Engine:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
 from awesomme.core.config import Settings
-from awesomme.core.db import migrate
-from awesomme.runtime.orthanc import start_orthanc, stop_orthanc
+from awesomme.runtime.hardening import secure_installation
+from awesomme.runtime.orthanc import ORTHANC_BINARY, orthanc_config, start_orthanc, stop_orthanc
 from awesomme.runtime.processes import running_pid, start_background, stop_by_pidfile, wait_until
 
 __all__ = ["SERVER_COMMAND", "Started", "base_url", "health_ok", "start_all", "start_server", "stop_all", "stop_server"]
@@ -22,6 +23,7 @@ SERVER_START_TIMEOUT_S = 300
 class Started:
     orthanc_pid: int
     server_pid: int
+    changes: list[str] = field(default_factory=list)  # what the start routine changed in the installation
 
 
 def base_url(settings: Settings) -> str:
@@ -52,10 +54,35 @@ def start_server(settings: Settings) -> int:
     return pid
 
 
+def refresh_orthanc_config(settings: Settings) -> str | None:
+    """Orthanc's configuration is regenerated on every start: when the file differs from what this version writes
+    (an older installation), a running Orthanc is stopped so that it starts again with the new one."""
+    base = settings.var_dir / "orthanc"
+    config_path = base / "orthanc.json"
+    wanted = orthanc_config(settings, settings.orthanc_username, settings.orthanc_password, base / "storage")
+    try:
+        current = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        current = None
+    if current is None or current == wanted:
+        return None  # a first start, or nothing to change (start_orthanc writes the file whenever it starts)
+    if not isinstance(current, dict):
+        current = {}
+    keys = sorted(k for k in {*wanted, *current} if wanted.get(k) != current.get(k))
+    restarted = stop_orthanc(settings) if running_pid(base / "orthanc.pid", ORTHANC_BINARY) else False
+    return f"Orthanc's configuration regenerated ({', '.join(keys)} changed)" + (
+        "; Orthanc restarted with it" if restarted else ""
+    )
+
+
 def start_all(settings: Settings) -> Started:
+    """Secure the installation (modes, keys at rest, Orthanc's configuration), then Orthanc and the server."""
+    changes = secure_installation(settings).lines
+    orthanc_change = refresh_orthanc_config(settings)
+    if orthanc_change:
+        changes.append(orthanc_change)
     orthanc_pid = start_orthanc(settings)
-    migrate(settings.db_url)
-    return Started(orthanc_pid, start_server(settings))
+    return Started(orthanc_pid, start_server(settings), changes)
 
 
 def stop_server(settings: Settings) -> bool:

@@ -1,4 +1,8 @@
-"""Start and stop background processes tracked by pid files, stopping only what we started."""
+"""Start and stop background processes tracked by pid files, stopping only what we started.
+
+Every child runs with umask 077, and its log and pid file are owner-only, whoever started it (`make run`, a test):
+what the platform writes under ``var/`` is never readable by another local account.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,18 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["running_pid", "start_background", "stop_by_pidfile", "wait_until"]
+__all__ = ["CHILD_UMASK", "owner_only_file", "running_pid", "start_background", "stop_by_pidfile", "wait_until"]
+
+CHILD_UMASK = 0o077
+
+
+def owner_only_file(path: Path, flags: int) -> int:
+    """Open ``path`` (created 0600, parent directories 0700); an existing file loses any group/other bits."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, flags | os.O_CREAT, 0o600)
+    if os.fstat(descriptor).st_mode & 0o077:
+        os.fchmod(descriptor, 0o600)
+    return descriptor
 
 
 def running_pid(pid_file: Path, expected_cmd: str) -> int | None:
@@ -24,8 +39,7 @@ def running_pid(pid_file: Path, expected_cmd: str) -> int | None:
 def start_background(
     argv: Sequence[str], pid_file: Path, log_file: Path, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> int:
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log:
+    with os.fdopen(owner_only_file(log_file, os.O_WRONLY | os.O_APPEND), "ab") as log:
         proc = subprocess.Popen(
             list(argv),
             stdout=log,
@@ -34,13 +48,15 @@ def start_background(
             env=env,
             cwd=cwd,
             start_new_session=True,  # survives the `make run` that started it
+            umask=CHILD_UMASK,  # everything the child (and its children) creates is owner-only
         )
     # Popen returns while the child is still inside execve: until the new image's arguments are in place its
     # /proc cmdline reads empty, and running_pid would take it for gone.
     deadline = time.monotonic() + 5.0
     while proc.poll() is None and not _cmdline(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.005)
-    pid_file.write_text(f"{proc.pid}\n")
+    with os.fdopen(owner_only_file(pid_file, os.O_WRONLY | os.O_TRUNC), "w") as pid_out:
+        pid_out.write(f"{proc.pid}\n")
     return proc.pid
 
 

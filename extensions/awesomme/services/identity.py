@@ -1,6 +1,9 @@
 """Accounts and tokens: users with argon2 hashes, RS256 access tokens signed by rotating keys, refresh tokens.
 
-Every function works inside the caller's DB session (one transaction per action).
+Every function works inside the caller's DB session (one transaction per action); the one exception is a replayed
+refresh token, whose family is revoked and committed before the 401 (the caller's rollback must not undo it).
+Refresh tokens come in families: one per login, kept through rotation and named in each access token (``fam``).
+Signing keys are stored encrypted with the key-encryption key (``core.security``), never in plain text.
 """
 
 from __future__ import annotations
@@ -10,18 +13,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from awesomme.core.config import Settings
 from awesomme.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from awesomme.core.security import (
     InvalidToken,
+    KeyEncryptionError,
     KeyPair,
     decode_access_token,
+    decrypt_private_key,
+    encrypt_private_key,
     hash_password,
     hash_secret,
+    is_encrypted_key,
     issue_access_token,
+    key_encryption_key,
     new_key_pair,
     new_secret,
     verify_password,
@@ -35,6 +43,7 @@ __all__ = [
     "create_browser_session",
     "create_user",
     "disable_user",
+    "encrypt_plain_signing_keys",
     "end_browser_session",
     "issue_tokens",
     "list_users",
@@ -43,6 +52,7 @@ __all__ = [
     "refresh_tokens",
     "reset_password",
     "rotate_keys",
+    "signing_key",
     "user_for_session",
     "user_for_token",
 ]
@@ -139,10 +149,15 @@ def change_password(session: Session, settings: Settings, user: User, current: s
 
 
 # -- keys -----------------------------------------------------------------------------------------------------
-def rotate_keys(session: Session) -> str:
-    """A new signing key; tokens signed by the previous one stay valid until they expire."""
+def _cipher(settings: Settings) -> Any:
+    return key_encryption_key(settings.key_encryption_key_file, settings.key_encryption_key)
+
+
+def rotate_keys(session: Session, settings: Settings) -> str:
+    """A new signing key, stored encrypted; tokens signed by the previous one stay valid until they expire."""
     pair = new_key_pair()
-    session.add(SigningKey(kid=pair.kid, private_pem=pair.private_pem, public_jwk=pair.public_jwk, created_at=_now()))
+    private = encrypt_private_key(pair.private_pem, _cipher(settings))
+    session.add(SigningKey(kid=pair.kid, private_pem=private, public_jwk=pair.public_jwk, created_at=_now()))
     session.flush()
     return pair.kid
 
@@ -151,13 +166,36 @@ def _keys(session: Session) -> list[SigningKey]:
     return list(session.scalars(select(SigningKey).order_by(SigningKey.created_at)))
 
 
-def _signing_key(session: Session) -> KeyPair:
+def signing_key(session: Session, settings: Settings) -> KeyPair:
+    """The newest signing key, decrypted (created on first use)."""
     keys = _keys(session)
     if not keys:
-        rotate_keys(session)
+        rotate_keys(session, settings)
         keys = _keys(session)
     newest = keys[-1]
-    return KeyPair(newest.kid, newest.private_pem, dict(newest.public_jwk))
+    try:
+        private_pem = decrypt_private_key(newest.private_pem, _cipher(settings))
+    except KeyEncryptionError as error:
+        raise RuntimeError(
+            f"signing key {newest.kid}: {error} (AWESOMME_KEY_ENCRYPTION_KEY or "
+            f"{settings.key_encryption_key_file} is not the key it was encrypted with)"
+        ) from error
+    return KeyPair(newest.kid, private_pem, dict(newest.public_jwk))
+
+
+def encrypt_plain_signing_keys(session: Session, settings: Settings) -> list[str]:
+    """Encrypt every signing key still stored in plain text (an installation from before keys were encrypted);
+    returns their kids. Every encrypted key must also decrypt with the current key-encryption key."""
+    cipher = _cipher(settings)
+    migrated = []
+    for key in _keys(session):
+        if is_encrypted_key(key.private_pem):
+            decrypt_private_key(key.private_pem, cipher)  # a wrong key-encryption key fails here, at start
+            continue
+        key.private_pem = encrypt_private_key(key.private_pem, cipher)
+        migrated.append(key.kid)
+    session.flush()
+    return migrated
 
 
 def public_keys(session: Session, settings: Settings) -> dict[str, dict[str, Any]]:
@@ -172,10 +210,12 @@ def public_keys(session: Session, settings: Settings) -> dict[str, dict[str, Any
 
 
 # -- tokens ---------------------------------------------------------------------------------------------------
-def issue_tokens(session: Session, settings: Settings, user: User) -> TokenPair:
+def issue_tokens(session: Session, settings: Settings, user: User, family: str | None = None) -> TokenPair:
+    """An access token and a refresh token; a login starts a new family, a refresh continues its own."""
+    family = family or new_family()
     ttl = timedelta(seconds=settings.access_token_ttl_s)
     access, _ = issue_access_token(
-        _signing_key(session), settings.jwt_issuer, user.username, user.id, user.token_version, ttl
+        signing_key(session, settings), settings.jwt_issuer, user.username, user.id, user.token_version, ttl, family
     )
     refresh = new_secret()
     session.add(
@@ -183,21 +223,55 @@ def issue_tokens(session: Session, settings: Settings, user: User) -> TokenPair:
             token_hash=hash_secret(refresh),
             user_id=user.id,
             expires_at=_now() + timedelta(seconds=settings.refresh_token_ttl_s),
+            family=family,
         )
     )
     return TokenPair(access, refresh, settings.access_token_ttl_s)
 
 
+def new_family() -> str:
+    return new_secret()[:32]
+
+
+def _revoke_family(session: Session, record: RefreshToken) -> None:
+    if record.family is None:  # issued before families: a family of its own
+        record.revoked = True
+        return
+    session.execute(update(RefreshToken).where(RefreshToken.family == record.family).values(revoked=True))
+
+
 def refresh_tokens(session: Session, settings: Settings, refresh_token: str) -> TokenPair:
-    """A new pair for a valid refresh token, which is spent (refresh tokens rotate)."""
+    """A new pair for a valid refresh token, which is spent (refresh tokens rotate).
+
+    A spent token presented again has been copied: its whole family (successors included) is revoked, so that
+    neither the thief nor the client keeps a session from it."""
     record = session.get(RefreshToken, hash_secret(refresh_token))
-    if record is None or record.revoked or _aware(record.expires_at) <= _now():
+    if record is None:
+        raise Unauthorized("the refresh token is not valid")
+    if record.spent and not record.revoked:
+        _revoke_family(session, record)
+        session.commit()  # the 401 below rolls the caller's transaction back: the revocation must outlive it
+        raise Unauthorized("the refresh token was already used: its session has ended")
+    if record.spent or record.revoked or _aware(record.expires_at) <= _now():
         raise Unauthorized("the refresh token is not valid")
     user = session.get(User, record.user_id)
     if user is None or not user.is_active:
         raise Unauthorized("the refresh token is not valid")
-    record.revoked = True
-    return issue_tokens(session, settings, user)
+    spend = update(RefreshToken).where(
+        RefreshToken.token_hash == record.token_hash, RefreshToken.spent.is_(False), RefreshToken.revoked.is_(False)
+    )
+    if session.execute(spend.values(spent=True)).rowcount != 1:  # type: ignore[attr-defined]
+        # spent by a concurrent request with the same token in the meantime: a replay as well
+        _revoke_family(session, record)
+        session.commit()
+        raise Unauthorized("the refresh token was already used: its session has ended")
+    return issue_tokens(session, settings, user, family=record.family or new_family())
+
+
+def _family_ended(session: Session, family: str) -> bool:
+    """True once any refresh token of the family is revoked (logout and replay revoke the whole family at once)."""
+    query = select(RefreshToken.token_hash).where(RefreshToken.family == family, RefreshToken.revoked.is_(True))
+    return bool(session.scalar(select(exists(query))))
 
 
 def user_for_token(session: Session, settings: Settings, token: str) -> User:
@@ -208,21 +282,30 @@ def user_for_token(session: Session, settings: Settings, token: str) -> User:
         raise Unauthorized(f"invalid token: {error}") from error
     if session.get(RevokedAccessToken, claims.jti) is not None:
         raise Unauthorized("the token was revoked")
-    user = session.get(User, claims.user_id)
+    user = session.get(User, claims.user_id)  # decode_access_token bounds the id to what a SQL integer holds
     if user is None or not user.is_active or user.username != claims.username:
         raise Unauthorized("the token's user is not active")
     if user.token_version != claims.token_version:
         raise Unauthorized("the token was issued before a password reset or a suspension")
+    if claims.family is not None and _family_ended(session, claims.family):
+        raise Unauthorized("the token's session has ended")
     return user
 
 
 def logout(session: Session, settings: Settings, token: str, refresh_token: str | None = None) -> None:
-    claims = decode_access_token(token, public_keys(session, settings), settings.jwt_issuer)
+    """End the access token and its whole refresh family (the refresh token need not be sent); a refresh token
+    that is sent, of the same user, ends its family too."""
+    try:
+        claims = decode_access_token(token, public_keys(session, settings), settings.jwt_issuer)
+    except InvalidToken as error:
+        raise Unauthorized(f"invalid token: {error}") from error
     session.merge(RevokedAccessToken(jti=claims.jti, expires_at=claims.expires_at))
+    if claims.family is not None:
+        session.execute(update(RefreshToken).where(RefreshToken.family == claims.family).values(revoked=True))
     if refresh_token:
         record = session.get(RefreshToken, hash_secret(refresh_token))
         if record is not None and record.user_id == claims.user_id:
-            record.revoked = True
+            _revoke_family(session, record)
 
 
 # -- browser sessions -------------------------------------------------------------------------------------------

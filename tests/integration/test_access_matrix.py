@@ -22,10 +22,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
 from awesomme.core.security import KeyPair, issue_access_token, new_key_pair
-from awesomme.models import Prediction, SigningKey, User
+from awesomme.models import Prediction, User
 from awesomme.orthanc.client import OrthancClient
+from awesomme.services import identity
 from tests.integration.conftest import (
     Account,
     Cohorts,
@@ -248,9 +250,7 @@ def _decode(part: str) -> dict[str, Any]:
 
 def _signing_key() -> KeyPair:
     with session_scope() as session:
-        key = session.scalars(select(SigningKey).order_by(SigningKey.created_at.desc())).first()
-        assert key is not None
-        return KeyPair(key.kid, key.private_pem, dict(key.public_jwk))
+        return identity.signing_key(session, get_settings())  # decrypted with the key-encryption key
 
 
 def _token_for(username: str, key: KeyPair, ttl: timedelta) -> str:

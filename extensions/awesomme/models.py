@@ -16,6 +16,7 @@ __all__ = [
     "Cohort",
     "CohortItem",
     "CohortRole",
+    "FailedAttempt",
     "FeatureSet",
     "Invite",
     "Membership",
@@ -32,6 +33,7 @@ __all__ = [
     "SegmentationReview",
     "SegmentationRole",
     "SigningKey",
+    "ThrottleLock",
     "User",
 ]
 
@@ -374,3 +376,32 @@ class Score(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
     rater: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+# -- failed password and invite-code attempts (migration 0011) -----------------------------------------------------
+
+
+class FailedAttempt(Base):
+    """One failed (or still being evaluated) attempt: see ``awesomme.services.throttle``."""
+
+    __tablename__ = "failed_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(128), default="")
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[float] = mapped_column(Float, index=True)
+
+    __table_args__ = (
+        Index("ix_failed_attempts_subject", "scope", "subject", "at"),
+        Index("ix_failed_attempts_address", "scope", "address", "at"),
+    )
+
+
+class ThrottleLock(Base):
+    """One row that a reservation updates first: throttle counts and inserts queue behind it."""
+
+    __tablename__ = "throttle_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    taken: Mapped[int] = mapped_column(Integer, default=0)

@@ -6,12 +6,13 @@ which the settings read after the process environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -51,12 +52,19 @@ class Settings(BaseSettings):
     password_min_length: int = Field(default=12, ge=8)
     # Browser logins (the /login page): an HttpOnly cookie holding a server-side session.
     session_ttl_s: int = Field(default=8 * 3600, ge=60)
-    # Failed logins and invite-code attempts: at most this many failures per window, per user and per address.
+    # Failed logins and invite-code attempts, per window: per username from one address, per address, and per
+    # username from all addresses (a lock-out of the account itself: see awesomme.services.throttle).
     login_failures_per_user: int = Field(default=5, ge=1)
     login_failures_per_address: int = Field(default=20, ge=1)
     login_failure_window_s: int = Field(default=300, ge=1)
     invite_failures_per_window: int = Field(default=10, ge=1)
     invite_max_hours: int = Field(default=24 * 90, ge=1)
+    login_failures_per_account: int = Field(default=30, ge=1)
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto count (addresses or networks, comma-separated); none by
+    # default: the client address is then the TCP peer's, whatever a client's headers say.
+    trusted_proxies: str = ""
+    # The key that signs the journal's anchor (hex, 32+ bytes); empty: var/audit/anchor.key, made on first use.
+    audit_anchor_key: str = ""
 
     cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)
     # What serves the server's memory (runtime/allocator.py): tcmalloc where installed, or the C library's
@@ -79,6 +87,16 @@ class Settings(BaseSettings):
         if self.environment == "production":
             self._refuse_weak_secrets()
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for part in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"AWESOMME_TRUSTED_PROXIES: {part[:64]!r} is not an IP address or network") from None
+        return value
 
     def _refuse_weak_secrets(self) -> None:
         """Outside development, no default or guessable secret is accepted."""
@@ -106,6 +124,14 @@ class Settings(BaseSettings):
     @property
     def session_dir(self) -> Path:
         return self.var_dir / "monailabel"
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.var_dir / "audit"
 
     @property
     def secrets_file(self) -> Path:

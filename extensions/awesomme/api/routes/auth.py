@@ -1,8 +1,9 @@
 """``/api/auth``: OAuth2 password and refresh grants, browser sessions (the login page's cookie), logout, JWKS.
 
-Every password check of the platform goes through ``check_password`` and its one throttle: failures count per
-username and per client address, and a name or address that reached its limit is refused, even with the right
-password, until the window has passed.
+Every password check of the platform goes through ``check_password`` and its one throttle, kept in the database
+(``awesomme.services.throttle``): failures count per username from one address, per address, and per username from
+all addresses; whatever reached its limit is refused, even with the right password, until the window has passed.
+One address's wrong guesses slow that address; only guesses from several addresses lock the account itself.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from awesomme.core.db import session_scope
 from awesomme.core.errors import Forbidden, InvalidInput, TooManyRequests, Unauthorized
 from awesomme.models import User
 from awesomme.services import identity
-from awesomme.services.throttle import FailureThrottle
+from awesomme.services.throttle import FailureThrottle, Limits
 
 __all__ = ["check_password", "login_throttle", "router", "token"]
 
@@ -34,22 +35,27 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 @lru_cache(maxsize=1)
 def login_throttle() -> FailureThrottle:
-    """The one throttle of every login entry point (tokens, MONAI Label's /auth/token, the browser session)."""
-    return FailureThrottle(get_settings().login_failure_window_s)
+    """The one throttle of every password check (tokens, MONAI Label's /auth/token, the browser session, a
+    password change)."""
+    settings = get_settings()
+    limits = Limits(
+        per_address=settings.login_failures_per_address,
+        per_subject_at_address=settings.login_failures_per_user,
+        per_subject=settings.login_failures_per_account,
+    )
+    return FailureThrottle("login", settings.login_failure_window_s, limits, "logins")
 
 
 def check_password(session: Session, settings: Settings, username: str, password: str, address: str) -> User:
     """The user, if the password is right and neither the username nor the address is locked out."""
-    limits = {
-        f"user:{username}": settings.login_failures_per_user,
-        f"address:{address}": settings.login_failures_per_address,
-    }
     audit.note_actor(username)
-    login_throttle().check(limits, "logins")  # before the password check: a locked name learns nothing
+    # Counted as a failure before the password check (parallel guesses queue for the count); a locked name learns
+    # nothing. Forgiven in the caller's transaction when the password is right.
+    attempt = login_throttle().reserve(username, address)
     user = identity.authenticate(session, username, password)
     if user is None:
-        login_throttle().failed(list(limits))
         raise Unauthorized("wrong username or password, or the account is disabled")
+    login_throttle().forgive(attempt, session)
     return user
 
 

@@ -19,7 +19,7 @@ from awesomme.core import audit
 from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
 from awesomme.services import invites
-from awesomme.services.throttle import FailureThrottle
+from awesomme.services.throttle import FailureThrottle, Limits
 from awesomme.services.visibility import Principal
 
 __all__ = ["code_throttle", "router"]
@@ -46,17 +46,25 @@ class Registration(BaseModel):
 
 @lru_cache(maxsize=1)
 def code_throttle() -> FailureThrottle:
-    return FailureThrottle(get_settings().login_failure_window_s)
+    """Refused codes per address, and per user from all addresses (a user's own account: nobody else's)."""
+    settings = get_settings()
+    limit = settings.invite_failures_per_window
+    limits = Limits(per_address=limit, per_subject=limit)
+    return FailureThrottle("invite", settings.login_failure_window_s, limits, "invite code attempts")
 
 
-def _throttled(keys: list[str], attempt: Callable[[], T]) -> T:
-    limit = get_settings().invite_failures_per_window
-    code_throttle().check(dict.fromkeys(keys, limit), "invite code attempts")
+def _throttled(user: str, address: str, attempt: Callable[[], T]) -> T:
+    # Counted before the attempt (parallel guesses queue for the count), forgiven unless the code was refused.
+    reservation = code_throttle().reserve(user, address)
     try:
-        return attempt()
+        result = attempt()
     except invites.CodeRefused:
-        code_throttle().failed(keys)
         raise
+    except BaseException:
+        code_throttle().forgive(reservation)
+        raise
+    code_throttle().forgive(reservation)
+    return result
 
 
 # -- cohort admins ----------------------------------------------------------------------------------------------
@@ -117,8 +125,8 @@ def _redeem(principal: Principal, code: str) -> dict[str, Any]:
 
 @router.post("/invites/redeem", summary="Join a cohort with an invite code's role; any logged-in user")
 async def redeem(principal: CurrentPrincipal, body: Redemption, request: Request) -> dict[str, Any]:
-    keys = [f"address:{client_address(request)}", f"user:{principal.user_id}"]
-    return await run_in_threadpool(_throttled, keys, lambda: _redeem(principal, body.code))
+    user, address = str(principal.user_id), client_address(request)
+    return await run_in_threadpool(_throttled, user, address, lambda: _redeem(principal, body.code))
 
 
 def _register(registration: Registration) -> dict[str, Any]:
@@ -137,5 +145,4 @@ def _register(registration: Registration) -> dict[str, Any]:
     summary="Create an account holding an invite code's role in its cohort; open to anyone with a valid code",
 )
 async def register(registration: Registration, request: Request) -> dict[str, Any]:
-    keys = [f"address:{client_address(request)}"]
-    return await run_in_threadpool(_throttled, keys, lambda: _register(registration))
+    return await run_in_threadpool(_throttled, "", client_address(request), lambda: _register(registration))

@@ -59,11 +59,7 @@ async def me(principal: CurrentPrincipal) -> dict[str, Any]:
 def _change_password(principal: Principal, change: PasswordChange, address: str) -> None:
     settings = get_settings()
     # A stolen token must not become a way to guess the password: wrong guesses count as failed logins.
-    limits = {
-        f"user:{principal.username}": settings.login_failures_per_user,
-        f"address:{address}": settings.login_failures_per_address,
-    }
-    login_throttle().check(limits, "password checks")
+    attempt = login_throttle().reserve(principal.username, address)
     try:
         with session_scope() as session:
             user = session.get(User, principal.user_id)
@@ -71,8 +67,11 @@ def _change_password(principal: Principal, change: PasswordChange, address: str)
                 raise Unauthorized("log in first")
             identity.change_password(session, settings, user, change.current_password, change.new_password)
             audit.record(session, "user.password.change")
+            login_throttle().forgive(attempt, session)
     except Unauthorized:
-        login_throttle().failed(list(limits))
+        raise  # a wrong current password: the attempt stays a failure
+    except BaseException:
+        login_throttle().forgive(attempt)  # refused for another reason (a weak new password): no guess
         raise
 
 

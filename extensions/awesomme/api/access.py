@@ -704,8 +704,9 @@ _REFUSED = frozenset({401, 403, 404})
 def _journal_refusal(scope: Scope, context: AuditContext, status: int) -> None:
     """'access.denied', once per caller, target (the path asked for) and minute (``audit.record_denied``)."""
     target = scope.get("path", "")[:1024]
-    query = scope.get("query_string", b"").decode(errors="replace")[:200]
-    params: dict[str, Any] = {"method": scope["method"], "status": status, **({"query": query} if query else {})}
+    query = parse_qsl(scope.get("query_string", b"").decode(errors="replace"))[:20]
+    params: dict[str, Any] = {key[:64]: value[:200] for key, value in query}  # the journal drops secret keys
+    params.update(method=scope["method"], status=status)
     try:
         audit.record_denied(context.actor, context.source, target, params)
     except Exception:  # the answer is already sent: a journal that cannot be written must be seen in the logs

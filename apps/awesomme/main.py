@@ -21,7 +21,7 @@ from monailabel.tasks.activelearning.random import Random
 from awesomme import __version__
 from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
-from awesomme.core.errors import Forbidden
+from awesomme.core.errors import Forbidden, NotFound
 from awesomme.inference.registry import get_registry
 from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import get_client
@@ -105,6 +105,20 @@ class AwesommeApp(MONAILabelApp):
 
     def scoring(self, request: dict[str, Any], datastore: Datastore | None = None) -> Any:
         return _for_job_cohorts(request, lambda r: super(AwesommeApp, self).scoring(r, datastore))
+
+    def next_sample(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The strategy's pick among the series of the request's cohorts (set by the access table); ids only.
+
+        MONAI Label's own adds the image's path on the server (a cache file, decoded for the answer): never sent.
+        """
+        name = str(request.get("strategy") or "random")
+        strategy = self._strategies.get(name)
+        if strategy is None:
+            raise NotFound(f"no strategy {name[:64]}; there are {', '.join(sorted(self._strategies))}")
+        picked = _for_job_cohorts(request, lambda r: strategy(r, self.datastore()))
+        if not picked or not picked.get("id"):
+            return {}
+        return {key: value for key, value in picked.items() if key != "path"}
 
     def init_strategies(self) -> dict[str, Strategy]:
         return {"first": First(), "random": Random(), "uncertainty": TTAUncertainty(get_registry())}

@@ -37,6 +37,7 @@ from awesomme.core.errors import AwesommeError, Forbidden, InvalidInput, NotFoun
 from awesomme.inference.registry import get_registry
 from awesomme.models import Segmentation
 from awesomme.orthanc.client import get_client
+from awesomme.orthanc.visible import visible_series_state
 from awesomme.services import identity
 from awesomme.services.cohorts import bound_cohorts
 from awesomme.services.visibility import (
@@ -208,21 +209,11 @@ SAMPLE_REQUEST_KEYS = frozenset({"strategy"})
 
 
 # -- per-object checks ------------------------------------------------------------------------------------------
-def series_not_found(uid: str) -> str:
-    """The one answer for a series that is absent and for one in no cohort of the caller's: no existence oracle."""
-    return f"no series {uid[:80]} in your cohorts"
-
-
 def _visible_series(call: Call, uid: str) -> tuple[str, str]:
     """(study, series) of a series the caller may see; 404 otherwise (another cohort's data does not exist)."""
     if not uid:
         raise NotFound("name a series with ?image=<SeriesInstanceUID>")
-    try:
-        state = get_client().series_state(uid)
-    except NotFound:
-        raise NotFound(series_not_found(uid)) from None  # absent and not yours read the same
-    if not call.visibility.sees_series(state.study_uid, uid):
-        raise NotFound(series_not_found(uid))
+    state = visible_series_state(get_client(), call.visibility, uid)  # absent and not yours read the same
     return state.study_uid, uid
 
 
@@ -330,6 +321,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/"): Rule(A.ANYONE, note="API documentation page"),
     ("GET", "/docs"): Rule(A.ANYONE),
     ("HEAD", "/docs"): Rule(A.ANYONE),
+    ("GET", "/docs/{name}"): Rule(A.ANYONE, note="the documentation page's own files"),
     ("GET", "/openapi.json"): Rule(A.ANYONE, note="the API's shape, no data"),
     ("HEAD", "/openapi.json"): Rule(A.ANYONE),
     ("GET", "/favicon.ico"): Rule(A.ANYONE),

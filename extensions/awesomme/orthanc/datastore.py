@@ -31,6 +31,7 @@ from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import IMAGE_MODALITIES, OrthancClient, SeriesState
 from awesomme.orthanc.headers import SeriesHeaders, without_pixels
 from awesomme.orthanc.seg import build_seg, read_label_file, seg_label_map, segment_summary
+from awesomme.orthanc.visible import visible_series_state
 from awesomme.orthanc.volumes import Volume, grid_from_datasets, sort_by_position, volume_from_datasets
 from awesomme.services.visibility import EVERYTHING, Visibility, current_visibility
 
@@ -121,9 +122,7 @@ class OrthancDatastore(Datastore):
 
     # -- images -----------------------------------------------------------------------------------------------
     def image_state(self, image_id: str) -> SeriesState:
-        state = self.client.series_state(image_id)
-        if not _visibility().sees_series(state.study_uid, image_id):
-            raise NotFound(f"no series {image_id} in your cohorts")
+        state = visible_series_state(self.client, _visibility(), image_id)  # absent and not yours read the same
         if state.modality not in IMAGE_MODALITIES:
             raise NotFound(f"series {image_id} is {state.modality or 'of no modality'}, not a CT or MR image")
         return state

@@ -17,6 +17,7 @@ from awesomme.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from awesomme.inference.config import SegmentationModelConfig
 from awesomme.models import Cohort, CohortItem, CohortRole, Membership, ModelBinding, User
 from awesomme.orthanc.client import OrthancClient
+from awesomme.orthanc.visible import visible_series_state
 from awesomme.services.visibility import Principal, visibility_of
 
 __all__ = [
@@ -130,9 +131,7 @@ def attach(
             raise NotFound(f"no study {study_uid} that you may attach")
         wanted.append((study_uid, ""))
     for series_uid in series_uids:
-        state = orthanc.series_state(series_uid)  # 404 when absent
-        if not visible.sees_series(state.study_uid, series_uid):
-            raise NotFound(f"no series {series_uid} that you may attach")
+        state = visible_series_state(orthanc, visible, series_uid)  # absent and not yours: the same 404
         wanted.append((state.study_uid, series_uid))
     attached = []
     for study_uid, series_uid in wanted:
@@ -184,20 +183,30 @@ def _admin_count(session: Session, cohort_id: int) -> int:
     return int(session.scalar(query) or 0)
 
 
-def _user(session: Session, username: str) -> User:
+def _membership(session: Session, cohort_id: int, username: str) -> tuple[User | None, Membership | None]:
     user = session.scalar(select(User).where(User.username == username))
-    if user is None:
-        raise NotFound(f"no user {username}")
-    return user
+    return user, (session.get(Membership, (cohort_id, user.id)) if user is not None else None)
+
+
+def no_member(username: str) -> NotFound:
+    """The same answer whether the account exists or not: a cohort admin learns nothing of other accounts."""
+    return NotFound(f"no member {username[:64]}")
 
 
 def set_member(session: Session, principal: Principal, cohort_id: int, username: str, role: str) -> dict[str, str]:
-    """Add a member, or change their role; the last admin cannot step down."""
+    """Change a member's role; the last admin cannot step down.
+
+    Only platform admins add people directly: a cohort admin adds them with invite codes (their consent), so for
+    anyone not already a member the answer is ``no member``, whether the account exists or not.
+    """
     cohort_for_admin(session, principal, cohort_id)
     if role not in CohortRole.ALL:
         raise InvalidInput(f"role must be one of {', '.join(CohortRole.ALL)}")
-    user = _user(session, username)
-    membership = session.get(Membership, (cohort_id, user.id))
+    user, membership = _membership(session, cohort_id, username)
+    if membership is None and not principal.platform_admin:
+        raise no_member(username)
+    if user is None:
+        raise NotFound(f"no user {username[:64]}")
     if membership is None:
         session.add(Membership(cohort_id=cohort_id, user_id=user.id, role=role))
     else:
@@ -210,10 +219,9 @@ def set_member(session: Session, principal: Principal, cohort_id: int, username:
 
 def remove_member(session: Session, principal: Principal, cohort_id: int, username: str) -> None:
     cohort_for_admin(session, principal, cohort_id)
-    user = _user(session, username)
-    membership = session.get(Membership, (cohort_id, user.id))
+    _, membership = _membership(session, cohort_id, username)
     if membership is None:
-        raise NotFound(f"{username} is not a member of cohort {cohort_id}")
+        raise no_member(username)
     if membership.role == CohortRole.ADMIN and _admin_count(session, cohort_id) == 1:
         raise Conflict(f"{username} is the cohort's last admin and cannot be removed")
     session.delete(membership)

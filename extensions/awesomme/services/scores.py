@@ -23,6 +23,7 @@ from awesomme.core.db import row_id
 from awesomme.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from awesomme.models import CohortItem, FeatureSet, Prediction, Score, ScoreKind, ScoreType, Segmentation
 from awesomme.orthanc.client import OrthancClient
+from awesomme.orthanc.visible import visible_series_state
 from awesomme.services.cohorts import cohort_for_admin
 from awesomme.services.visibility import Principal, Visibility, cohorts_of_series
 
@@ -229,7 +230,7 @@ def _whole_study_cohorts(session: Session, study_uid: str) -> set[int]:
 def _row_id(uid: str, kind: str) -> int:
     number = row_id(uid)
     if number is None:
-        raise NotFound(f"no {kind} {uid}")
+        raise NotFound(f"no {kind} {uid} in your cohorts")
     return number
 
 
@@ -248,24 +249,24 @@ def resolve_target(
             raise NotFound(f"no study {uid} in your cohorts")
         return Target(uid, "", _whole_study_cohorts(session, uid))
     if kind == "series":
-        state = orthanc.series_state(uid)  # 404 when absent
+        state = visible_series_state(orthanc, visibility, uid)  # absent and not yours: the same 404
         if state.modality == "SEG":
             raise InvalidInput(f"{uid} is a SEG: score it with target_kind seg")
         return _series_target(session, visibility, kind, uid, state.study_uid, uid)
     if kind == "seg":
         record = session.get(Segmentation, uid)
         if record is None:
-            raise NotFound(f"no seg {uid}")
+            raise NotFound(f"no seg {uid} in your cohorts")
         return _series_target(session, visibility, kind, uid, record.study_uid, record.source_series_uid)
     if kind == "feature_set":
         feature_set = session.get(FeatureSet, _row_id(uid, kind))
         if feature_set is None:
-            raise NotFound(f"no feature_set {uid}")
+            raise NotFound(f"no feature_set {uid} in your cohorts")
         return _series_target(session, visibility, kind, uid, feature_set.study_uid, feature_set.series_uid)
     if kind == "prediction":
         prediction = session.get(Prediction, _row_id(uid, kind))
         if prediction is None:
-            raise NotFound(f"no prediction {uid}")
+            raise NotFound(f"no prediction {uid} in your cohorts")
         if prediction.series_uid and prediction.study_uid:
             return _series_target(session, visibility, kind, uid, prediction.study_uid, prediction.series_uid)
         if prediction.cohort_id is None or principal.role_in(prediction.cohort_id) is None:

@@ -10,6 +10,7 @@ from typing import Any
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.strategy import Strategy
 
+from awesomme.core.errors import InvalidInput, NotFound
 from awesomme.inference.registry import ModelRegistry
 from awesomme.inference.uncertainty import tta_uncertainty
 from awesomme.orthanc.datastore import OrthancDatastore
@@ -17,6 +18,16 @@ from awesomme.orthanc.datastore import OrthancDatastore
 logger = logging.getLogger(__name__)
 # Scoring runs the model four times a series: look at a bounded sample of candidates per request.
 DEFAULT_CANDIDATES = 8
+MAX_CANDIDATES = 32
+
+
+def candidate_count(value: Any) -> int:
+    """How many series to score (each costs four forward passes): 1 to ``MAX_CANDIDATES``, else 422."""
+    if value is None:
+        return DEFAULT_CANDIDATES
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CANDIDATES:
+        raise InvalidInput(f"candidates must be a whole number from 1 to {MAX_CANDIDATES}")
+    return value
 
 
 class TTAUncertainty(Strategy):
@@ -28,13 +39,15 @@ class TTAUncertainty(Strategy):
 
     def __call__(self, request: dict[str, Any], datastore: Datastore) -> dict[str, Any] | None:
         assert isinstance(datastore, OrthancDatastore)
-        name = str(request.get("model") or next(iter(self.registry.models), ""))
+        name = request.get("model")
+        if not name or not isinstance(name, str):
+            raise InvalidInput("the uncertainty strategy runs a model: name it with the parameter 'model'")
         model = self.registry.models.get(name)
         if model is None:
-            return None
+            raise NotFound(f"no model {name[:64]}")
+        limit = candidate_count(request.get("candidates"))
         of_modality = datastore.images_of(model.config.modality)
         candidates = [uid for uid in datastore.get_unlabeled_images(request.get("label_tag")) if uid in of_modality]
-        limit = int(request.get("candidates") or DEFAULT_CANDIDATES)
         candidates = random.Random(0).sample(candidates, min(limit, len(candidates)))  # noqa: S311 - sampling, not secrets
         scored = {uid: self._score(datastore, model, uid) for uid in candidates}
         if not scored:

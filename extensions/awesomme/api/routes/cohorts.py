@@ -85,7 +85,10 @@ async def members(cohort_id: RowId, principal: CurrentPrincipal) -> list[dict[st
     return await run_in_threadpool(work)
 
 
-@router.put("/{cohort_id}/members/{username}", summary="Add a member or change their role (admins of the cohort)")
+@router.put(
+    "/{cohort_id}/members/{username}",
+    summary="Change a member's role (admins of the cohort); platform admins also add anyone. Others join by invite",
+)
 async def set_member(cohort_id: RowId, username: str, body: MemberRole, principal: CurrentPrincipal) -> dict[str, str]:
     def work() -> dict[str, str]:
         with session_scope() as session:

@@ -18,6 +18,7 @@ from awesomme.inference.config import SegmentationModelConfig
 from awesomme.inference.registry import get_registry
 from awesomme.models import Cohort
 from awesomme.orthanc.client import get_client
+from awesomme.orthanc.visible import visible_series_state
 from awesomme.services import cohorts
 from awesomme.services.visibility import Principal, Visibility, cohorts_of_series
 
@@ -57,9 +58,7 @@ def _usable(principal: Principal, visibility: Visibility, series_uid: str | None
     """
     state = None
     if series_uid is not None:
-        state = get_client().series_state(series_uid)
-        if not visibility.sees_series(state.study_uid, series_uid):
-            raise NotFound(f"no series {series_uid} in your cohorts")
+        state = visible_series_state(get_client(), visibility, series_uid)  # absent and not yours: the same 404
     listed = []
     with session_scope() as session:
         where = set(principal.roles)

@@ -1,7 +1,9 @@
 """Orthanc from the Debian package, configured privately under ``var/orthanc/``.
 
 Orthanc 1.10 cannot bind to one address: ``RemoteAccessAllowed: false`` refuses other hosts, HTTP basic
-authentication with generated credentials keeps local users out, and the DICOM port stays off.
+authentication with generated credentials keeps local users out, and the DICOM port stays off. The configuration
+is written again at every start, so an existing installation gets the current settings (stored instances are never
+overwritten, error texts stay inside).
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ def orthanc_config(settings: Settings, username: str, password: str, storage_dir
         "RegisteredUsers": {username: password},
         "DicomServerEnabled": settings.orthanc_dicom_port > 0,
         "DicomPort": settings.orthanc_dicom_port or 4242,
-        "HttpDescribeErrors": True,
-        "OverwriteInstances": True,
+        "HttpDescribeErrors": False,  # its error texts name internals; the platform answers in its own words
+        "OverwriteInstances": False,  # a STOW never replaces a stored instance (the platform answers 409)
         "StableAge": 5,
         "SaveJobs": False,
         "ExecuteLuaEnabled": False,

@@ -32,3 +32,9 @@ def test_secrets_are_random_private_and_kept(tmp_path: Path) -> None:
     assert ensure_secrets(settings) == first
     other = ensure_secrets(Settings(var_dir=tmp_path / "other"))
     assert other["AWESOMME_ORTHANC_PASSWORD"] != first["AWESOMME_ORTHANC_PASSWORD"]
+
+
+def test_orthanc_never_overwrites_and_keeps_its_error_texts(tmp_path: Path) -> None:
+    config = orthanc_config(Settings(var_dir=tmp_path), "u", "p", tmp_path)
+    assert config["OverwriteInstances"] is False
+    assert config["HttpDescribeErrors"] is False

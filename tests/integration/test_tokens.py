@@ -11,9 +11,11 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import select
 
+from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
 from awesomme.core.security import KeyPair, issue_access_token, new_key_pair
-from awesomme.models import SigningKey, User
+from awesomme.models import User
+from awesomme.services import identity
 from tests.integration.conftest import Account, Cohorts, create_account
 
 
@@ -33,9 +35,7 @@ def _status(server_url: str, token: str) -> int:
 
 def _newest_key() -> KeyPair:
     with session_scope() as session:
-        key = session.scalars(select(SigningKey).order_by(SigningKey.created_at.desc())).first()
-        assert key is not None
-        return KeyPair(key.kid, key.private_pem, dict(key.public_jwk))
+        return identity.signing_key(session, get_settings())  # decrypted with the key-encryption key
 
 
 def _user(username: str) -> User:

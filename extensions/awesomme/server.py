@@ -32,6 +32,7 @@ from awesomme.api.routes import (  # noqa: E402
     exports,
     health,
     invites,
+    jobs,
     login,
     models,
     monailabel_auth,
@@ -94,6 +95,7 @@ def _drop_replaced_routes(app: FastAPI) -> None:
 def create_app() -> FastAPI:
     _own_origin_only(monailabel_app)
     _drop_replaced_routes(monailabel_app)
+    jobs.replace_monailabel_listings()  # its job listings give way to ours, filtered per cohort admin
     # FastAPI refuses larger request bodies with a 413 on every route, ours and MONAI Label's alike.
     monailabel_app.max_body_size = get_settings().upload_max_bytes
     routers = (health, auth, users, cohorts, invites, models, segmentations, audit)
@@ -101,6 +103,7 @@ def create_app() -> FastAPI:
     for module in (*routers, *analysis):
         monailabel_app.include_router(module.router, prefix="/api")
     monailabel_app.include_router(app_info.router)
+    monailabel_app.include_router(jobs.router)
     monailabel_app.include_router(monailabel_auth.router)
     monailabel_app.include_router(login.router)
     monailabel_app.include_router(dicomweb.router, prefix="/dicom-web")

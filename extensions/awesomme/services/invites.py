@@ -30,6 +30,7 @@ __all__ = [
     "InviteView",
     "UnknownCode",
     "UnusableCode",
+    "UsernameRefused",
     "create_invite",
     "list_invites",
     "redeem",
@@ -51,6 +52,11 @@ class UnknownCode(CodeRefused, NotFound):
 
 class UnusableCode(CodeRefused, Gone):
     pass
+
+
+class UsernameRefused(CodeRefused, Conflict):
+    """A code holder asked for a username that is taken: counted as a failure of the code, so one valid code cannot
+    test usernames without limit."""
 
 
 def _now() -> datetime:
@@ -215,5 +221,8 @@ def redeem(session: Session, principal: Principal, code: str) -> Grant:
 def register(session: Session, settings: Settings, username: str, password: str, code: str) -> Grant:
     """A new account holding exactly the code's role; a refused account (taken, weak) spends nothing."""
     invite = _usable(session, code)
-    user = identity.create_user(session, settings, username, password)
+    try:
+        user = identity.create_user(session, settings, username, password)
+    except Conflict:
+        raise UsernameRefused(f"the username {username[:64]} is taken: choose another") from None
     return _use(session, invite, user.id, user.username)

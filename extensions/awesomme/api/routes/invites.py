@@ -1,7 +1,8 @@
 """Invite codes: cohort admins create, list and revoke them; users join a cohort with one, newcomers register.
 
 Refused codes (unknown, expired, used up, revoked) count as failures per client address (and per user when
-redeeming): past ``invite_failures_per_window`` of them the caller gets 429 until the window has passed.
+redeeming, per code when registering, where a taken username counts too): past ``invite_failures_per_window`` of
+them the caller gets 429 until the window has passed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from awesomme.api.deps import CurrentPrincipal, RowId, client_address
 from awesomme.core import audit
 from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
+from awesomme.core.security import hash_secret
 from awesomme.services import invites
 from awesomme.services.throttle import FailureThrottle, Limits
 from awesomme.services.visibility import Principal
@@ -145,4 +147,7 @@ def _register(registration: Registration) -> dict[str, Any]:
     summary="Create an account holding an invite code's role in its cohort; open to anyone with a valid code",
 )
 async def register(registration: Registration, request: Request) -> dict[str, Any]:
-    return await run_in_threadpool(_throttled, "", client_address(request), lambda: _register(registration))
+    # Failures count per address and per code from all addresses: a taken username is one (one code must not
+    # test usernames without limit).
+    subject = f"code:{hash_secret(registration.code)[:32]}"
+    return await run_in_threadpool(_throttled, subject, client_address(request), lambda: _register(registration))

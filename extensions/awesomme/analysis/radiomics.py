@@ -27,6 +27,8 @@ __all__ = [
     "BUILTIN_PRESETS",
     "InvalidParameters",
     "builtin_preset",
+    "check_bounds",
+    "check_work",
     "effective_parameters",
     "extract_features",
     "extract_with_parameters",
@@ -47,6 +49,23 @@ radiomics.setVerbosity(logging.ERROR)
 
 class InvalidParameters(ValueError):
     """Parameters PyRadiomics refuses; the message names the offending key."""
+
+
+# Upper bounds on the knobs that multiply PyRadiomics' work or memory (a texture matrix has gray levels squared
+# cells per distance and angle; every LoG sigma, wavelet level or LBP level is one more filtered image).
+MAX_GRAY_LEVELS = 1024  # binCount, and the bins binWidth makes over the region's intensities
+MAX_LOG_SIGMAS = 8
+MAX_LOG_SIGMA_MM = 20.0
+MAX_WAVELET_LEVEL = 3  # ``level`` and ``start_level`` (each level is eight more images)
+MAX_DISTANCES = 5
+MAX_DISTANCE = 10
+MAX_PAD_DISTANCE = 50
+MAX_LBP2D_SAMPLES = 36
+MAX_LBP2D_RADIUS = 10.0
+MAX_LBP3D_LEVELS = 3
+MAX_LBP3D_ICOSPHERE_SUBDIVISION = 2
+MIN_RESAMPLED_SPACING_MM = 0.1
+MAX_REGION_VOXELS = 32 * 1024**2  # the cropped region after resampling
 
 
 @cache
@@ -81,7 +100,95 @@ def validate_parameters(parameters: Any) -> dict[str, Any]:
         featureextractor.RadiomicsFeatureExtractor(copy.deepcopy(parameters))
     except (ValueError, TypeError, KeyError) as error:
         raise InvalidParameters(str(error)) from None
+    check_bounds(parameters)
     return parameters
+
+
+def _settings_of(parameters: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(where, settings) of the global settings and of each image type's own (PyRadiomics merges them)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(parameters.get("setting"), dict):
+        found.append(("setting", parameters["setting"]))
+    for name, own in (parameters.get("imageType") or {}).items():
+        if isinstance(own, dict):
+            found.append((f"imageType.{name}", own))
+    return found
+
+
+def _over(where: str, key: str, value: Any, limit: float, minimum: float | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return  # the schema has checked its type
+    if value > limit or (minimum is not None and value < minimum):
+        bounds = f"at most {limit}" if minimum is None else f"at least {minimum}" if limit == float("inf") else ""
+        bounds = bounds or f"from {minimum} to {limit}"
+        raise InvalidParameters(f"{where}.{key} {value} is out of bounds: {bounds}")
+
+
+def check_bounds(parameters: dict[str, Any]) -> None:
+    """Refuse knobs over the bounds above; the message names the knob (``setting.binCount``...)."""
+    for where, settings in _settings_of(parameters):
+        scalar_limits = {
+            "binCount": MAX_GRAY_LEVELS,
+            "level": MAX_WAVELET_LEVEL,
+            "start_level": MAX_WAVELET_LEVEL,
+            "padDistance": MAX_PAD_DISTANCE,
+            "lbp2DSamples": MAX_LBP2D_SAMPLES,
+            "lbp2DRadius": MAX_LBP2D_RADIUS,
+            "lbp3DLevels": MAX_LBP3D_LEVELS,
+            "lbp3DIcosphereSubdivision": MAX_LBP3D_ICOSPHERE_SUBDIVISION,
+        }
+        for key, limit in scalar_limits.items():
+            _over(where, key, settings.get(key), limit)
+        sigmas = settings.get("sigma")
+        if isinstance(sigmas, list):
+            if len(sigmas) > MAX_LOG_SIGMAS:
+                raise InvalidParameters(f"{where}.sigma has {len(sigmas)} values: at most {MAX_LOG_SIGMAS}")
+            for sigma in sigmas:
+                _over(where, "sigma", sigma, MAX_LOG_SIGMA_MM)
+        distances = settings.get("distances")
+        if isinstance(distances, list):
+            if len(distances) > MAX_DISTANCES:
+                raise InvalidParameters(f"{where}.distances has {len(distances)} values: at most {MAX_DISTANCES}")
+            for distance in distances:
+                _over(where, "distances", distance, MAX_DISTANCE)
+        spacing = settings.get("resampledPixelSpacing")
+        if isinstance(spacing, list):
+            for value in spacing:
+                if value != 0:  # 0 keeps the original spacing of that axis
+                    _over(where, "resampledPixelSpacing", value, float("inf"), MIN_RESAMPLED_SPACING_MM)
+
+
+def check_work(array: np.ndarray, mask: np.ndarray, spacing_mm: tuple[float, ...], parameters: dict[str, Any]) -> None:
+    """Bounds that depend on the data: the gray levels a ``binWidth`` makes over the region, and the region's size
+    after resampling. ``array`` and ``mask`` are (slice, row, column); ``spacing_mm`` is (column, row, slice)."""
+    settings = parameters.get("setting") if isinstance(parameters.get("setting"), dict) else {}
+    assert isinstance(settings, dict)
+    if settings.get("binCount") is None:
+        width = float(settings.get("binWidth") or 25)
+        values = array[mask > 0].astype(np.float64)
+        if settings.get("normalize"):  # PyRadiomics normalises over the whole image, then scales
+            std = float(array.std()) or 1.0
+            values = values / std * float(settings.get("normalizeScale") or 1)
+        levels = int(np.ceil((values.max() - values.min()) / width)) + 1 if values.size else 1
+        if levels > MAX_GRAY_LEVELS:
+            raise InvalidParameters(
+                f"setting.binWidth {width:g} makes {levels} gray levels in this region: at most {MAX_GRAY_LEVELS}"
+                " (use a larger binWidth, or binCount)"
+            )
+    resampled = settings.get("resampledPixelSpacing")
+    if isinstance(resampled, list) and len(resampled) == 3:
+        where = np.argwhere(mask > 0)
+        if where.size:
+            pad = int(settings.get("padDistance", 5) or 0)
+            extent = (where.max(axis=0) - where.min(axis=0) + 1 + 2 * pad)[::-1]  # column, row, slice
+            voxels = 1.0
+            for count, old, new in zip(extent, spacing_mm, resampled, strict=True):
+                voxels *= count * (old / new if new else 1.0)
+            if voxels > MAX_REGION_VOXELS:
+                raise InvalidParameters(
+                    f"setting.resampledPixelSpacing {resampled} makes a region of {voxels:.3g} voxels:"
+                    f" at most {MAX_REGION_VOXELS}"
+                )
 
 
 def _schema_message(error: pykwalify.errors.PyKwalifyException) -> str:

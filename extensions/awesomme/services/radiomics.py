@@ -212,6 +212,10 @@ def extract(
         raise InvalidInput(f"segment {request.segment_number} is not in SEG {request.seg_uid}; it has {present}")
     image = radiomics.image_from_array(volume.array, volume.affine)
     mask = radiomics.image_from_array(mask_array, volume.affine)
+    try:  # the bounds that depend on the data (gray levels a binWidth makes, the resampled region's size)
+        radiomics.check_work(volume.array, mask_array, image.GetSpacing(), inputs.parameters)
+    except radiomics.InvalidParameters as error:
+        raise InvalidInput(f"invalid PyRadiomics parameters: {error}") from None
     started = time.perf_counter()
     try:
         values, effective = radiomics.extract_with_parameters(image, mask, inputs.parameters)

@@ -96,3 +96,55 @@ def test_disabling_a_user_ends_their_tokens(server_url: str, admin: Account) -> 
     )
     assert disabled.returncode == 0, disabled.stderr
     assert _status(server_url, token) == 401
+
+
+def _refresh(server_url: str, refresh_token: str) -> httpx.Response:
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    return httpx.post(f"{server_url}/api/auth/token", data=form, timeout=60)
+
+
+def test_logout_without_the_refresh_token_ends_the_whole_refresh_family(server_url: str) -> None:
+    account = create_account("family.logout")
+    first = account.token(server_url)
+    second = _refresh(server_url, first["refresh_token"]).json()  # rotated: same session
+    elsewhere = account.token(server_url)  # another login of the same user
+    bearer = {"Authorization": f"Bearer {second['access_token']}"}
+    assert httpx.post(f"{server_url}/api/auth/logout", headers=bearer).status_code == 200  # no refresh token sent
+    assert _refresh(server_url, second["refresh_token"]).status_code == 401
+    assert _status(server_url, first["access_token"]) == 401  # the session's earlier access token ends too
+    assert _status(server_url, elsewhere["access_token"]) == 200  # another session goes on
+    assert _refresh(server_url, elsewhere["refresh_token"]).status_code == 200
+
+
+def test_replayed_refresh_token_revokes_its_family_successors_included(server_url: str) -> None:
+    account = create_account("family.replay")
+    stolen = account.token(server_url)
+    successor = _refresh(server_url, stolen["refresh_token"])
+    assert successor.status_code == 200
+    replay = _refresh(server_url, stolen["refresh_token"])
+    assert replay.status_code == 401 and "already used" in replay.text
+    assert _refresh(server_url, successor.json()["refresh_token"]).status_code == 401  # the successor is revoked
+    assert _status(server_url, successor.json()["access_token"]) == 401
+    assert account.token(server_url)["access_token"]  # logging in again starts a new family
+
+
+def test_bearer_token_with_null_or_list_header_or_uid_beyond_64_bits_is_401_not_500(
+    server_url: str, cohorts: Cohorts
+) -> None:
+    good = cohorts.alpha_member.token(server_url)["access_token"]
+    _, payload, signature = good.split(".")
+    raw = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()  # noqa: E731
+    tokens = [f"{raw(h)}.{payload}.{signature}" for h in (b"null", b"[]", b'["RS256"]', b"7", b"{", b"\xff")]
+    tokens += ["%%%.%%%.%%%", "a.b", "...", "a.b.c.d"]
+    user = _user(cohorts.alpha_member.username)
+    for uid in (2**64, 2**63):  # a properly signed token naming an id no SQL integer holds
+        huge, _ = issue_access_token(
+            _newest_key(), "awesomme", user.username, uid, user.token_version, timedelta(minutes=5)
+        )
+        tokens.append(huge)
+    for token in tokens:
+        headers = {"Authorization": f"Bearer {token}"}
+        for path in ("/info/", "/api/users/me", "/dicom-web/studies"):
+            status = httpx.get(f"{server_url}{path}", headers=headers, timeout=60).status_code
+            assert status == 401, (path, token[:40], status)
+        assert httpx.post(f"{server_url}/api/auth/logout", headers=headers, timeout=60).status_code == 401

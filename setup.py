@@ -38,6 +38,8 @@ setup(
         "requests",
         "uvicorn",
         "fastapi",
+        # Swagger UI's files, so /docs loads nothing from another host.
+        "swagger-ui-py",
         # MONAI Label's own DICOMweb datastore (the benchmarks' stock baseline) wants its itkimage2segimage binary.
         "dcmqi",
         "psycopg[binary]",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware import Middleware
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from awesomme.core.config import get_settings
 from awesomme.monailabel_env import configure_monailabel
@@ -22,6 +24,7 @@ from monailabel.endpoints.user.auth import get_current_user  # noqa: E402
 from awesomme.api import dicomweb  # noqa: E402
 from awesomme.api.access import AccessMiddleware  # noqa: E402
 from awesomme.api.deps import CurrentPrincipal  # noqa: E402
+from awesomme.api.input_guard import FiniteJsonMiddleware, http_error, validation_error  # noqa: E402
 from awesomme.api.routes import (  # noqa: E402
     agreement,
     app_info,
@@ -29,6 +32,7 @@ from awesomme.api.routes import (  # noqa: E402
     auth,
     classification,
     cohorts,
+    docs,
     exports,
     health,
     invites,
@@ -41,6 +45,7 @@ from awesomme.api.routes import (  # noqa: E402
     segmentations,
     users,
 )
+from awesomme.api.security_headers import SecurityHeadersMiddleware  # noqa: E402
 from awesomme.core.errors import AwesommeError, TooManyRequests, Unauthorized  # noqa: E402
 
 __all__ = ["app", "create_app"]
@@ -78,9 +83,13 @@ def _monailabel_user(principal: CurrentPrincipal) -> MonaiLabelUser:
     return MonaiLabelUser(username=principal.username, roles=roles)
 
 
+_REPLACED_PATHS = ("/reload", "/", "/docs")
+
+
 def _drop_replaced_routes(app: FastAPI) -> None:
     """MONAI Label's DICOM proxy reaches the store unfiltered, and /reload clears its caches for anyone: both go.
-    Its /info/ gives way to ours (``api/routes/app_info.py``).
+    Its /info/ gives way to ours (``api/routes/app_info.py``), its documentation pages (scripts from a public CDN) to
+    ours (``api/routes/docs.py``).
 
     The bundled viewer's ``/proxy/dicom/...`` calls are answered by our cohort-filtered DICOMweb instead.
     """
@@ -88,7 +97,8 @@ def _drop_replaced_routes(app: FastAPI) -> None:
     app.router.routes[:] = [
         route
         for route in app.router.routes
-        if getattr(route, "original_router", None) not in replaced and getattr(route, "path", None) != "/reload"
+        if getattr(route, "original_router", None) not in replaced
+        and getattr(route, "path", None) not in _REPLACED_PATHS
     ]
 
 
@@ -106,12 +116,20 @@ def create_app() -> FastAPI:
     monailabel_app.include_router(jobs.router)
     monailabel_app.include_router(monailabel_auth.router)
     monailabel_app.include_router(login.router)
+    monailabel_app.include_router(docs.router)
     monailabel_app.include_router(dicomweb.router, prefix="/dicom-web")
     monailabel_app.include_router(dicomweb.proxy_router, prefix="/proxy/dicom")
     monailabel_app.add_exception_handler(AwesommeError, _awesomme_error)
+    # Validation errors and HTTP errors quote at most a short excerpt of the client's input.
+    monailabel_app.add_exception_handler(RequestValidationError, validation_error)
+    monailabel_app.add_exception_handler(HTTPException, http_error)
     monailabel_app.dependency_overrides[get_current_user] = _monailabel_user
     # Innermost, so CORS answers preflights and adds its headers to our refusals too.
     monailabel_app.user_middleware.append(Middleware(AccessMiddleware))
+    # Inside the access check (refusals are journaled): a JSON body with NaN or Infinity gets a 422, never a 500.
+    monailabel_app.user_middleware.append(Middleware(FiniteJsonMiddleware, max_bytes=get_settings().upload_max_bytes))
+    # Outermost, so every answer (CORS preflights and refusals too) carries the security headers.
+    monailabel_app.user_middleware.insert(0, Middleware(SecurityHeadersMiddleware))
     return monailabel_app
 
 

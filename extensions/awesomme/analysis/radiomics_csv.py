@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from awesomme.core.csv_writer import FORMULA_STARTS, write_csv
 from awesomme.core.errors import InvalidInput
 
 __all__ = [
@@ -65,16 +66,12 @@ def write_feature_csv(
     identity: Mapping[str, Any], provenance: Mapping[str, Any], features: Mapping[str, float | None]
 ) -> str:
     """The header and the one row; a feature without a value (stored as null) is an empty cell."""
-    row: dict[str, str] = {name: str(identity.get(name, "")) for name in IDENTITY_COLUMNS}
+    row: dict[str, str | float | None] = {name: str(identity.get(name, "")) for name in IDENTITY_COLUMNS}
     flat: dict[str, str] = {}
     _flatten(PROVENANCE_PREFIX.rstrip("."), provenance, flat)
     row.update(sorted(flat.items()))
-    row.update({name: "" if value is None else repr(float(value)) for name, value in features.items()})
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(row.keys())
-    writer.writerow(row.values())
-    return buffer.getvalue()
+    row.update({name: None if value is None else float(value) for name, value in features.items()})
+    return write_csv(list(row), [list(row.values())])  # text that looks like a formula is written as text
 
 
 def read_feature_csv(data: bytes | str) -> FeatureRow:
@@ -101,7 +98,7 @@ def read_feature_csv(data: bytes | str) -> FeatureRow:
     fields: dict[str, str] = {}
     for name, value in zip(header, values, strict=True):
         if name in IDENTITY_COLUMNS or name.startswith(PROVENANCE_PREFIX):
-            fields[name] = value
+            fields[name] = value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_STARTS) else value
             continue
         if not value.strip():
             features[name] = math.nan

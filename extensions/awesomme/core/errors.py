@@ -1,8 +1,16 @@
-"""Errors the API turns into clear 4xx answers (see ``awesomme.server``)."""
+"""Errors the API turns into clear 4xx answers (see ``awesomme.server``), and the excerpt rule for echoing input.
+
+An answer never echoes more than a short excerpt of what the client sent: a message is cut to ``MAX_MESSAGE``
+characters, and a piece of input quoted in one should go through ``excerpt``.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "EXCERPT_CHARS",
+    "MAX_MESSAGE",
     "AwesommeError",
     "Conflict",
     "Forbidden",
@@ -12,11 +20,26 @@ __all__ = [
     "OrthancUnavailable",
     "TooManyRequests",
     "Unauthorized",
+    "excerpt",
 ]
+
+# How much of a client's input an answer may quote, and the longest message an error carries.
+EXCERPT_CHARS = 64
+MAX_MESSAGE = 500
+
+
+def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
+    """``value`` as text, cut to ``limit`` characters (an ellipsis says it was cut)."""
+    text = value.decode("utf-8", errors="replace") if isinstance(value, bytes | bytearray) else str(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class AwesommeError(Exception):
     status_code = 400
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        # Messages quote names and values the client sent: however long those were, the answer stays short.
+        super().__init__(excerpt(message, MAX_MESSAGE), *args)
 
 
 class NotFound(AwesommeError):

@@ -80,7 +80,11 @@ def _fill_contour(
         raise InvalidInput(f"ROI {name} has a contour without readable ContourData: {error}") from error
     if len(points) < 3:
         raise InvalidInput(f"ROI {name} has a contour of {len(points)} points: a closed contour needs 3")
+    if not np.isfinite(points).all():
+        raise InvalidInput(f"ROI {name} has a contour with a NaN or infinite coordinate: points must be finite (mm)")
     voxels = (to_voxel @ np.c_[points, np.ones(len(points))].T).T[:, :3]
+    if not np.isfinite(voxels).all():  # finite millimetres too large for the series' grid
+        raise InvalidInput(f"ROI {name} has a contour with coordinates far outside the series")
     plane = float(np.round(voxels[:, 2].mean()))
     off_plane_mm = float(np.abs(voxels[:, 2] - plane).max()) * slice_mm
     if off_plane_mm > tolerance_mm:

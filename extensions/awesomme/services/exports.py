@@ -8,8 +8,6 @@ tag), so scores and predictions of every series of the cohort are exported.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import statistics
 from collections import defaultdict
@@ -19,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from awesomme.core.csv_writer import write_csv
 from awesomme.models import Cohort, FeatureSet, Prediction, Score, ScoreKind, ScoreType
 from awesomme.orthanc.client import IMAGE_MODALITIES, OrthancClient
 from awesomme.services.cohorts import cohort_for_admin
@@ -30,8 +29,6 @@ __all__ = ["cohort_export_csv", "cohort_export_rows"]
 SERIES_COLUMNS = ("cohort_id", "cohort", "study_uid", "series_uid", "modality")
 FEATURE_SET_COLUMNS = ("feature_set_id", "seg_uid", "segment_number", "preset", "tag", "created_by", "created_at")
 PREDICTION_COLUMNS = ("prediction.id", "prediction.model", "prediction.model_version", "prediction.label")
-# Spreadsheet programs run a cell that starts with one of these as a formula (CSV injection): such text is quoted.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -140,19 +137,6 @@ def cohort_export_rows(session: Session, orthanc: OrthancClient, principal: Prin
     return rows
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, int):
-        return str(value)
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
 def _header(rows: list[dict[str, Any]]) -> list[str]:
     """Fixed columns first, then predictions, scores, provenance and features, each group in a stable order."""
     seen: dict[str, None] = {}
@@ -169,10 +153,5 @@ def _header(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def cohort_export_csv(rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
     header = _header(rows)
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([_cell(row.get(name)) for name in header])
-    return buffer.getvalue()
+    return write_csv(header, ([row.get(name) for name in header] for row in rows))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from html import escape
 from importlib import resources
 from string import Template
 from typing import Any
 
+from awesomme.core.csv_writer import write_csv
 from awesomme.models import Prediction
 
 __all__ = ["report_csv", "report_fields", "report_html"]
@@ -50,11 +49,7 @@ def report_fields(prediction: Prediction, cohort_name: str | None) -> dict[str, 
 
 def report_csv(prediction: Prediction, cohort_name: str | None) -> str:
     fields = report_fields(prediction, cohort_name)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(fields)
-    writer.writerow(fields.values())
-    return out.getvalue()
+    return write_csv(list(fields), [list(fields.values())], lineterminator="\r\n")
 
 
 def report_html(prediction: Prediction, cohort_name: str | None, intended_use: str = "") -> str:

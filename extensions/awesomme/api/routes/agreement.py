@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +11,7 @@ from fastapi.responses import Response
 from monailabel.interfaces.utils.app import app_instance
 
 from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal
+from awesomme.core.csv_writer import write_dict_csv
 from awesomme.core.db import session_scope
 from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.orthanc.volumes import grid_from_datasets
@@ -24,13 +23,8 @@ CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
 
 
 def _csv(columns: Sequence[str], rows: list[dict[str, Any]], name: str) -> Response:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: "" if row.get(key) is None else row.get(key) for key in columns})
     disposition = f'attachment; filename="{name}"'
-    return Response(buffer.getvalue(), media_type="text/csv", headers={"Content-Disposition": disposition})
+    return Response(write_dict_csv(columns, rows), media_type="text/csv", headers={"Content-Disposition": disposition})
 
 
 def _segmentations(series_uid: str) -> dict[str, Any]:

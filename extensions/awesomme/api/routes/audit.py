@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import datetime
 from typing import Annotated, Any
@@ -15,6 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Select, select
 
 from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal
+from awesomme.core.csv_writer import write_dict_csv
 from awesomme.core.db import session_scope
 from awesomme.core.errors import Forbidden
 from awesomme.models import AuditEvent
@@ -77,9 +76,6 @@ async def events(principal: CurrentPrincipal, filters: Filters) -> list[dict[str
 async def events_csv(principal: CurrentPrincipal, filters: Filters) -> Response:
     _platform_admin(principal)
     rows = await run_in_threadpool(_rows, filters)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({**row, "params": json.dumps(row["params"], sort_keys=True)})
-    return CsvResponse(buffer.getvalue(), headers={"Content-Disposition": "attachment"})
+    cells = ({**row, "params": json.dumps(row["params"], sort_keys=True)} for row in rows)
+    text = write_dict_csv(COLUMNS, cells, lineterminator="\r\n")
+    return CsvResponse(text, headers={"Content-Disposition": "attachment"})

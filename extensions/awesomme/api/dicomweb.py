@@ -1,38 +1,38 @@
 """``/dicom-web``: DICOMweb (QIDO-RS, WADO-RS, STOW-RS) in front of the private Orthanc, filtered by cohort.
 
 Viewers and scripts never talk to Orthanc: only DICOMweb resource paths go through, with our credentials added.
-Platform admins get Orthanc's answers as they are (streamed). Everyone else gets searches filtered to their
-cohorts' studies and series, retrievals only of what they may see (404 otherwise), and STOW only into a cohort
-they administer (``?cohort=<id>``), the stored series joining it. MONAI Label's bundled viewer reaches the same
-code through ``/proxy/dicom/{qido,wado}/...``.
+Platform admins see everything. Everyone else gets searches narrowed to their cohorts' studies (the study list is
+part of the query Orthanc answers, so a search costs what the caller can see, not what Orthanc holds) and then
+filtered to their series, retrievals only of what they may see (404 otherwise), and STOW only into a cohort they
+administer (``?cohort=<id>``), the stored series joining it (``services.stow``: what is checked is what is stored).
+Every URL in an answer points at our ``/dicom-web`` under the host the client used; Orthanc's own error texts never
+reach a client. A study or series whose UID Orthanc holds several times (under other patients or studies) is a 409,
+never served half. MONAI Label's bundled viewer reaches the same code through ``/proxy/dicom/{qido,wado}/...``.
 """
 
 from __future__ import annotations
 
-import io
+import asyncio
 import json
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import pydicom
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
-from pydicom.errors import InvalidDicomError
-from requests_toolbelt.multipart.decoder import MultipartDecoder, NonMultipartContentTypeException
 from starlette.background import BackgroundTask
 
 from awesomme.api.deps import CurrentPrincipal, CurrentVisibility
 from awesomme.core import audit
 from awesomme.core.config import get_settings
-from awesomme.core.db import row_id, session_scope
-from awesomme.core.errors import Forbidden, InvalidInput, NotFound
-from awesomme.models import Cohort
+from awesomme.core.errors import AwesommeError, Conflict, NotFound
 from awesomme.orthanc.client import KEEPALIVE_EXPIRY_S, get_client
-from awesomme.services.cohorts import attach_stored
-from awesomme.services.visibility import Principal, Visibility
+from awesomme.orthanc.multipart import MalformedRequest, excerpt
+from awesomme.services import stow
+from awesomme.services.visibility import Visibility
 
 router = APIRouter(tags=["dicomweb"])
 proxy_router = APIRouter(include_in_schema=False)
@@ -47,10 +47,12 @@ _SEARCHES = re.compile(
 )
 _FORWARDED_HEADERS = ("accept", "content-type")
 _RETURNED_HEADERS = ("content-type", "content-length")
+_JSON_TYPES = ("application/dicom+json", "application/json")
 STUDY_UID_TAG = "0020000D"
 SERIES_UID_TAG = "0020000E"
-REFERENCED_SOP_SEQUENCE = "00081199"
-RETRIEVE_URL = "00081190"
+# A study list longer than this is asked in several queries (Orthanc refuses URLs much past 16 kB).
+STUDIES_PER_QUERY = 200
+MAX_PAGING = 10**9
 
 
 class _Upstream:
@@ -106,14 +108,78 @@ def _returned(upstream: httpx.Response) -> dict[str, str]:
     return {name: upstream.headers[name] for name in _RETURNED_HEADERS if name in upstream.headers}
 
 
-async def _stream(request: Request, path: str, params: Any = None) -> StreamingResponse:
+# -- what goes back to the client --------------------------------------------------------------------------------
+def _public_urls(value: Any, internal: str, public: str) -> Any:
+    """``value`` with every URL under Orthanc's DICOMweb root moved under ours (RetrieveURL, BulkDataURI, ...)."""
+    if isinstance(value, str):
+        if value == internal or value.startswith(internal + "/"):
+            return public + value[len(internal) :]
+        return value
+    if isinstance(value, list):
+        return [_public_urls(item, internal, public) for item in value]
+    if isinstance(value, dict):
+        return {key: _public_urls(item, internal, public) for key, item in value.items()}
+    return value
+
+
+def public_root(request: Request) -> str:
+    """Our DICOMweb root under the host the client used."""
+    return str(request.base_url).rstrip("/") + "/dicom-web"
+
+
+def _json_answer(request: Request, content: Any, status_code: int = 200) -> Response:
+    public = _public_urls(content, get_settings().dicomweb_url.rstrip("/"), public_root(request))
+    return Response(json.dumps(public), status_code=status_code, media_type="application/dicom+json")
+
+
+def _refused_upstream(status_code: int) -> AwesommeError:
+    """Orthanc's refusal in our words (its own texts can name its internals)."""
+    if status_code == 404:
+        return NotFound("no such DICOMweb resource")
+    if 400 <= status_code < 500:
+        error = AwesommeError(f"the DICOM store refused the request ({status_code})")
+        error.status_code = status_code
+        return error
+    error = AwesommeError("the DICOM store could not answer")
+    error.status_code = 502
+    return error
+
+
+async def _answer(request: Request, path: str, params: Any = None) -> Response:
+    """Orthanc's answer: JSON with its URLs made ours, anything else (DICOM, frames) streamed as it comes."""
     upstream = await _send(request, path, request.query_params if params is None else params, None, stream=True)
+    if upstream.status_code >= 400:
+        await upstream.aclose()
+        raise _refused_upstream(upstream.status_code)
+    media_type = upstream.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type in _JSON_TYPES:
+        try:
+            content = json.loads(await upstream.aread()) if upstream.status_code != 204 else None
+        finally:
+            await upstream.aclose()
+        if content is None:
+            return Response(status_code=upstream.status_code)
+        return _json_answer(request, content, upstream.status_code)
     return StreamingResponse(
         upstream.aiter_raw(),
         status_code=upstream.status_code,
         headers=_returned(upstream),
         background=BackgroundTask(upstream.aclose),
     )
+
+
+# -- QIDO-RS ---------------------------------------------------------------------------------------------------
+def _paging(request: Request) -> tuple[int, int | None]:
+    """``offset`` and ``limit``: each at most once, a whole number; anything else is a 400 naming it."""
+    values: list[int | None] = []
+    for name in ("offset", "limit"):
+        given = request.query_params.getlist(name)
+        if len(given) > 1:
+            raise MalformedRequest(f"{name} is given more than once")
+        if given and not (given[0].isascii() and given[0].isdigit() and int(given[0]) <= MAX_PAGING):
+            raise MalformedRequest(f"{name} must be a whole number from 0 to {MAX_PAGING}, not {excerpt(given[0])}")
+        values.append(int(given[0]) if given else None)
+    return values[0] or 0, values[1]
 
 
 def _value(item: dict[str, Any], tag: str) -> str:
@@ -127,25 +193,53 @@ def _keep(item: dict[str, Any], visibility: Visibility, target: Target) -> bool:
     return visibility.sees_series(study, series) if series else visibility.sees_study(study)
 
 
-async def _filtered_search(request: Request, path: str, visibility: Visibility) -> Response:
-    """Search everything the query asks, then keep what the caller sees; paging applies to what is kept."""
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("limit", "offset")]
+Search = Callable[[Sequence[tuple[str, str]]], Awaitable[list[dict[str, Any]]]]
+
+
+def narrowed_queries(
+    params: Sequence[tuple[str, str]], path: str, visibility: Visibility
+) -> list[list[tuple[str, str]]]:
+    """The Orthanc queries that answer a search for ``visibility``: a top-level search without its own study
+    filter asks only for the visible studies (in lists of ``STUDIES_PER_QUERY``); none when nothing is visible."""
+    params = [(k, v) for k, v in params if k not in ("limit", "offset")]
     params += [("includefield", STUDY_UID_TAG), ("includefield", SERIES_UID_TAG)] if path != "studies" else []
-    upstream = await _send(request, path, params, None, stream=False)
-    if upstream.status_code != 200 or not upstream.content:
-        return Response(upstream.content, status_code=upstream.status_code, headers=_returned(upstream))
+    if Target.of(path).study or any(key.lower() in ("studyinstanceuid", STUDY_UID_TAG.lower()) for key, _ in params):
+        return [params]
+    visible = sorted(visibility.studies | visibility.partial_studies)
+    chunks = [visible[i : i + STUDIES_PER_QUERY] for i in range(0, len(visible), STUDIES_PER_QUERY)]
+    return [[*params, ("StudyInstanceUID", ",".join(chunk))] for chunk in chunks]
+
+
+async def filtered_search(
+    search: Search, params: Sequence[tuple[str, str]], path: str, visibility: Visibility, paging: tuple[int, int | None]
+) -> list[dict[str, Any]]:
+    """What the caller sees of a search; paging applies to what is kept."""
+    answers = await asyncio.gather(*(search(query) for query in narrowed_queries(params, path, visibility)))
     target = Target.of(path)
-    kept = [item for item in upstream.json() if _keep(item, visibility, target)]
-    offset = int(request.query_params.get("offset", 0) or 0)
-    limit = request.query_params.get("limit")
-    kept = kept[offset : offset + int(limit)] if limit else kept[offset:]
-    return Response(json.dumps(kept), media_type="application/dicom+json")
+    kept = [item for answer in answers for item in answer if _keep(item, visibility, target)]
+    offset, limit = paging
+    return kept[offset : offset + limit] if limit is not None else kept[offset:]
 
 
+async def _filtered_search(request: Request, path: str, visibility: Visibility) -> Response:
+    paging = _paging(request)
+
+    async def search(query: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        upstream = await _send(request, path, list(query), None, stream=False)
+        if upstream.status_code >= 400:
+            raise _refused_upstream(upstream.status_code)
+        answer = upstream.json() if upstream.content else []
+        return answer if isinstance(answer, list) else []
+
+    kept = await filtered_search(search, request.query_params.multi_items(), path, visibility, paging)
+    return _json_answer(request, kept)
+
+
+# -- WADO-RS ---------------------------------------------------------------------------------------------------
 def _check_retrieval(path: str, visibility: Visibility) -> None:
     target = Target.of(path)
     if target.study is None:
-        raise NotFound(f"not a DICOMweb resource: /{path}")
+        raise NotFound(f"not a DICOMweb resource: /{excerpt(path)}")
     if target.series is not None:
         allowed = visibility.sees_series(target.study, target.series)
     else:
@@ -154,21 +248,33 @@ def _check_retrieval(path: str, visibility: Visibility) -> None:
         raise NotFound("no such study or series in your cohorts")
 
 
+def _check_unambiguous(target: Target) -> None:
+    """A series (or study) UID stored under several studies (patients) is reported, never served half."""
+    orthanc = get_client()
+    if target.series is not None and len(orthanc.lookup_all(target.series, "Series")) > 1:
+        raise Conflict(f"series {target.series} exists under several studies or patients in the DICOM store")
+    if target.series is None and target.study and len(orthanc.lookup_all(target.study, "Study")) > 1:
+        raise Conflict(f"study {target.study} exists under several patients in the DICOM store")
+
+
 async def _retrieve(request: Request, path: str, visibility: Visibility) -> Response:
     if not _ALLOWED_PATH.match(path):
-        raise HTTPException(404, f"not a DICOMweb resource: /{path}")
+        raise HTTPException(404, f"not a DICOMweb resource: /{excerpt(path)}")
     if _SEARCHES.match(path):
         if visibility.everything:
-            return await _stream(request, path)
+            _paging(request)
+            return await _answer(request, path)
         if Target.of(path).study and not visibility.sees_study(str(Target.of(path).study)):
+            _paging(request)
             return Response("[]", media_type="application/dicom+json")
         return await _filtered_search(request, path, visibility)
     if not visibility.everything:
         _check_retrieval(path, visibility)
-    study = Target.of(path).study
-    if study:
-        await run_in_threadpool(audit.record_view, study)
-    return await _stream(request, path)
+    target = Target.of(path)
+    await run_in_threadpool(_check_unambiguous, target)
+    if target.study:
+        await run_in_threadpool(audit.record_view, target.study)
+    return await _answer(request, path)
 
 
 @router.get("/{path:path}", summary="QIDO-RS and WADO-RS, within your cohorts")
@@ -185,87 +291,22 @@ async def proxy(path: str, request: Request, visibility: CurrentVisibility) -> R
     return await _retrieve(request, rest, visibility)
 
 
-# -- STOW-RS ----------------------------------------------------------------------------------------------------
-def _stored_uids(body: bytes, content_type: str) -> set[tuple[str, str]]:
-    """(study, series) of every instance in a STOW request, read before anything is stored."""
-    try:
-        parts = MultipartDecoder(body, content_type).parts
-    except (NonMultipartContentTypeException, ValueError, IndexError) as error:
-        raise InvalidInput("a STOW-RS request is multipart/related with one DICOM file per part") from error
-    uids = set()
-    for part in parts:
-        try:
-            header = pydicom.dcmread(
-                io.BytesIO(part.content),
-                stop_before_pixels=True,
-                specific_tags=["StudyInstanceUID", "SeriesInstanceUID"],
-            )
-            uids.add((str(header.StudyInstanceUID), str(header.SeriesInstanceUID)))
-        except (InvalidDicomError, AttributeError, EOFError, ValueError) as error:
-            raise InvalidInput(
-                "a part of the STOW-RS request is not a DICOM file with study and series UIDs"
-            ) from error
-    return uids
-
-
-def _check_stow(
-    principal: Principal, visibility: Visibility, cohort: str | None, body: bytes, content_type: str
-) -> tuple[int | None, set[tuple[str, str]]]:
-    """The cohort the stored series join; refuses writing into studies or series of other cohorts."""
-    if cohort is None:
-        if principal.platform_admin:
-            return None, set()
-        raise InvalidInput("name the cohort the data goes into: /dicom-web/studies?cohort=<id>")
-    cohort_id = row_id(cohort)
-    if cohort_id is None:
-        raise InvalidInput("cohort must be a cohort id")
-    with session_scope() as session:
-        if session.get(Cohort, cohort_id) is None or principal.role_in(cohort_id) is None:
-            raise NotFound(f"no cohort {cohort}")
-    if not principal.administers(cohort_id):
-        raise Forbidden(f"only an admin of cohort {cohort} may store data into it")
-    uids = _stored_uids(body, content_type)
-    orthanc = get_client()
-    for study, series in uids:
-        if orthanc.study_exists(study) and not visibility.sees_study(study):
-            raise Forbidden(f"study {study} exists outside your cohorts")
-        try:
-            orthanc.series_state(series)
-        except NotFound:
-            continue
-        if not visibility.sees_series(study, series):
-            raise Forbidden(f"series {series} exists outside your cohorts")
-    return cohort_id, uids
-
-
-def _join(cohort_id: int, username: str, reply: dict[str, Any]) -> None:
-    stored = set()
-    for item in reply.get(REFERENCED_SOP_SEQUENCE, {}).get("Value", []):
-        url = _value(item, RETRIEVE_URL)
-        match = re.search(rf"/studies/({_UID})/series/({_UID})/instances/", url)
-        if match:
-            stored.add((match.group(1), match.group(2)))
-    with session_scope() as session:
-        attach_stored(session, cohort_id, username, stored)
-        target = " ".join(sorted(series for _, series in stored))
-        audit.record(session, "data.stored", target=target, cohort=str(cohort_id), params={"series": len(stored)})
-
-
+# -- STOW-RS ---------------------------------------------------------------------------------------------------
 @router.post("/{path:path}", summary="STOW-RS into a cohort you administer (?cohort=<id>)")
 async def store(path: str, request: Request, principal: CurrentPrincipal, visibility: CurrentVisibility) -> Response:
-    if not re.fullmatch(rf"studies(?:/{_UID})?", path):
+    """Checked, re-encoded and verified in ``services.stow``; refusals are 400/403/409/415 naming the problem."""
+    match = re.fullmatch(rf"studies(?:/({_UID}))?", path)
+    if match is None:
         raise HTTPException(405, "only /studies accepts STOW-RS")
+    cohort = await run_in_threadpool(stow.check_target_cohort, principal, request.query_params.get("cohort"))
     body = await request.body()  # the app bounds its size
-    cohort, _ = await run_in_threadpool(
-        _check_stow,
+    result = await run_in_threadpool(
+        stow.store,
         principal,
         visibility,
-        request.query_params.get("cohort"),
+        cohort,
         body,
         request.headers.get("content-type", ""),
+        match.group(1),
     )
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "cohort"]
-    upstream = await _send(request, path, params, body, stream=False)
-    if cohort is not None and upstream.status_code in (200, 202) and upstream.content:
-        await run_in_threadpool(_join, cohort, principal.username, upstream.json())
-    return Response(upstream.content, status_code=upstream.status_code, headers=_returned(upstream))
+    return _json_answer(request, result.reply, result.status)

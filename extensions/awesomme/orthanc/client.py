@@ -14,7 +14,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from awesomme.core.config import Settings, get_settings
-from awesomme.core.errors import InvalidInput, NotFound, OrthancUnavailable
+from awesomme.core.errors import Conflict, InvalidInput, NotFound, OrthancUnavailable
 
 __all__ = ["IMAGE_MODALITIES", "KEEPALIVE_EXPIRY_S", "OrthancClient", "SeriesState", "get_client"]
 
@@ -22,7 +22,7 @@ IMAGE_MODALITIES = ("CT", "MR")
 # Orthanc 1.10 closes a kept-alive connection after about a second idle (configurable only from 1.11.3), so a
 # request sent on a pooled connection at that moment meets a closed socket. Pools that can expire connections drop
 # them before Orthanc does; every pool sends such a request once more on a new connection. Resending is safe: all
-# we ask Orthanc is idempotent (reads, lookups, deletes, STOW with OverwriteInstances).
+# we ask Orthanc is idempotent (reads, lookups, deletes, STOW: a stored instance is never overwritten).
 KEEPALIVE_EXPIRY_S = 0.5
 RESEND_ON_CLOSED_CONNECTION = Retry(total=1, connect=1, read=1, status=0, redirect=0, other=0, allowed_methods=None)
 
@@ -51,16 +51,19 @@ class OrthancClient:
         self.session.mount(
             "http://", HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=RESEND_ON_CLOSED_CONNECTION)
         )
+        self.dicomweb_url = settings.dicomweb_url
         self.dicomweb = DICOMwebClient(url=settings.dicomweb_url, session=self.session)
 
     # -- REST -------------------------------------------------------------------------------------------------
-    def _rest(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _rest(self, method: str, path: str, absolute: bool = False, **kwargs: Any) -> requests.Response:
+        url = path if absolute else self.base_url + path
         try:
-            reply = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+            reply = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.RequestException as error:
             raise OrthancUnavailable(f"Orthanc is not reachable: {error.__class__.__name__}") from error
         if reply.status_code >= 500:
-            raise OrthancUnavailable(f"Orthanc answered {reply.status_code} to {method} {path}")
+            shown = "DICOMweb" if absolute else path  # never Orthanc's address in an answer
+            raise OrthancUnavailable(f"Orthanc answered {reply.status_code} to {method} {shown}")
         return reply
 
     def system(self) -> dict[str, Any]:
@@ -71,12 +74,56 @@ class OrthancClient:
     def statistics(self) -> dict[str, Any]:
         return self._rest("GET", "/statistics").json()
 
-    def _lookup(self, uid: str, kind: str) -> str | None:
+    def lookup_all(self, uid: str, kind: str) -> list[str]:
+        """Orthanc ids of every resource of ``kind`` (Study, Series, Instance) with this UID: one UID can name
+        several when it was stored under several patients (studies) or studies (series)."""
         reply = self._rest("POST", "/tools/lookup", data=uid)
-        for hit in reply.json() if reply.ok else []:
-            if hit.get("Type") == kind:
-                return str(hit["ID"])
-        return None
+        return [str(hit["ID"]) for hit in (reply.json() if reply.ok else []) if hit.get("Type") == kind]
+
+    def _lookup(self, uid: str, kind: str) -> str | None:
+        """The one resource with this UID; a UID that names several is a conflict, never served half."""
+        hits = self.lookup_all(uid, kind)
+        if len(hits) > 1:
+            where = "patients" if kind == "Study" else "studies or patients"
+            raise Conflict(f"{kind.lower()} {uid} exists under several {where} in the DICOM store")
+        return hits[0] if hits else None
+
+    def find(self, level: str, uids: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """``/tools/find`` at ``level`` for any of the listed UIDs per attribute (expanded answers)."""
+        query = {keyword: "\\".join(values) for keyword, values in uids.items()}
+        reply = self._rest("POST", "/tools/find", json={"Level": level, "Query": query, "Expand": True})
+        reply.raise_for_status()
+        return list(reply.json())
+
+    def resource(self, level: str, orthanc_id: str) -> dict[str, Any]:
+        reply = self._rest("GET", f"/{level}/{orthanc_id}")
+        reply.raise_for_status()
+        return dict(reply.json())
+
+    def instance_md5(self, orthanc_id: str) -> str:
+        reply = self._rest("GET", f"/instances/{orthanc_id}/attachments/dicom/md5")
+        reply.raise_for_status()
+        return reply.text.strip()
+
+    def instance_file(self, orthanc_id: str) -> bytes:
+        reply = self._rest("GET", f"/instances/{orthanc_id}/file")
+        reply.raise_for_status()
+        return reply.content
+
+    def delete_instance(self, orthanc_id: str) -> None:
+        reply = self._rest("DELETE", f"/instances/{orthanc_id}")
+        if reply.status_code != 404:
+            reply.raise_for_status()
+
+    def stow(self, body: bytes, content_type: str) -> tuple[int, dict[str, Any]]:
+        """STOW-RS of a body we wrote; Orthanc's status and its JSON reply (empty when it sent none)."""
+        headers = {"Content-Type": content_type, "Accept": "application/dicom+json"}
+        reply = self._rest("POST", self.dicomweb_url + "/studies", data=body, headers=headers, absolute=True)
+        try:
+            answer = reply.json() if reply.content else {}
+        except ValueError:
+            answer = {}
+        return reply.status_code, answer if isinstance(answer, dict) else {}
 
     def _lookup_series_id(self, series_uid: str) -> str:
         orthanc_id = self._lookup(series_uid, "Series")

@@ -407,7 +407,7 @@ def test_every_route_for_every_caller(world: World) -> None:
         for caller in CALLERS:
             reply = _call(world, method, template, cell, caller)
             expected_allowed = caller in cell.allowed
-            if expected_allowed == _denied(cell, reply):
+            if reply.status_code >= 500 or expected_allowed == _denied(cell, reply):  # a 5xx is never right
                 wrong.append(f"{method} {template} as {caller}: {reply.status_code} {reply.text[:120]}")
     print(f"access matrix: {len(EXPECTED)} routes x {len(CALLERS)} callers = {len(EXPECTED) * len(CALLERS)} cells")
     assert not wrong, "\n".join(wrong)

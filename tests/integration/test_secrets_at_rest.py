@@ -182,7 +182,7 @@ def old_installation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
         engine = engine_for(settings.db_url)
         with engine.begin() as connection:
             connection.execute(
-                SigningKey.__table__.insert(),  # type: ignore[attr-defined]
+                SigningKey.__table__.insert(),
                 {
                     "kid": pair.kid,
                     "private_pem": pair.private_pem,

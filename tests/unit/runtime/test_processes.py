@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,17 @@ def test_garbage_pid_files_count_as_nothing_running(tmp_path: Path) -> None:
 def test_wait_until_names_what_did_not_come_up() -> None:
     with pytest.raises(TimeoutError, match="the frobnicator"):
         wait_until(lambda: False, 0.3, "the frobnicator", interval_s=0.1)
+
+
+def test_a_started_process_and_its_log_and_pid_file_are_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0o022)  # the starter's umask (a test, a shell) does not matter
+    try:
+        writer = [sys.executable, "-c", f"open({str(tmp_path / 'made')!r}, 'w').write('x')  # awesomme-test-writer"]
+        pid_file = tmp_path / "run" / "writer.pid"
+        start_background(writer, pid_file, tmp_path / "log" / "writer.log")
+        wait_until(lambda: (tmp_path / "made").exists(), 10, "the writer")
+    finally:
+        os.umask(previous)
+    for path in (tmp_path / "made", pid_file, tmp_path / "log" / "writer.log"):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert (tmp_path / "log").stat().st_mode & 0o777 == 0o700

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from awesomme.core.config import Settings
 from awesomme.core.db import engine_for, migrate, sqlite_path
+from awesomme.core.security import KeyEncryptionError
 from awesomme.services import identity
 
 __all__ = ["OWNER_ONLY_UMASK", "Report", "UnsafeSecret", "encrypt_signing_keys", "secure_installation", "tighten_modes"]
@@ -105,7 +106,14 @@ def encrypt_signing_keys(settings: Settings) -> list[str]:
     engine = engine_for(settings.db_url)
     try:
         with Session(engine) as session:
-            migrated = identity.encrypt_plain_signing_keys(session, settings)
+            try:
+                migrated = identity.encrypt_plain_signing_keys(session, settings)
+            except KeyEncryptionError as error:
+                raise RuntimeError(
+                    f"{error}: start with the AWESOMME_KEY_ENCRYPTION_KEY or the {settings.key_encryption_key_file} "
+                    "the keys were encrypted with (if it is lost, delete the rows of signing_keys: logins make a new "
+                    "key and everyone logs in again)"
+                ) from error
             if migrated:
                 identity.rotate_keys(session, settings)
             session.commit()

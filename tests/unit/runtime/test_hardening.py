@@ -6,10 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from awesomme.core.config import Settings
+from awesomme.core.db import engine_for, migrate
 from awesomme.runtime import hardening
 from awesomme.runtime.hardening import UnsafeSecret, secure_installation, tighten_modes
+from awesomme.services import identity
 
 
 @pytest.fixture()
@@ -64,3 +67,15 @@ def test_modes_lose_group_and_other_bits_and_keep_the_owners(tmp_path: Path, uma
     ]
     assert Path("/etc/hostname").stat().st_mode == before
     assert tighten_modes([tmp_path]) == ([], [])
+
+
+def test_start_with_the_wrong_key_encryption_key_stops_with_a_clear_reason(tmp_path: Path, umask_022: object) -> None:
+    settings = Settings(var_dir=tmp_path / "var", database_url="")
+    migrate(settings.db_url)
+    with Session(engine_for(settings.db_url)) as session:
+        identity.rotate_keys(session, settings)
+        session.commit()
+    assert secure_installation(settings).lines == []
+    settings.key_encryption_key_file.write_text("another key, at least thirty-two characters long\n")
+    with pytest.raises(RuntimeError, match=r"cannot be decrypted.*AWESOMME_KEY_ENCRYPTION_KEY"):
+        secure_installation(settings)

@@ -1,7 +1,7 @@
 """Invite codes against the real server: created by cohort admins, shown once, granting exactly their role.
 
-Tests that make codes fail on purpose come from their own client address (``X-Forwarded-For``, which the server
-trusts from loopback as it would from a local TLS proxy), so the throttle they fill does not refuse other tests.
+Tests that make codes fail on purpose connect from loopback addresses of their own (the server trusts no
+``X-Forwarded-For``), so the throttle they fill does not refuse other tests.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from sqlalchemy import select
 from awesomme.core.db import session_scope
 from awesomme.core.security import hash_secret
 from awesomme.models import Invite
+from tests.integration.addresses import loopback_for, post_from
 from tests.integration.conftest import Account, Cohorts, create_account
 
 PASSWORD = "invited-password-123"
 
 
-def _from(address: str) -> dict[str, str]:
-    return {"X-Forwarded-For": address}
+def _from(address: str) -> str:
+    """The loopback address this test connects from, named after an address of the documentation ranges."""
+    return loopback_for(f"invites {address}")
 
 
 def _create(server_url: str, account: Account, cohort_id: int, **body: Any) -> httpx.Response:
@@ -39,11 +41,11 @@ def _code(server_url: str, account: Account, cohort_id: int, **body: Any) -> dic
 
 def _register(server_url: str, username: str, code: str, address: str, password: str = PASSWORD) -> httpx.Response:
     body = {"username": username, "password": password, "code": code}
-    return httpx.post(f"{server_url}/api/auth/register", json=body, headers=_from(address))
+    return post_from(_from(address), f"{server_url}/api/auth/register", json=body)
 
 
 def _redeem(server_url: str, headers: dict[str, str], code: str, address: str) -> httpx.Response:
-    return httpx.post(f"{server_url}/api/invites/redeem", json={"code": code}, headers={**headers, **_from(address)})
+    return post_from(_from(address), f"{server_url}/api/invites/redeem", json={"code": code}, headers=headers)
 
 
 def _my_cohorts(server_url: str, account: Account) -> dict[int, str]:

@@ -10,16 +10,15 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from awesomme.core import audit
 from awesomme.core.config import get_settings
 from awesomme.core.db import forget_engine, migrate, session_scope
-from awesomme.models import AuditEvent, AuditHead
+from awesomme.models import AuditHead
+from tests.journal_rewrites import rewrite_journal, truncate_journal
 
 
 @pytest.fixture()
@@ -46,19 +45,6 @@ def _verify(anchor: audit.Anchor | None) -> audit.Verdict:
         return audit.verify(session, anchor)
 
 
-def _rewrite(session: Session, keep: list[int]) -> None:
-    """What someone with write access to the database does: keep only ``keep``, renumber, rechain, move the head."""
-    table = AuditEvent.__table__
-    rows = [dict(row._mapping) for row in session.execute(select(table).order_by(table.c.id)) if row.id in keep]
-    session.execute(delete(AuditEvent))
-    previous = audit.GENESIS
-    for new_id, values in enumerate(rows, 1):
-        values.update(id=new_id, prev_hash=previous)
-        values["hash"] = previous = audit._digest(SimpleNamespace(**values))
-        session.execute(insert(table).values(**values))
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=len(rows), last_hash=previous))
-
-
 def test_every_committed_append_is_anchored_in_an_owner_only_file(anchor: audit.Anchor) -> None:
     assert anchor.path.read_text().count("\n") == 5
     assert stat.S_IMODE(anchor.path.stat().st_mode) == 0o600
@@ -70,7 +56,7 @@ def test_every_committed_append_is_anchored_in_an_owner_only_file(anchor: audit.
 
 def test_rows_removed_and_hashes_recomputed_fail_verify(anchor: audit.Anchor) -> None:
     with session_scope() as session:
-        _rewrite(session, keep=[1, 2, 4, 5])  # event 3 removed, the chain rebuilt over the rest
+        rewrite_journal(session, removed={3})  # the chain rebuilt over the rest
     assert _verify(None).ok  # the chain alone cannot see it
     verdict = _verify(anchor)
     assert not verdict.ok and verdict.first_bad_id == 5 and "anchored outside the database" in verdict.problem
@@ -78,7 +64,7 @@ def test_rows_removed_and_hashes_recomputed_fail_verify(anchor: audit.Anchor) ->
 
 def test_a_removed_row_replaced_by_a_forged_one_fails_verify(anchor: audit.Anchor) -> None:
     with session_scope() as session:
-        _rewrite(session, keep=[1, 2, 4, 5])
+        rewrite_journal(session, removed={3})
         audit.record(session, "inference", target="1.2.6", actor="mallory")  # back to five events
     verdict = _verify(anchor)
     assert not verdict.ok and "rewritten" in verdict.problem
@@ -86,9 +72,7 @@ def test_a_removed_row_replaced_by_a_forged_one_fails_verify(anchor: audit.Ancho
 
 def test_a_truncated_tail_with_a_moved_head_fails_verify(anchor: audit.Anchor) -> None:
     with session_scope() as session:
-        session.execute(delete(AuditEvent).where(AuditEvent.id > 3))
-        third = session.scalars(select(AuditEvent.hash).where(AuditEvent.id == 3)).one()
-        session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=3, last_hash=third))
+        truncate_journal(session, last_id=3)
     assert _verify(None).ok
     verdict = _verify(anchor)
     assert not verdict.ok and verdict.first_bad_id == 4 and "journal ends at 3" in verdict.problem

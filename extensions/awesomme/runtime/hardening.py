@@ -45,8 +45,13 @@ def _is_secret(path: Path, settings: Settings) -> bool:
     database = sqlite_path(settings.db_url)
     if database is not None and path.name.startswith(database.name) and path.parent == database.parent:
         return True
-    secrets = {settings.secrets_file, settings.var_dir / "orthanc" / "orthanc.json"}
-    return path in secrets or settings.key_encryption_key_file.parent in path.parents
+    secrets = {
+        settings.secrets_file,
+        settings.var_dir / "orthanc" / "orthanc.json",
+        settings.var_dir / "admin-password",
+    }
+    key_dirs = (settings.key_encryption_key_file.parent, settings.var_dir / "audit")  # signing keys, journal anchor
+    return path in secrets or any(directory in path.parents for directory in key_dirs)
 
 
 def _tighten(path: Path, changed: list[Path], failed: list[tuple[Path, OSError]]) -> None:

@@ -51,8 +51,13 @@ def test_password_grant_refresh_logout(anonymous: httpx.Client, member: str) -> 
         "/api/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     )
     assert spent.status_code == 401
+    # The replay ended the session: the renewed pair is revoked too (refresh families).
+    assert (
+        anonymous.get("/info/", headers={"Authorization": f"Bearer {renewed.json()['access_token']}"}).status_code
+        == 401
+    )
 
-    access = renewed.json()["access_token"]
+    access = _token(anonymous, member, PASSWORD).json()["access_token"]
     headers = {"Authorization": f"Bearer {access}"}
     assert anonymous.post("/api/auth/logout", headers=headers).status_code == 200
     assert anonymous.post("/api/auth/logout", headers=headers).status_code == 401  # revoked

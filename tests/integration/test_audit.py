@@ -16,6 +16,7 @@ from awesomme.core.db import session_scope
 from awesomme.models import AuditEvent
 from awesomme.orthanc.client import OrthancClient
 from tests.integration.conftest import Account, Cohorts, attach_to_cohort, client_for, create_account, store_patient
+from tests.journal_rewrites import restore_journal, rewrite_journal, snapshot_journal, truncate_journal
 
 
 def _events(server_url: str, admin: Account, **filters: str) -> list[dict]:
@@ -39,13 +40,18 @@ def test_logins_failed_and_successful_are_journaled_without_secrets(server_url: 
 
 def test_cohort_membership_and_data_actions_are_journaled(server_url: str, admin: Account, cohorts: Cohorts) -> None:
     since = datetime.now(UTC).isoformat()
+    url = f"/api/cohorts/{cohorts.alpha}/members/journal.member"
+    create_account("journal.member")
+    with client_for(server_url, admin) as root:  # cohort admins add people with invite codes only
+        assert root.put(url, json={"role": "member"}).status_code == 200
     with client_for(server_url, cohorts.alpha_admin) as cohort_admin:
-        url = f"/api/cohorts/{cohorts.alpha}/members/journal.member"
-        create_account("journal.member")
-        assert cohort_admin.put(url, json={"role": "member"}).status_code == 200
+        assert cohort_admin.put(url, json={"role": "admin"}).status_code == 200
         assert cohort_admin.delete(f"/api/cohorts/{cohorts.beta}/members/beta.member").status_code == 404
     changes = _events(server_url, admin, cohort=str(cohorts.alpha), action="membership.set", since=since)
-    assert [(e["actor"], e["target"], e["outcome"]) for e in changes] == [("alpha.admin", "journal.member", "success")]
+    assert sorted((e["actor"], e["target"], e["outcome"]) for e in changes) == [
+        ("alpha.admin", "journal.member", "success"),
+        (admin.username, "journal.member", "success"),
+    ]
     refused = _events(server_url, admin, user="alpha.admin", action="membership.remove", since=since)
     assert [e["outcome"] for e in refused] == ["failure"]
     # Filters combine; until excludes what came after.
@@ -128,3 +134,45 @@ def test_viewing_is_journaled_once_per_user_study_and_hour(
         if e["target"] == stored.patient.study_uid
     ]
     assert len(viewed) == 1
+
+
+def test_refused_reads_are_journaled_once_per_user_target_and_minute(
+    server_url: str, admin: Account, cohorts: Cohorts
+) -> None:
+    since = datetime.now(UTC).isoformat()
+    foreign = "/dicom-web/studies/1.2.826.0.1.3680043.10.999.1/series/1.2.826.0.1.3680043.10.999.2/metadata"
+    with client_for(server_url, cohorts.beta_member) as member:
+        for _ in range(3):  # a viewer retries: one event
+            assert member.get(foreign).status_code == 404
+        assert member.get("/api/audit").status_code == 403
+    with client_for(server_url, None) as anonymous:
+        assert anonymous.get("/api/segmentations", params={"access_token": "stolen"}).status_code == 401
+    denied = _events(server_url, admin, action="access.denied", since=since)
+    mine = [(e["actor"], e["target"], e["params"]["status"]) for e in denied if e["actor"] == "beta.member"]
+    assert sorted(mine) == [("beta.member", "/api/audit", 403), ("beta.member", foreign, 404)]
+    anonymous_events = [e for e in denied if e["target"] == "/api/segmentations"]
+    assert len(anonymous_events) == 1 and anonymous_events[0]["source"] == "127.0.0.1"
+    assert all(e["outcome"] == "denied" for e in denied) and "stolen" not in str(denied)
+
+
+def test_a_journal_rewritten_in_the_database_fails_verify(server_url: str, admin: Account) -> None:
+    admin.token(server_url)  # events, anchored outside the database as they are written
+    assert _verify().returncode == 0
+    with session_scope() as session:
+        snapshot = snapshot_journal(session)
+    last_id = snapshot[1][0]
+    assert last_id >= 3
+    try:
+        with session_scope() as session:
+            rewrite_journal(session, removed={2})  # rows removed, every later hash recomputed, the head moved
+        removed = _verify()
+        assert removed.returncode != 0 and f"event {last_id} is anchored outside the database" in removed.stderr
+        with session_scope() as session:
+            restore_journal(session, snapshot)
+            truncate_journal(session, last_id - 2)  # the newest events dropped, the head moved back
+        truncated = _verify()
+        assert truncated.returncode != 0 and f"journal ends at {last_id - 2}" in truncated.stderr
+    finally:
+        with session_scope() as session:
+            restore_journal(session, snapshot)
+    assert _verify().returncode == 0

@@ -256,6 +256,8 @@ def test_cache_stays_under_its_bound_and_follows_changes(
     pixels[0, 0] = pixels[0, 0] + 1
     changed.PixelData = pixels.tobytes()
     time.sleep(1.1)  # Orthanc's LastUpdate has one-second resolution
+    for instance_id in orthanc.lookup_all(changed.SOPInstanceUID, "Instance"):  # Orthanc never overwrites
+        orthanc.delete_instance(instance_id)
     orthanc.store([changed])
     reply = http.get("/datastore/image", params={"image": patients[2].patient.series_uid})
     image = nib.Nifti1Image.from_bytes(reply.content)

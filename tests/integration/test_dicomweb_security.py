@@ -95,7 +95,7 @@ def test_orthanc_error_texts_and_addresses_never_reach_a_client(
         for path in (
             "/dicom-web/studies",
             "/dicom-web/series",
-            f"/dicom-web/studies/{alpha_patient.patient.study_uid}",
+            f"/dicom-web/studies/{alpha_patient.patient.study_uid}/series",
         ):
             reply = root.get(path, headers={"Accept": "application/dicom+json"})
             assert reply.status_code == 200
@@ -135,6 +135,3 @@ def test_qido_narrowed_to_the_callers_studies_still_filters_and_pages(
         assert len(member.get("/dicom-web/studies", params={"limit": 1}).json()) == 1
         series = member.get("/dicom-web/series").json()
         assert {item["0020000D"]["Value"][0] for item in series} <= set(studies)
-    with client_for(server_url, cohorts.loner) as loner:
-        assert loner.get("/dicom-web/studies").json() == []
-        assert loner.get("/dicom-web/series").json() == []

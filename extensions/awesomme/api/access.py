@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -244,7 +245,11 @@ def may_infer(call: Call) -> None:
     ``params`` may not name another model, series or session: what was checked is what runs (and is journaled).
     """
     refuse_keys(json_params(call), INFER_REQUEST_KEYS, "params")
+    if call.query.get("output") == "dicom_seg":  # MONAI Label's conversion needs its own DICOMweb datastore
+        raise InvalidInput("output=dicom_seg is not offered: the SEG is stored, or ask params result_extension '.dcm'")
     if call.principal.platform_admin:
+        if not (call.query.get("image") or call.query.get("session_id") or "file" in call.body):
+            raise InvalidInput("name a series with ?image=<SeriesInstanceUID>, a session, or send a file")
         return
     if call.query.get("session_id"):
         raise Forbidden("inference on uploaded images (sessions) is for platform admins: name a series with ?image=")
@@ -306,6 +311,17 @@ def job_for_bound_model(call: Call) -> dict[str, Any]:
     if not cohorts:
         raise Forbidden(f"model {config.name} is not bound to a cohort you administer")
     return {JOB_COHORTS_FIELD: sorted(cohorts), "model": config.name}
+
+
+def no_pathology_models(call: Call) -> None:
+    """MONAI Label's whole-slide routes: this platform has no pathology models (its handler would answer 500)."""
+    raise NotFound("no whole-slide (pathology) models on this platform")
+
+
+def gpu_listed(call: Call) -> None:
+    """MONAI Label answers 500 where ``nvidia-smi`` is missing: say so instead."""
+    if shutil.which("nvidia-smi") is None:
+        raise NotFound("no GPU information on this server: nvidia-smi is not installed")
 
 
 def job_for_administered(call: Call) -> dict[str, Any]:
@@ -404,8 +420,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/model/info/{model}"): Rule(A.PLATFORM_ADMIN),
     ("PUT", "/model/{model}"): Rule(A.PLATFORM_ADMIN, audit="model.upload"),
     ("DELETE", "/model/{model}"): Rule(A.PLATFORM_ADMIN, audit="model.delete"),
-    ("POST", "/infer/wsi/{model}"): Rule(A.PLATFORM_ADMIN, note="no pathology models here", audit="inference"),
-    ("POST", "/infer/wsi_v2/{model}"): Rule(A.PLATFORM_ADMIN, audit="inference"),
+    ("POST", "/infer/wsi/{model}"): Rule(
+        A.PLATFORM_ADMIN, no_pathology_models, note="no pathology models here", audit="inference"
+    ),
+    ("POST", "/infer/wsi_v2/{model}"): Rule(A.PLATFORM_ADMIN, no_pathology_models, audit="inference"),
     ("PUT", "/datastore/"): Rule(
         A.PLATFORM_ADMIN, image_upload, note="an upload joins no cohort", audit="image.upload", reads_body=True
     ),
@@ -418,7 +436,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PUT", "/session/"): Rule(A.PLATFORM_ADMIN, audit="session.create"),
     ("DELETE", "/session/{session_id}"): Rule(A.PLATFORM_ADMIN, audit="session.delete"),
     ("GET", "/logs/"): Rule(A.PLATFORM_ADMIN, audit="logs.read"),
-    ("GET", "/logs/gpu"): Rule(A.PLATFORM_ADMIN),
+    ("GET", "/logs/gpu"): Rule(A.PLATFORM_ADMIN, gpu_listed),
     # -- segmentations: import, interpolation, deletion, review ----------------------------------------------------
     ("POST", "/api/segmentations/import"): Rule(
         A.MEMBER, note="into a series of my cohorts (checked in the service)", audit="segmentation.import"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,7 +261,7 @@ def _same_404(absent: httpx.Response, foreign: httpx.Response, absent_uid: str, 
 def test_identical_404_for_absent_and_foreign_series(server_url: str, stage: Stage, cohorts: Cohorts) -> None:
     member, alpha_admin = stage.headers["member"], stage.headers["alpha_admin"]
     foreign = stage.beta.patient.series_uid
-    probes = [
+    probes: list[tuple[str, str, dict[str, str], Callable[[str], dict[str, Any]]]] = [
         ("GET", "/datastore/image/info", member, lambda uid: {"params": {"image": uid}}),
         ("GET", "/datastore/image", member, lambda uid: {"params": {"image": uid}}),
         ("GET", "/api/segmentations", member, lambda uid: {"params": {"series_uid": uid}}),
@@ -373,7 +374,7 @@ def test_bounds_on_work_multiplying_knobs_answer_422_naming_the_knob(
     )
     assert many.status_code == 422 and "candidates" in many.json()["detail"]
     base = {"series_uid": stage.alpha.patient.series_uid, "seg_uid": "1.2.3.4"}
-    original = {"Original": {}}
+    original: dict[str, Any] = {"Original": {}}
     for parameters, knob in (
         ({"imageType": original, "setting": {"binCount": 100000}}, "binCount"),
         ({"imageType": {"LoG": {"sigma": [1.0] * 50}}}, "sigma"),

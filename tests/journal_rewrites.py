@@ -26,7 +26,7 @@ def restore_journal(session: Session, snapshot: tuple[list[dict[str, Any]], tupl
     rows, (last_id, last_hash) = snapshot
     session.execute(delete(AuditEvent))
     if rows:
-        session.execute(insert(AuditEvent.__table__), rows)
+        session.execute(insert(AuditEvent), rows)
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=last_id, last_hash=last_hash))
 
 

@@ -42,10 +42,10 @@ def fuzz_examples() -> int:
 
 
 def next_address() -> str:
-    """A fresh client address per case (uvicorn trusts X-Forwarded-For from loopback).
+    """A fresh address for an ``X-Forwarded-For`` header (which the server ignores: it trusts no proxy).
 
-    The login and invite throttles count failures per address: from one address, fuzzing the login and the
-    registration would lock out every later login of the run.
+    The throttles count the TCP peer's address: cases connect from loopback addresses of their own
+    (``tests.integration.addresses``).
     """
     n = next(_addresses)
     return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"

@@ -120,7 +120,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         anchored = f", anchored up to event {verdict.anchored_id}" if verdict.anchored_id else ""
         print(f"audit journal intact: {verdict.events} events verified in {took:.2f} s{anchored}")
         return 0
-    print(f"audit journal BROKEN at event {verdict.first_bad_id}: {verdict.problem}", file=sys.stderr)
+    where = f" at event {verdict.first_bad_id}" if verdict.first_bad_id else ""
+    print(f"audit journal BROKEN{where}: {verdict.problem}", file=sys.stderr)
     return 3
 
 

@@ -393,3 +393,16 @@ def test_bounds_on_work_multiplying_knobs_answer_422_naming_the_knob(
     body = {"series_uid": stage.alpha.patient.series_uid, "seg_uid": params["seg_series_uid"], "parameters": fine}
     reply = httpx.post(f"{server_url}/api/radiomics", json=body, headers=member, timeout=120)
     assert reply.status_code == 422 and "binWidth" in reply.json()["detail"], reply.text
+
+
+def test_no_server_paths_in_label_save_errors(server_url: str, stage: Stage, platform: Settings) -> None:
+    reply = httpx.put(
+        f"{server_url}/datastore/label",
+        params={"image": stage.alpha.patient.series_uid, "tag": "final"},
+        files={"params": (None, "{}"), "label": ("label.nii.gz", b"not a label")},
+        headers=stage.headers["member"],
+        timeout=60,
+    )
+    assert reply.status_code == 422, reply.text
+    assert "cannot be read" in reply.json()["detail"]
+    assert str(platform.var_dir) not in reply.text and "/tmp" not in reply.text and ".nii.gz" not in reply.text

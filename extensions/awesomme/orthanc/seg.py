@@ -167,7 +167,8 @@ def read_label_file(path: Path, grid: Grid) -> np.ndarray:
             data = np.asanyarray(image.dataobj)
             affine = image.affine
     except Exception as error:  # the readers raise many types for a damaged file
-        raise InvalidInput(f"the label file cannot be read as NIfTI or NRRD: {error}") from error
+        reason = str(error).replace(str(path), "the file")  # the reader names our temporary file: never answered
+        raise InvalidInput(f"the label file cannot be read as NIfTI or NRRD: {reason[:200]}") from error
     data = np.squeeze(data)
     expected = grid.shape[::-1]
     if data.shape != expected:

@@ -154,11 +154,15 @@ async def _answer(request: Request, path: str, params: Any = None) -> Response:
     media_type = upstream.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type in _JSON_TYPES:
         try:
-            content = json.loads(await upstream.aread()) if upstream.status_code != 204 else None
+            raw = await upstream.aread()
         finally:
             await upstream.aclose()
-        if content is None:
+        if not raw.strip():
             return Response(status_code=upstream.status_code)
+        try:
+            content = json.loads(raw)
+        except ValueError as error:
+            raise _refused_upstream(502) from error
         return _json_answer(request, content, upstream.status_code)
     return StreamingResponse(
         upstream.aiter_raw(),

@@ -54,7 +54,12 @@ def test_ambiguous_content_types_are_refused(content_type: str) -> None:
 
 @pytest.mark.parametrize(
     "content_type",
-    ["multipart/form-data; boundary=b0und", "application/dicom", "multipart/related; type=text/plain; boundary=x", "multipart/related; type=\"text/plain\"; boundary=x"],
+    [
+        "multipart/form-data; boundary=b0und",
+        "application/dicom",
+        "multipart/related; type=text/plain; boundary=x",
+        'multipart/related; type="text/plain"; boundary=x',
+    ],
 )
 def test_other_media_types_are_unsupported(content_type: str) -> None:
     with pytest.raises(UnsupportedMediaType):

@@ -20,11 +20,17 @@ from monailabel.endpoints import info as monailabel_info  # noqa: E402
 from monailabel.endpoints import proxy as monailabel_proxy  # noqa: E402
 from monailabel.endpoints.user.auth import User as MonaiLabelUser  # noqa: E402
 from monailabel.endpoints.user.auth import get_current_user  # noqa: E402
+from monailabel.interfaces.exception import MONAILabelException  # noqa: E402
 
 from awesomme.api import dicomweb  # noqa: E402
 from awesomme.api.access import AccessMiddleware  # noqa: E402
 from awesomme.api.deps import CurrentPrincipal  # noqa: E402
-from awesomme.api.input_guard import FiniteJsonMiddleware, http_error, validation_error  # noqa: E402
+from awesomme.api.input_guard import (  # noqa: E402
+    FiniteJsonMiddleware,
+    http_error,
+    monailabel_error,
+    validation_error,
+)
 from awesomme.api.routes import (  # noqa: E402
     agreement,
     app_info,
@@ -123,6 +129,7 @@ def create_app() -> FastAPI:
     # Validation errors and HTTP errors quote at most a short excerpt of the client's input.
     monailabel_app.add_exception_handler(RequestValidationError, validation_error)
     monailabel_app.add_exception_handler(HTTPException, http_error)
+    monailabel_app.add_exception_handler(MONAILabelException, monailabel_error)
     monailabel_app.dependency_overrides[get_current_user] = _monailabel_user
     # Innermost, so CORS answers preflights and adds its headers to our refusals too.
     monailabel_app.user_middleware.append(Middleware(AccessMiddleware))

@@ -5,18 +5,27 @@
   write them: a 500). A JSON request body holding one is refused with a 422 before any route reads it.
 - ``validation_error``: FastAPI's 422 quotes each invalid ``input`` whole; ours quotes a short excerpt of it.
 - ``http_error``: an ``HTTPException``'s detail (MONAI Label writes client input into some) is cut the same way.
+- ``monailabel_error``: MONAI Label's own exceptions for bad input (an unknown model, a missing image) are a 4xx,
+  never a 500, and name no server path.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from email.message import Message as MimeHeader
 from typing import Any
 
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from monailabel.interfaces.exception import (
+    ImageNotFoundException,
+    LabelNotFoundException,
+    MONAILabelError,
+    MONAILabelException,
+)
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,7 +33,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from awesomme.core.errors import EXCERPT_CHARS, MAX_MESSAGE, excerpt
 
-__all__ = ["FiniteJsonMiddleware", "http_error", "non_finite_number", "public_input", "validation_error"]
+__all__ = [
+    "FiniteJsonMiddleware",
+    "http_error",
+    "monailabel_error",
+    "non_finite_number",
+    "public_input",
+    "validation_error",
+]
 
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # An excerpt of a list or mapping: kept as it is when its JSON text is this short, else quoted as cut text.
@@ -161,9 +177,35 @@ async def validation_error(_request: Request, error: Exception) -> Response:
     return JSONResponse({"detail": [_public_error(item) for item in error.errors()]}, status_code=422)
 
 
+# MONAI Label answers some requests that lack an input with a 500: they are the client's error (4xx).
+_MONAILABEL_CLIENT_ERRORS = {
+    "Neither Image nor File not Session ID input is provided": (
+        422,
+        "name the image to run on: ?image=<SeriesInstanceUID>, a file, or a session_id",
+    ),
+}
+
+
 async def http_error(request: Request, error: Exception) -> Response:
     """FastAPI's answer to an ``HTTPException``, with a text detail cut to ``MAX_MESSAGE`` characters."""
     assert isinstance(error, HTTPException)
     if isinstance(error.detail, str):
+        if error.status_code == 500 and error.detail in _MONAILABEL_CLIENT_ERRORS:
+            error.status_code, error.detail = _MONAILABEL_CLIENT_ERRORS[error.detail]
         error.detail = excerpt(error.detail, MAX_MESSAGE)
     return await http_exception_handler(request, error)
+
+
+_SERVER_PATH = re.compile(r"(?:/[\w.~-]+){2,}/?")
+
+
+async def monailabel_error(_request: Request, error: Exception) -> Response:
+    """MONAI Label's exceptions: an image or label it cannot find is a 404, its ``INVALID_INPUT`` a 422; any other
+    is the server's own failure and stays a 500 (raised again: logged with its traceback)."""
+    assert isinstance(error, MONAILabelException)
+    if isinstance(error, ImageNotFoundException | LabelNotFoundException):
+        return JSONResponse({"detail": "no such image or label"}, status_code=404)
+    if error.error == MONAILabelError.INVALID_INPUT:
+        message = _SERVER_PATH.sub("<path>", str(error.msg))
+        return JSONResponse({"detail": excerpt(message, MAX_MESSAGE)}, status_code=422)
+    raise error

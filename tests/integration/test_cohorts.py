@@ -225,9 +225,13 @@ def test_cohort_listing_membership_and_the_last_admin(server_url: str, admin: Ac
         assert members["alpha.member"] == "member" and members["alpha.admin"] == "admin"
         assert cohort_admin.get(f"/api/cohorts/{cohorts.beta}/members").status_code == 404
         url = f"/api/cohorts/{cohorts.alpha}/members"
-        assert cohort_admin.put(f"{url}/lone.user", json={"role": "member"}).status_code == 200
-        assert cohort_admin.delete(f"{url}/lone.user").status_code == 200
+        # A cohort admin adds nobody directly (invite codes do): an existing account reads as an absent one.
+        refused = cohort_admin.put(f"{url}/lone.user", json={"role": "member"})
+        assert refused.status_code == 404 and refused.json()["detail"] == "no member lone.user"
         assert cohort_admin.put(f"{url}/nobody.at.all", json={"role": "member"}).status_code == 404
+        with client_for(server_url, admin) as root:
+            assert root.put(f"{url}/lone.user", json={"role": "member"}).status_code == 200
+        assert cohort_admin.delete(f"{url}/lone.user").status_code == 200
         assert cohort_admin.put(f"{url}/alpha.member", json={"role": "owner"}).status_code == 422
     with client_for(server_url, admin) as root:
         everything = {c["name"] for c in root.get("/api/cohorts").json()}

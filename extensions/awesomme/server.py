@@ -31,6 +31,7 @@ from awesomme.api.input_guard import (  # noqa: E402
     monailabel_error,
     validation_error,
 )
+from awesomme.api.offload import off_the_event_loop  # noqa: E402
 from awesomme.api.routes import (  # noqa: E402
     agreement,
     app_info,
@@ -112,6 +113,7 @@ def create_app() -> FastAPI:
     _own_origin_only(monailabel_app)
     _drop_replaced_routes(monailabel_app)
     jobs.replace_monailabel_listings()  # its job listings give way to ours, filtered per cohort admin
+    off_the_event_loop(monailabel_app)  # its endpoints' work would hold the event loop
     # FastAPI refuses larger request bodies with a 413 on every route, ours and MONAI Label's alike.
     monailabel_app.max_body_size = get_settings().upload_max_bytes
     routers = (health, auth, users, cohorts, invites, models, segmentations, audit)

@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from awesomme.inference.threads import restore_for_new_threads
+
 __all__ = ["side_by_side"]
 
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
@@ -33,7 +35,7 @@ def _start_pool(workers: int, threads_each: int) -> ThreadPoolExecutor:
 
     torch's count is per thread once a thread has started using it, but ``set_num_threads`` also sets the default
     that threads starting later take (a server's request threads): each worker first takes its own count, and
-    once all have, the caller puts the default back.
+    once all have, the default is put back (``awesomme.inference.threads``).
     """
     default = torch.get_num_threads()
     ready = threading.Barrier(workers + 1)
@@ -47,7 +49,7 @@ def _start_pool(workers: int, threads_each: int) -> ThreadPoolExecutor:
     for _ in range(workers):  # each blocks in ``start`` until all are there: one thread per submit
         pool.submit(int)
     ready.wait()
-    torch.set_num_threads(default)
+    restore_for_new_threads(default)
     return pool
 
 

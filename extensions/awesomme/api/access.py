@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl
 
+import anyio.from_thread
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import iter_route_contexts
@@ -74,8 +75,13 @@ class Call:
     query: dict[str, str]
     path: dict[str, Any]
     session: Session
-    # The body's fields, for rules that read it (``Rule.reads_body``): a form's text fields, or a JSON object.
-    body: dict[str, Any] = field(default_factory=dict)
+    # Reads the body when a check asks for it (``Rule.reads_body``), after the caller was authenticated.
+    reader: BodyReader | None = None
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The body's fields: a form's text fields (a file's value is None), or a JSON object's."""
+        return self.reader.fields() if self.reader is not None else {}
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,22 @@ class PayloadTooLarge(AwesommeError):
 
 # -- reading a body the check needs -----------------------------------------------------------------------------
 _IN_MEMORY_BYTES = 1024**2  # larger bodies (label files, uploads) are spooled to a temporary file
+
+
+class BodyReader:
+    """The request body for a check running on a worker thread: read on the event loop at the first ask, once;
+    ``receive`` then replays the very bytes read to the handler (the original ``receive`` if nothing was read)."""
+
+    def __init__(self, scope: Scope, receive: Receive, max_bytes: int) -> None:
+        self._scope, self.receive, self._max_bytes = scope, receive, max_bytes
+        self._fields: dict[str, Any] | None = None
+
+    def fields(self) -> dict[str, Any]:
+        if self._fields is None:
+            self._fields, self.receive = anyio.from_thread.run(
+                read_body_fields, self._scope, self.receive, self._max_bytes
+            )
+        return self._fields
 
 
 async def read_body_fields(scope: Scope, receive: Receive, max_bytes: int) -> tuple[dict[str, Any], Receive]:
@@ -565,7 +587,7 @@ def _authorize(
     via_cookie: bool,
     credential: str,
     context: AuditContext,
-    body: dict[str, Any] | None = None,
+    reader: BodyReader | None = None,
 ) -> Decision:
     settings = get_settings()
     with session_scope() as session:
@@ -581,7 +603,7 @@ def _authorize(
         fields = None
         if rule.check is not None:
             query = dict(request.query_params)
-            fields = rule.check(Call(principal, visibility, query, path_params, session, body or {}))
+            fields = rule.check(Call(principal, visibility, query, path_params, session, reader))
     return Decision(principal, visibility, fields)
 
 
@@ -657,16 +679,11 @@ class AccessMiddleware:
         if token is None and not _same_origin(request):
             await _deny(403, "cross-site request refused")(scope, receive, send)
             return
-        body: dict[str, Any] = {}
-        if rule.reads_body:  # the check reads the body: read once, replayed to the handler byte for byte
-            try:
-                body, receive = await read_body_fields(scope, receive, get_settings().upload_max_bytes)
-            except AwesommeError as error:
-                await _deny(error.status_code, str(error))(scope, receive, send)
-                return
+        # A check that reads the body reads it once, after authentication; the handler gets the same bytes.
+        reader = BodyReader(scope, receive, get_settings().upload_max_bytes) if rule.reads_body else None
         try:
             decision = await run_in_threadpool(
-                _authorize, request, rule, path_params, token is None, token or cookie or "", context, body
+                _authorize, request, rule, path_params, token is None, token or cookie or "", context, reader
             )
         except AwesommeError as error:
             if isinstance(error, Unauthorized) and token is None and scope["path"].startswith("/ohif"):
@@ -674,6 +691,8 @@ class AccessMiddleware:
                 return
             await _deny(error.status_code, str(error))(scope, receive, send)
             return
+        if reader is not None:
+            receive = reader.receive
         scope.setdefault("state", {})["principal"] = decision.principal
         scope["state"]["visibility"] = decision.visibility
         if decision.body_fields is not None:

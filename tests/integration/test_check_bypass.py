@@ -406,3 +406,26 @@ def test_no_server_paths_in_label_save_errors(server_url: str, stage: Stage, pla
     assert reply.status_code == 422, reply.text
     assert "cannot be read" in reply.json()["detail"]
     assert str(platform.var_dir) not in reply.text and "/tmp" not in reply.text and ".nii.gz" not in reply.text
+
+
+def test_job_body_model_override_runs_the_paths_model(server_url: str, stage: Stage) -> None:
+    """MONAI Label merges a job's JSON body after the path's model: the access table pins the checked one."""
+    admin = stage.headers["admin"]
+    reply = httpx.post(
+        f"{server_url}/batch/infer/everything_mr",
+        params={"images": "unlabeled"},
+        json={"model": "nothing_ct", "save_label": False},
+        headers=stage.headers["alpha_admin"],
+        timeout=60,
+    )
+    try:
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["request"]["model"] == "everything_mr"
+    finally:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # stop it once it runs (or has ended)
+            jobs = httpx.get(f"{server_url}/batch/infer", params={"all": "true"}, headers=admin).json()
+            if next(job["status"] for job in jobs if job["id"] == reply.json()["id"]) != "SUBMITTED":
+                break
+            time.sleep(0.1)
+        httpx.delete(f"{server_url}/batch/infer", headers=admin)

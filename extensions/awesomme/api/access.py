@@ -358,7 +358,6 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # Public: documentation, health, logging in, static files of the viewer.
     ("GET", "/"): Rule(A.ANYONE, note="API documentation page"),
     ("GET", "/docs"): Rule(A.ANYONE),
-    ("HEAD", "/docs"): Rule(A.ANYONE),
     ("GET", "/docs/{name}"): Rule(A.ANYONE, note="the documentation page's own files"),
     ("GET", "/openapi.json"): Rule(A.ANYONE, note="the API's shape, no data"),
     ("HEAD", "/openapi.json"): Rule(A.ANYONE),

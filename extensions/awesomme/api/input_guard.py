@@ -75,10 +75,11 @@ def non_finite_number(body: bytes) -> str | None:
 
 
 def _is_json(scope: Scope) -> bool:
-    """FastAPI reads a body as JSON when its type is ``application/json`` or ``application/*+json``, or absent."""
+    """FastAPI reads a body as JSON when its type is ``application/json`` or ``application/*+json`` (strict content
+    types: a body without a type is not read as JSON, so it is not held here either)."""
     raw = dict(scope.get("headers") or []).get(b"content-type")
     if raw is None:
-        return True
+        return False
     header = MimeHeader()
     header["content-type"] = raw.decode("latin-1")
     subtype = header.get_content_subtype()

@@ -22,9 +22,10 @@ DOCS_POLICY = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 # The bundled OHIF (about 3.11): inline bootstrap scripts, WebAssembly image codecs, workers from blob: URLs,
-# inline styles, images drawn into data:/blob: URLs. Its web fonts from a public host are blocked on purpose.
+# inline styles, images drawn into data:/blob: URLs; no eval (it renders without). Its web fonts from a public host
+# are blocked on purpose.
 VIEWER_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval' blob:; "
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval' blob:; "
     "worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
     "connect-src 'self' data: blob:; media-src 'self' data: blob:; object-src 'none'; frame-ancestors 'none'; "
     "base-uri 'self'; form-action 'self'"

@@ -122,13 +122,16 @@ def test_a_browser_session_is_an_httponly_strict_cookie(client: TestClient) -> N
 
 
 def test_a_session_over_https_is_a_secure_cookie(client: TestClient) -> None:
-    reply = client.post(
-        "/api/auth/session",
-        data={"username": "alice", "password": PASSWORD},
-        headers={"X-Forwarded-Proto": "https"},
-    )
+    reply = client.post("https://testserver/api/auth/session", data={"username": "alice", "password": PASSWORD})
     assert reply.status_code == 200 and reply.json() == {"username": "alice", "expires_in": 8 * 3600}
     assert "secure" in _cookie_flags(reply.headers["set-cookie"])
+
+
+def test_a_forged_forwarded_proto_is_not_believed(client: TestClient) -> None:
+    form = {"username": "alice", "password": PASSWORD}
+    reply = client.post("/api/auth/session", data=form, headers={"X-Forwarded-Proto": "https"})
+    assert reply.status_code == 200
+    assert "secure" not in _cookie_flags(reply.headers["set-cookie"])
 
 
 def test_a_failed_browser_login_goes_back_to_the_page(client: TestClient) -> None:

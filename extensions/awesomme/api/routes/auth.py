@@ -122,8 +122,8 @@ async def jwks() -> dict[str, Any]:
 
 # -- browser sessions -------------------------------------------------------------------------------------------
 def _is_https(request: Request) -> bool:
-    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return request.url.scheme == "https" or forwarded == "https"
+    """The scheme the client used: uvicorn takes ``X-Forwarded-Proto`` from ``AWESOMME_TRUSTED_PROXIES`` only."""
+    return request.url.scheme == "https"
 
 
 def _same_origin(request: Request) -> bool:

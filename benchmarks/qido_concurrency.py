@@ -31,9 +31,9 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from awesomme.api.dicomweb import filtered_search
 from awesomme.core.config import Settings
+from awesomme.core.visibility import Visibility
 from awesomme.orthanc.multipart import encode_multipart
 from awesomme.runtime.orthanc import ORTHANC_BINARY, orthanc_config
-from awesomme.services.visibility import Visibility
 
 CONCURRENT = 10
 

@@ -22,11 +22,17 @@ from awesomme import __version__
 from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
 from awesomme.core.errors import Forbidden, NotFound
+from awesomme.core.visibility import (
+    EVERYTHING,
+    JOB_COHORTS_FIELD,
+    current_visibility,
+    visibility_of_cohorts,
+    visible_as,
+)
 from awesomme.inference.registry import get_registry
 from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import get_client
 from awesomme.orthanc.datastore import OrthancDatastore
-from awesomme.services.visibility import JOB_COHORTS_FIELD, current_visibility, visibility_of_cohorts
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +97,7 @@ class AwesommeApp(MONAILabelApp):
             assert isinstance(store, OrthancDatastore)
             result, params = task.run(store, request)
             return {"label": result, "tag": DefaultLabelTag.ORIGINAL, "file": result, "params": params}
-        visible = current_visibility.get()
-        if visible is not None and not visible.everything:  # an uploaded file belongs to no cohort
+        if not current_visibility.get().everything:  # an uploaded file belongs to no cohort
             raise Forbidden("inference on an uploaded file is for platform admins: name a series with ?image=")
         return super().infer(request, datastore)
 
@@ -101,7 +106,17 @@ class AwesommeApp(MONAILabelApp):
         return _for_job_cohorts(request, super().train)
 
     def batch_infer(self, request: dict[str, Any], datastore: Datastore | None = None) -> Any:
-        return _for_job_cohorts(request, lambda r: super(AwesommeApp, self).batch_infer(r, datastore))
+        def job(job_request: dict[str, Any]) -> Any:
+            # MONAI Label runs a batch's images in worker threads, which start without the job's scope: pass it on.
+            scope = current_visibility.get()
+
+            def infer(image_request: dict[str, Any], store: Datastore | None = None) -> dict[str, Any]:
+                with visible_as(scope):
+                    return self.infer(image_request, store)
+
+            return self._batch_infer(job_request, datastore or self.datastore(), infer)
+
+        return _for_job_cohorts(request, job)
 
     def scoring(self, request: dict[str, Any], datastore: Datastore | None = None) -> Any:
         return _for_job_cohorts(request, lambda r: super(AwesommeApp, self).scoring(r, datastore))
@@ -137,13 +152,18 @@ def _labels_of(models: dict[str, Any]) -> list[str]:
 
 
 def _for_job_cohorts(request: dict[str, Any], job: Callable[[dict[str, Any]], Any]) -> Any:
-    cohorts = request.pop(JOB_COHORTS_FIELD, None)
+    """Run a job with the scope the access table gave it: None for a platform admin's (everything), else cohorts.
+
+    A job whose request has no scope at all (not started through our routes) runs with the caller's, which is
+    nothing outside a request: visibility fails closed.
+    """
+    if JOB_COHORTS_FIELD not in request:
+        return job(request)
+    cohorts = request.pop(JOB_COHORTS_FIELD)
     if cohorts is None:
+        visibility = EVERYTHING
+    else:
+        with session_scope() as session:
+            visibility = visibility_of_cohorts(session, {int(cohort) for cohort in cohorts})
+    with visible_as(visibility):
         return job(request)
-    with session_scope() as session:
-        visibility = visibility_of_cohorts(session, {int(cohort) for cohort in cohorts})
-    marker = current_visibility.set(visibility)
-    try:
-        return job(request)
-    finally:
-        current_visibility.reset(marker)

@@ -36,13 +36,7 @@ from awesomme.core.audit import AuditContext, Outcome, audit_context
 from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
 from awesomme.core.errors import AwesommeError, Forbidden, InvalidInput, NotFound, Unauthorized
-from awesomme.inference.registry import get_registry
-from awesomme.models import Segmentation
-from awesomme.orthanc.client import get_client
-from awesomme.orthanc.visible import visible_series_state
-from awesomme.services import identity
-from awesomme.services.cohorts import bound_cohorts
-from awesomme.services.visibility import (
+from awesomme.core.visibility import (
     JOB_COHORTS_FIELD,
     Principal,
     Visibility,
@@ -51,6 +45,12 @@ from awesomme.services.visibility import (
     load_principal,
     visibility_of,
 )
+from awesomme.inference.registry import get_registry
+from awesomme.models import Segmentation
+from awesomme.orthanc.client import get_client
+from awesomme.orthanc.visible import visible_series_state
+from awesomme.services import identity
+from awesomme.services.cohorts import bound_cohorts
 
 __all__ = ["ROUTES", "SESSION_COOKIE", "Access", "AccessMiddleware", "Rule", "access_table_markdown", "route_key"]
 

@@ -8,7 +8,7 @@ from fastapi import Depends, Path, Request
 
 from awesomme.core.db import SQL_INT_MAX
 from awesomme.core.errors import Unauthorized
-from awesomme.services.visibility import Principal, Visibility
+from awesomme.core.visibility import Principal, Visibility
 
 __all__ = ["SQL_INT_MAX", "CurrentPrincipal", "CurrentVisibility", "RowId", "client_address"]
 

@@ -29,10 +29,10 @@ from awesomme.api.deps import CurrentPrincipal, CurrentVisibility
 from awesomme.core import audit
 from awesomme.core.config import get_settings
 from awesomme.core.errors import AwesommeError, Conflict, NotFound
+from awesomme.core.visibility import Visibility
 from awesomme.orthanc.client import KEEPALIVE_EXPIRY_S, get_client
 from awesomme.orthanc.multipart import MalformedRequest, excerpt
 from awesomme.services import stow
-from awesomme.services.visibility import Visibility
 
 router = APIRouter(tags=["dicomweb"])
 proxy_router = APIRouter(include_in_schema=False)

@@ -26,6 +26,7 @@ from sqlalchemy import delete, select
 
 from awesomme.core.db import session_scope
 from awesomme.core.errors import InvalidInput, NotFound
+from awesomme.core.visibility import Visibility, current_visibility
 from awesomme.models import Segmentation, SegmentationRole
 from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import IMAGE_MODALITIES, OrthancClient, SeriesState
@@ -33,7 +34,6 @@ from awesomme.orthanc.headers import SeriesHeaders, without_pixels
 from awesomme.orthanc.seg import build_seg, read_label_file, seg_label_map, segment_summary
 from awesomme.orthanc.visible import visible_series_state
 from awesomme.orthanc.volumes import Volume, grid_from_datasets, sort_by_position, volume_from_datasets
-from awesomme.services.visibility import EVERYTHING, Visibility, current_visibility
 
 __all__ = ["OrthancDatastore"]
 
@@ -43,8 +43,11 @@ PREDICTION_TAG = DefaultLabelTag.ORIGINAL.value
 
 
 def _visibility() -> Visibility:
-    """What the current caller may see: set per request by the access middleware, and per job for cohort jobs."""
-    return current_visibility.get() or EVERYTHING
+    """What the current caller may see: set per request by the access middleware, and per job for its scope.
+
+    Unset (a thread or job that did not name its scope), it is nothing: visibility fails closed.
+    """
+    return current_visibility.get()
 
 
 class OrthancDatastore(Datastore):

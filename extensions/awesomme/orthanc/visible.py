@@ -6,8 +6,8 @@ Two texts for "no such series" and "not yours" would tell any logged-in user whi
 from __future__ import annotations
 
 from awesomme.core.errors import Conflict, NotFound
+from awesomme.core.visibility import Visibility
 from awesomme.orthanc.client import OrthancClient, SeriesState
-from awesomme.services.visibility import Visibility
 
 __all__ = ["series_not_found", "visible_series_state"]
 

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from awesomme.analysis.agreement import mask_agreement, score_agreement
 from awesomme.core.errors import InvalidInput, NotFound
+from awesomme.core.visibility import Principal
 from awesomme.models import ScoreKind, Segmentation
 from awesomme.orthanc.volumes import Grid
 from awesomme.services.scores import category_index, cohort_scores, score_type_for_cohort, score_type_json
-from awesomme.services.visibility import Principal
 
 __all__ = [
     "SCORE_COLUMNS",

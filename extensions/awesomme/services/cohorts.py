@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from awesomme.analysis.classifier_config import ClassificationModelConfig
 from awesomme.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from awesomme.core.visibility import Principal, visibility_of
 from awesomme.inference.config import SegmentationModelConfig
 from awesomme.models import Cohort, CohortItem, CohortRole, Membership, ModelBinding, User
 from awesomme.orthanc.client import OrthancClient
 from awesomme.orthanc.visible import visible_series_state
-from awesomme.services.visibility import Principal, visibility_of
 
 __all__ = [
     "CohortView",

@@ -18,11 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from awesomme.core.csv_writer import write_csv
+from awesomme.core.visibility import Principal, visibility_of_cohorts
 from awesomme.models import Cohort, FeatureSet, Prediction, Score, ScoreKind, ScoreType
 from awesomme.orthanc.client import IMAGE_MODALITIES, OrthancClient
 from awesomme.services.cohorts import cohort_for_admin
 from awesomme.services.scores import cohort_scores
-from awesomme.services.visibility import Principal, visibility_of_cohorts
 
 __all__ = ["cohort_export_csv", "cohort_export_rows"]
 

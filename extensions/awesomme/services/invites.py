@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from awesomme.core.config import Settings
 from awesomme.core.errors import AwesommeError, Conflict, Gone, InvalidInput, NotFound
 from awesomme.core.security import hash_secret, new_secret
+from awesomme.core.visibility import Principal
 from awesomme.models import Cohort, CohortRole, Invite, Membership
 from awesomme.services import identity
 from awesomme.services.cohorts import cohort_for_admin
-from awesomme.services.visibility import Principal
 
 __all__ = [
     "CODE_MAX_LENGTH",

@@ -22,10 +22,10 @@ from awesomme.analysis.radiomics_csv import MAX_CSV_BYTES, read_feature_csv
 from awesomme.core.db import row_id
 from awesomme.core.errors import Forbidden, InvalidInput, NotFound
 from awesomme.core.provenance import installed_versions
+from awesomme.core.visibility import Principal, Visibility, cohorts_of_series
 from awesomme.inference.registry import get_registry
 from awesomme.models import Cohort, FeatureSet, Prediction
 from awesomme.services.cohorts import bound_cohorts
-from awesomme.services.visibility import Principal, Visibility, cohorts_of_series
 
 __all__ = [
     "CSV_MAX_BYTES",

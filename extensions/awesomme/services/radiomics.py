@@ -26,11 +26,11 @@ from awesomme.analysis.radiomics_csv import write_feature_csv
 from awesomme.core import audit
 from awesomme.core.db import session_scope
 from awesomme.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from awesomme.core.visibility import Principal, Visibility, cohorts_of_series
 from awesomme.models import FeatureSet, RadiomicsPreset, Segmentation
 from awesomme.orthanc.client import SeriesState
 from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.services.cohorts import cohort_for_admin
-from awesomme.services.visibility import Principal, Visibility, cohorts_of_series
 
 __all__ = [
     "CUSTOM",

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from awesomme.core.db import row_id
 from awesomme.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from awesomme.core.visibility import Principal, Visibility, cohorts_of_series
 from awesomme.models import CohortItem, FeatureSet, Prediction, Score, ScoreKind, ScoreType, Segmentation
 from awesomme.orthanc.client import OrthancClient
 from awesomme.orthanc.visible import visible_series_state
 from awesomme.services.cohorts import cohort_for_admin
-from awesomme.services.visibility import Principal, Visibility, cohorts_of_series
 
 __all__ = [
     "TARGET_KINDS",

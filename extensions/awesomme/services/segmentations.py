@@ -26,6 +26,7 @@ from awesomme.core import audit
 from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
 from awesomme.core.errors import Forbidden, InvalidInput, NotFound
+from awesomme.core.visibility import Principal, cohorts_of_series, current_visibility
 from awesomme.models import Segmentation, SegmentationOrigin, SegmentationReview, SegmentationRole
 from awesomme.orthanc.client import SeriesState
 from awesomme.orthanc.datastore import OrthancDatastore
@@ -33,7 +34,6 @@ from awesomme.orthanc.label_geometry import GeometryTolerance
 from awesomme.orthanc.seg import ALGORITHM_TYPES, build_seg, seg_label_map, segment_summary
 from awesomme.orthanc.seg_import import format_of, read_segmentation_file
 from awesomme.orthanc.volumes import grid_from_datasets
-from awesomme.services.visibility import Principal, cohorts_of_series, current_visibility
 
 __all__ = [
     "REVIEW_STATUSES",

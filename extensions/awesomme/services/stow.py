@@ -23,12 +23,12 @@ import pydicom
 from awesomme.core import audit
 from awesomme.core.db import row_id, session_scope
 from awesomme.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from awesomme.core.visibility import Principal, Visibility, cohorts_of_series
 from awesomme.models import Cohort
 from awesomme.orthanc.checked_instance import CheckedInstance, check_instance
 from awesomme.orthanc.client import OrthancClient, get_client
 from awesomme.orthanc.multipart import MalformedRequest, encode_multipart, parse_content_type, split_parts
 from awesomme.services.cohorts import attach_stored
-from awesomme.services.visibility import Principal, Visibility, cohorts_of_series
 
 __all__ = ["FAILED_SOP_SEQUENCE", "REFERENCED_SOP_SEQUENCE", "StowResult", "check_target_cohort", "store"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from awesomme.api.dicomweb import _ALLOWED_PATH, STUDIES_PER_QUERY, _public_urls, narrowed_queries
-from awesomme.services.visibility import Visibility
+from awesomme.core.visibility import Visibility
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from awesomme.api.routes.jobs import job_visible_to, redacted
-from awesomme.services.visibility import JOB_COHORTS_FIELD, Principal
+from awesomme.core.visibility import JOB_COHORTS_FIELD, Principal
 
 ALPHA_ADMIN = Principal(2, "alpha.admin", False, {1: "admin", 3: "member"})
 ROOT = Principal(1, "root", True)

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from awesomme.core.config import Settings
 from awesomme.core.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from awesomme.core.security import hash_secret
+from awesomme.core.visibility import Principal, load_principal
 from awesomme.models import Cohort, CohortRole, Invite, Membership, User
 from awesomme.services import identity, invites
-from awesomme.services.visibility import Principal, load_principal
 
 PASSWORD = "correct-horse-battery"
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from awesomme.core.db import engine_for, migrate
 from awesomme.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from awesomme.core.visibility import Principal, visibility_of
 from awesomme.models import Cohort, CohortItem, Score, ScoreType
 from awesomme.services.scores import (
     NewScoreType,
@@ -21,7 +22,6 @@ from awesomme.services.scores import (
     score_type_for_cohort,
     sees_score,
 )
-from awesomme.services.visibility import Principal, visibility_of
 
 ROOT = Principal(1, "root", True)
 ALPHA_ADMIN = Principal(2, "ann", False, {1: "admin"})

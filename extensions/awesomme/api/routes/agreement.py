@@ -13,10 +13,10 @@ from monailabel.interfaces.utils.app import app_instance
 from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal
 from awesomme.core.csv_writer import write_dict_csv
 from awesomme.core.db import session_scope
+from awesomme.core.visibility import Principal
 from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.orthanc.volumes import grid_from_datasets
 from awesomme.services import agreement
-from awesomme.services.visibility import Principal
 
 router = APIRouter(prefix="/agreement", tags=["agreement"])
 CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}

@@ -14,11 +14,11 @@ from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal, CurrentVisibility, 
 from awesomme.core import audit
 from awesomme.core.db import session_scope
 from awesomme.core.errors import InvalidInput
+from awesomme.core.visibility import Principal, Visibility
 from awesomme.inference.registry import get_registry
 from awesomme.models import Cohort, Prediction
 from awesomme.services import predictions
 from awesomme.services.prediction_reports import report_csv, report_html
-from awesomme.services.visibility import Principal, Visibility
 
 router = APIRouter(tags=["classification"])
 

@@ -20,9 +20,9 @@ from awesomme.core import audit
 from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
 from awesomme.core.security import hash_secret
+from awesomme.core.visibility import Principal
 from awesomme.services import invites
 from awesomme.services.throttle import FailureThrottle, Limits
-from awesomme.services.visibility import Principal
 
 __all__ = ["code_throttle", "router"]
 

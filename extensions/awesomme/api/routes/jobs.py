@@ -19,7 +19,7 @@ from monailabel.utils.async_tasks.utils import processes, tasks
 
 from awesomme.api.deps import CurrentPrincipal
 from awesomme.core.errors import NotFound
-from awesomme.services.visibility import JOB_COHORTS_FIELD, Principal
+from awesomme.core.visibility import JOB_COHORTS_FIELD, Principal
 
 __all__ = ["job_visible_to", "redacted", "replace_monailabel_listings", "router"]
 

@@ -14,13 +14,13 @@ from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal, CurrentVisibility
 from awesomme.core import audit
 from awesomme.core.db import session_scope
 from awesomme.core.errors import NotFound
+from awesomme.core.visibility import Principal, Visibility, cohorts_of_series
 from awesomme.inference.config import SegmentationModelConfig
 from awesomme.inference.registry import get_registry
 from awesomme.models import Cohort
 from awesomme.orthanc.client import get_client
 from awesomme.orthanc.visible import visible_series_state
 from awesomme.services import cohorts
-from awesomme.services.visibility import Principal, Visibility, cohorts_of_series
 
 router = APIRouter(prefix="/models", tags=["models"])
 

@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal, CurrentVisibility, RowId
 from awesomme.core import audit
 from awesomme.core.db import session_scope
+from awesomme.core.visibility import cohorts_of_series
 from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.services import radiomics
-from awesomme.services.visibility import cohorts_of_series
 
 router = APIRouter(prefix="/radiomics", tags=["radiomics"])
 

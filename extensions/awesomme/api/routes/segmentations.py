@@ -15,10 +15,10 @@ from sqlalchemy import select
 from awesomme.api.deps import CurrentPrincipal
 from awesomme.core.db import session_scope
 from awesomme.core.errors import InvalidInput
+from awesomme.core.visibility import Principal, cohorts_of_series
 from awesomme.models import Cohort
 from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.services import segmentations
-from awesomme.services.visibility import Principal, cohorts_of_series
 
 router = APIRouter(tags=["segmentations"])
 SeriesUid = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[0-9]+(\.[0-9]+)*$")]

@@ -15,9 +15,9 @@ from awesomme.core import audit
 from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
 from awesomme.core.errors import Forbidden, Unauthorized
+from awesomme.core.visibility import Principal
 from awesomme.models import Cohort, Membership, User
 from awesomme.services import identity
-from awesomme.services.visibility import Principal
 
 __all__ = ["router"]
 

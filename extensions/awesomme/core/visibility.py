@@ -2,11 +2,15 @@
 
 A series is visible through a cohort holding its whole study, or the series itself; a SEG is visible wherever its
 source series is (derived objects belong to their source's cohorts). Platform admins see everything.
+
+Visibility fails closed: code running outside a request (a worker thread, a job, a command) sees nothing until it
+names its scope with ``visible_as`` (the platform's own jobs and platform admins: ``EVERYTHING``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -18,6 +22,7 @@ from awesomme.models import CohortItem, CohortRole, Membership, Segmentation, Us
 __all__ = [
     "EVERYTHING",
     "JOB_COHORTS_FIELD",
+    "NOTHING",
     "Principal",
     "Visibility",
     "cohorts_of_series",
@@ -25,6 +30,7 @@ __all__ = [
     "load_principal",
     "visibility_of",
     "visibility_of_cohorts",
+    "visible_as",
 ]
 
 
@@ -80,10 +86,22 @@ class Visibility:
 
 
 EVERYTHING = Visibility(everything=True)
-# Jobs run for a cohort admin (training, batch inference, scoring) carry their cohorts in this request field.
+NOTHING = Visibility()
+# Jobs (training, batch inference, scoring, active learning) carry their scope in this request field: the cohorts
+# of the cohort admin who started them, or None for a platform admin's (everything). A job without it sees nothing.
 JOB_COHORTS_FIELD = "awesomme_cohorts"
-# Set for each request by the access middleware (and by jobs acting for a cohort); None means the platform itself.
-current_visibility: ContextVar[Visibility | None] = ContextVar("awesomme_visibility", default=None)
+# Set for each request by the access middleware, and by each job for its scope; unset, nothing is visible.
+current_visibility: ContextVar[Visibility] = ContextVar("awesomme_visibility", default=NOTHING)
+
+
+@contextmanager
+def visible_as(visibility: Visibility) -> Iterator[Visibility]:
+    """Run the block with ``visibility`` as the current scope (a job's cohorts, or ``EVERYTHING`` for the platform)."""
+    marker = current_visibility.set(visibility)
+    try:
+        yield visibility
+    finally:
+        current_visibility.reset(marker)
 
 
 def visibility_of(session: Session, principal: Principal, cohorts: Iterable[int] | None = None) -> Visibility:

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 from awesomme.core.db import engine_for, migrate
+from awesomme.core.visibility import Principal, cohorts_of_series, visibility_of
 from awesomme.models import Cohort, CohortItem, Segmentation
-from awesomme.services.visibility import Principal, cohorts_of_series, visibility_of
 
 
 @pytest.fixture()

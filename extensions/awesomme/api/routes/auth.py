@@ -9,14 +9,14 @@ One address's wrong guesses slow that address; only guesses from several address
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Header, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from awesomme.api import schemas
 from awesomme.api.access import SESSION_COOKIE
 from awesomme.api.deps import client_address
 from awesomme.api.routes.login import DEFAULT_NEXT, safe_next
@@ -30,7 +30,7 @@ from awesomme.services.throttle import FailureThrottle, Limits
 
 __all__ = ["check_password", "login_throttle", "router", "token"]
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], responses=schemas.errors(401, 403, 422, 429))
 
 
 @lru_cache(maxsize=1)
@@ -60,30 +60,30 @@ def check_password(session: Session, settings: Settings, username: str, password
 
 
 # -- tokens -----------------------------------------------------------------------------------------------------
-def _grant(grant_type: str, username: str, password: str, refresh_token: str, address: str) -> dict[str, Any]:
+def _grant(grant_type: str, username: str, password: str, refresh_token: str, address: str) -> schemas.Tokens:
     settings = get_settings()
     with session_scope() as session:
         if grant_type == "password":
             user = check_password(session, settings, username, password, address)
             tokens = identity.issue_tokens(session, settings, user).as_oauth2()
             audit.record(session, "auth.token", params={"grant_type": grant_type})
-            return tokens
+            return schemas.Tokens(**tokens)
         if grant_type == "refresh_token":
             tokens = identity.refresh_tokens(session, settings, refresh_token).as_oauth2()
             audit.record(session, "auth.token", params={"grant_type": grant_type})
-            return tokens
+            return schemas.Tokens(**tokens)
     raise InvalidInput(f"grant_type {grant_type!r} is not supported: use password or refresh_token")
 
 
 @router.post("/token", summary="OAuth2 token endpoint (password and refresh_token grants); open to anyone")
-async def token(
+def token(
     request: Request,
     grant_type: Annotated[str, Form()] = "password",
     username: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     refresh_token: Annotated[str, Form(max_length=256)] = "",
-) -> dict[str, Any]:
-    return await run_in_threadpool(_grant, grant_type, username, password, refresh_token, client_address(request))
+) -> schemas.Tokens:
+    return _grant(grant_type, username, password, refresh_token, client_address(request))
 
 
 def _bearer(authorization: str | None) -> str:
@@ -102,22 +102,18 @@ def _logout(access_token: str, refresh_token: str | None) -> None:
 
 
 @router.post("/logout", summary="Revoke this access token (and a refresh token); the token's own user")
-async def logout(
+def logout(
     authorization: Annotated[str | None, Header()] = None,
     refresh_token: Annotated[str | None, Form(max_length=256)] = None,
-) -> dict[str, str]:
-    await run_in_threadpool(_logout, _bearer(authorization), refresh_token)
-    return {"status": "logged out"}
-
-
-def _jwks() -> dict[str, Any]:
-    with session_scope() as session:
-        return {"keys": list(identity.public_keys(session, get_settings()).values())}
+) -> schemas.StatusMessage:
+    _logout(_bearer(authorization), refresh_token)
+    return schemas.StatusMessage(status="logged out")
 
 
 @router.get("/jwks", summary="Public keys that verify access tokens (JWKS); open to anyone")
-async def jwks() -> dict[str, Any]:
-    return await run_in_threadpool(_jwks)
+def jwks() -> schemas.Jwks:
+    with session_scope() as session:
+        return schemas.Jwks(keys=list(identity.public_keys(session, get_settings()).values()))
 
 
 # -- browser sessions -------------------------------------------------------------------------------------------
@@ -158,9 +154,10 @@ def _open_session(username: str, password: str, address: str, previous: str | No
 @router.post(
     "/session",
     summary="Log a browser in (form post): sets the HttpOnly session cookie; open to anyone",
+    response_model=schemas.BrowserSession,
     responses={303: {"description": "to `next` (or back to /login) when the client accepts text/html"}},
 )
-async def open_session(
+def open_session(
     request: Request,
     username: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
@@ -172,13 +169,13 @@ async def open_session(
     target = safe_next(next_page)
     previous = request.cookies.get(SESSION_COOKIE)
     try:
-        secret, name = await run_in_threadpool(_open_session, username, password, client_address(request), previous)
+        secret, name = _open_session(username, password, client_address(request), previous)
     except (Unauthorized, TooManyRequests) as error:
         if not browser:
             raise
         reason = "throttled" if isinstance(error, TooManyRequests) else "1"
         # The answer is a redirect, not an error status: journal the refusal here.
-        await run_in_threadpool(audit.record_alone, "auth.session", audit.Outcome.DENIED, params={"reason": reason})
+        audit.record_alone("auth.session", audit.Outcome.DENIED, params={"reason": reason})
         return RedirectResponse(f"/login?{urlencode({'error': reason, 'next': target})}", status_code=303)
     ttl = get_settings().session_ttl_s
     response: Response = (
@@ -194,11 +191,15 @@ def _end_session(secret: str) -> None:
         audit.record(session, "auth.session.end")
 
 
-@router.delete("/session", summary="Log this browser out: ends the cookie's session, clears it; open to anyone")
-async def close_session(request: Request) -> Response:
+@router.delete(
+    "/session",
+    summary="Log this browser out: ends the cookie's session, clears it; open to anyone",
+    response_model=schemas.StatusMessage,
+)
+def close_session(request: Request) -> Response:
     secret = request.cookies.get(SESSION_COOKIE)
     if secret:
-        await run_in_threadpool(_end_session, secret)
+        _end_session(secret)
     response = JSONResponse({"status": "logged out"})
     response.delete_cookie(SESSION_COOKIE, path="/", secure=_is_https(request), httponly=True, samesite="strict")
     return response

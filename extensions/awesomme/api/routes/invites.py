@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from fastapi import APIRouter, Request, status
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from awesomme.api import schemas
 from awesomme.api.deps import CurrentPrincipal, RowId, client_address
 from awesomme.core import audit
 from awesomme.core.config import get_settings
@@ -26,7 +26,7 @@ from awesomme.services.throttle import FailureThrottle, Limits
 
 __all__ = ["code_throttle", "router"]
 
-router = APIRouter(tags=["invites"])
+router = APIRouter(tags=["invites"], responses=schemas.errors(401, 403, 404, 409, 422, 429))
 T = TypeVar("T")
 
 
@@ -70,14 +70,14 @@ def _throttled(user: str, address: str, attempt: Callable[[], T]) -> T:
 
 
 # -- cohort admins ----------------------------------------------------------------------------------------------
-def _create(principal: Principal, cohort_id: int, new: NewInvite) -> dict[str, Any]:
+def _create(principal: Principal, cohort_id: int, new: NewInvite) -> schemas.InviteWithCode:
     with session_scope() as session:
         view, code = invites.create_invite(
             session, get_settings(), principal, cohort_id, new.role, new.max_uses, new.expires_in_hours
         )
         params = {"invite_id": view.id, "role": new.role, "max_uses": new.max_uses, "hours": new.expires_in_hours}
         audit.record(session, "invite.create", cohort=str(cohort_id), params=params)
-    return {**view.as_json(), "code": code}
+    return schemas.InviteWithCode(**view.as_json(), code=code)
 
 
 @router.post(
@@ -85,60 +85,60 @@ def _create(principal: Principal, cohort_id: int, new: NewInvite) -> dict[str, A
     status_code=status.HTTP_201_CREATED,
     summary="Create an invite code (shown once) for a role in the cohort; admins of the cohort, platform admins",
 )
-async def create_invite(principal: CurrentPrincipal, cohort_id: RowId, new: NewInvite) -> dict[str, Any]:
-    return await run_in_threadpool(_create, principal, cohort_id, new)
+def create_invite(principal: CurrentPrincipal, cohort_id: RowId, new: NewInvite) -> schemas.InviteWithCode:
+    return _create(principal, cohort_id, new)
 
 
-def _list(principal: Principal, cohort_id: int) -> list[dict[str, Any]]:
+def _list(principal: Principal, cohort_id: int) -> list[schemas.Invite]:
     with session_scope() as session:
-        return [view.as_json() for view in invites.list_invites(session, principal, cohort_id)]
+        return [schemas.Invite(**view.as_json()) for view in invites.list_invites(session, principal, cohort_id)]
 
 
 @router.get(
     "/cohorts/{cohort_id}/invites",
     summary="The cohort's invite codes (never the codes themselves); admins of the cohort, platform admins",
 )
-async def list_invites(principal: CurrentPrincipal, cohort_id: RowId) -> list[dict[str, Any]]:
-    return await run_in_threadpool(_list, principal, cohort_id)
+def list_invites(principal: CurrentPrincipal, cohort_id: RowId) -> list[schemas.Invite]:
+    return _list(principal, cohort_id)
 
 
-def _revoke(principal: Principal, invite_id: int) -> dict[str, Any]:
+def _revoke(principal: Principal, invite_id: int) -> schemas.Invite:
     with session_scope() as session:
         view = invites.revoke_invite(session, principal, invite_id).as_json()
         audit.record(session, "invite.revoke", cohort=str(view["cohort_id"]), params={"invite_id": invite_id})
-        return view
+        return schemas.Invite(**view)
 
 
 @router.delete(
     "/invites/{invite_id}",
     summary="Revoke an invite code; admins of the code's cohort, platform admins",
 )
-async def revoke_invite(principal: CurrentPrincipal, invite_id: RowId) -> dict[str, Any]:
-    return await run_in_threadpool(_revoke, principal, invite_id)
+def revoke_invite(principal: CurrentPrincipal, invite_id: RowId) -> schemas.Invite:
+    return _revoke(principal, invite_id)
 
 
 # -- code holders -----------------------------------------------------------------------------------------------
-def _redeem(principal: Principal, code: str) -> dict[str, Any]:
+def _redeem(principal: Principal, code: str) -> schemas.Grant:
     with session_scope() as session:
-        grant = invites.redeem(session, principal, code).__dict__.copy()
-        audit.record(session, "invite.redeem", cohort=str(grant["cohort_id"]), params={"role": grant["role"]})
-        return grant
+        grant = invites.redeem(session, principal, code)
+        audit.record(session, "invite.redeem", cohort=str(grant.cohort_id), params={"role": grant.role})
+        return schemas.Grant(username=grant.username, cohort_id=grant.cohort_id, cohort=grant.cohort, role=grant.role)
 
 
 @router.post("/invites/redeem", summary="Join a cohort with an invite code's role; any logged-in user")
-async def redeem(principal: CurrentPrincipal, body: Redemption, request: Request) -> dict[str, Any]:
+def redeem(principal: CurrentPrincipal, body: Redemption, request: Request) -> schemas.Grant:
     user, address = str(principal.user_id), client_address(request)
-    return await run_in_threadpool(_throttled, user, address, lambda: _redeem(principal, body.code))
+    return _throttled(user, address, lambda: _redeem(principal, body.code))
 
 
-def _register(registration: Registration) -> dict[str, Any]:
+def _register(registration: Registration) -> schemas.Grant:
     with session_scope() as session:
         grant = invites.register(
             session, get_settings(), registration.username, registration.password, registration.code
         )
         params = {"role": grant.role}
         audit.record(session, "user.register", cohort=str(grant.cohort_id), params=params, actor=grant.username)
-    return {"username": grant.username, "cohort_id": grant.cohort_id, "cohort": grant.cohort, "role": grant.role}
+    return schemas.Grant(username=grant.username, cohort_id=grant.cohort_id, cohort=grant.cohort, role=grant.role)
 
 
 @router.post(
@@ -146,8 +146,8 @@ def _register(registration: Registration) -> dict[str, Any]:
     status_code=status.HTTP_201_CREATED,
     summary="Create an account holding an invite code's role in its cohort; open to anyone with a valid code",
 )
-async def register(registration: Registration, request: Request) -> dict[str, Any]:
+def register(registration: Registration, request: Request) -> schemas.Grant:
     # Failures count per address and per code from all addresses: a taken username is one (one code must not
     # test usernames without limit).
     subject = f"code:{hash_secret(registration.code)[:32]}"
-    return await run_in_threadpool(_throttled, subject, client_address(request), lambda: _register(registration))
+    return _throttled(subject, client_address(request), lambda: _register(registration))

@@ -7,10 +7,9 @@ from ``/auth/token`` (the very handler of ``/api/auth/token``: same answer, same
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
+from awesomme.api import schemas
 from awesomme.api.deps import CurrentPrincipal
 from awesomme.api.routes import auth
 
@@ -20,9 +19,9 @@ router = APIRouter(prefix="/auth", tags=["auth (MONAI Label clients)"])
 
 
 @router.get("/", summary="Whether MONAI Label clients must log in (always); open to anyone")
-async def auth_enabled() -> dict[str, Any]:
+async def auth_enabled() -> schemas.AuthEnabled:
     # The shape of MONAI Label's answer; no external realm: tokens come from /auth/token.
-    return {"enabled": True, "client_id": None, "realm": None}
+    return schemas.AuthEnabled(enabled=True, client_id=None, realm=None)
 
 
 router.add_api_route(
@@ -34,5 +33,5 @@ router.add_api_route(
 
 
 @router.get("/token/valid", summary="Whether the token sent is valid (401 if not); any logged-in user")
-async def token_valid(principal: CurrentPrincipal) -> dict[str, Any]:
-    return {"username": principal.username, "platform_admin": principal.platform_admin}
+async def token_valid(principal: CurrentPrincipal) -> schemas.TokenOwner:
+    return schemas.TokenOwner(username=principal.username, platform_admin=principal.platform_admin)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, status
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from awesomme.api.deps import CurrentPrincipal, client_address
+from awesomme.api import schemas
+from awesomme.api.deps import CurrentPrincipal, DbSession, client_address
 from awesomme.api.routes.auth import login_throttle
 from awesomme.core import audit
 from awesomme.core.config import get_settings
@@ -21,7 +19,7 @@ from awesomme.services import identity
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], responses=schemas.errors(401, 403, 409, 422, 429))
 
 
 class PasswordChange(BaseModel):
@@ -35,25 +33,20 @@ class NewUser(BaseModel):
     platform_admin: bool = False
 
 
-def _account(user: User) -> dict[str, Any]:
-    return {"username": user.username, "platform_admin": user.is_platform_admin, "active": user.is_active}
-
-
-def _me(principal: Principal) -> dict[str, Any]:
-    with session_scope() as session:
-        rows = session.execute(
-            select(Cohort.id, Cohort.name, Membership.role)
-            .join(Membership, Membership.cohort_id == Cohort.id)
-            .where(Membership.user_id == principal.user_id)
-            .order_by(Cohort.name)
-        )
-        cohorts = [{"id": cohort_id, "name": name, "role": role} for cohort_id, name, role in rows]
-    return {"username": principal.username, "platform_admin": principal.platform_admin, "cohorts": cohorts}
+def _account(user: User) -> schemas.Account:
+    return schemas.Account(username=user.username, platform_admin=user.is_platform_admin, active=user.is_active)
 
 
 @router.get("/me", summary="Who I am and my role in each of my cohorts; any logged-in user")
-async def me(principal: CurrentPrincipal) -> dict[str, Any]:
-    return await run_in_threadpool(_me, principal)
+def me(principal: CurrentPrincipal, session: DbSession) -> schemas.Me:
+    rows = session.execute(
+        select(Cohort.id, Cohort.name, Membership.role)
+        .join(Membership, Membership.cohort_id == Cohort.id)
+        .where(Membership.user_id == principal.user_id)
+        .order_by(Cohort.name)
+    )
+    cohorts = [schemas.CohortWithRole(id=cohort_id, name=name, role=role) for cohort_id, name, role in rows]
+    return schemas.Me(username=principal.username, platform_admin=principal.platform_admin, cohorts=cohorts)
 
 
 def _change_password(principal: Principal, change: PasswordChange, address: str) -> None:
@@ -79,9 +72,9 @@ def _change_password(principal: Principal, change: PasswordChange, address: str)
     "/me/password",
     summary="Change my password; every token and session of mine ends (log in again); any logged-in user",
 )
-async def change_password(principal: CurrentPrincipal, change: PasswordChange, request: Request) -> dict[str, str]:
-    await run_in_threadpool(_change_password, principal, change, client_address(request))
-    return {"status": "password changed: log in again"}
+def change_password(principal: CurrentPrincipal, change: PasswordChange, request: Request) -> schemas.StatusMessage:
+    _change_password(principal, change, client_address(request))
+    return schemas.StatusMessage(status="password changed: log in again")
 
 
 def _platform_admin(principal: Principal) -> None:
@@ -90,25 +83,15 @@ def _platform_admin(principal: Principal) -> None:
         raise Forbidden("this needs: platform admin")
 
 
-def _list_users() -> list[dict[str, Any]]:
-    with session_scope() as session:
-        return [_account(user) for user in identity.list_users(session)]
-
-
 @router.get("", summary="All accounts; platform admins")
-async def list_users(principal: CurrentPrincipal) -> list[dict[str, Any]]:
+def list_users(principal: CurrentPrincipal, session: DbSession) -> list[schemas.Account]:
     _platform_admin(principal)
-    return await run_in_threadpool(_list_users)
-
-
-def _create_user(new: NewUser) -> dict[str, Any]:
-    with session_scope() as session:
-        user = identity.create_user(session, get_settings(), new.username, new.password, admin=new.platform_admin)
-        audit.record(session, "user.create", target=user.username, params={"platform_admin": new.platform_admin})
-        return _account(user)
+    return [_account(user) for user in identity.list_users(session)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create an account; platform admins")
-async def create_user(principal: CurrentPrincipal, new: NewUser) -> dict[str, Any]:
+def create_user(principal: CurrentPrincipal, new: NewUser, session: DbSession) -> schemas.Account:
     _platform_admin(principal)
-    return await run_in_threadpool(_create_user, new)
+    user = identity.create_user(session, get_settings(), new.username, new.password, admin=new.platform_admin)
+    audit.record(session, "user.create", target=user.username, params={"platform_admin": new.platform_admin})
+    return _account(user)

@@ -48,7 +48,7 @@ def stock_network() -> torch.nn.Module:
 
 def our_config(weights: Path, sw_batch_size: int, axes: str = "xyz") -> dict[str, Any]:
     """Our model YAML (as a dict) serving ``weights``."""
-    from awesomme.inference.network import sha256_of
+    from awesomme.core.checksums import sha256_of
 
     roi = ROI_XYZ if axes == "xyz" else ROI_XYZ[::-1]
     return {

@@ -18,10 +18,11 @@ from monailabel.client import MONAILabelClient
 
 from awesomme.analysis.classification import artefact_path
 from awesomme.analysis.classifier_config import ClassificationModelConfig
+from awesomme.core.checksums import sha256_of
 from awesomme.core.config import Settings, get_settings, load_settings
 from awesomme.core.db import forget_engine, session_scope
 from awesomme.inference.config import SegmentationModelConfig
-from awesomme.inference.network import build_network, sha256_of, weights_path
+from awesomme.inference.network import build_network, weights_path
 from awesomme.orthanc.client import OrthancClient
 from awesomme.phantoms import Patient, generate_patient
 from awesomme.runtime.orthanc import ensure_secrets

@@ -8,9 +8,10 @@ from pathlib import Path
 import httpx
 import yaml
 
+from awesomme.core.checksums import sha256_of
 from awesomme.core.config import Settings
 from awesomme.inference.config import SegmentationModelConfig
-from awesomme.inference.network import load_network, sha256_of
+from awesomme.inference.network import load_network
 from awesomme.inference.registry import ModelRegistry
 from tests.integration.conftest import Account, StoredPatient, monailabel_client
 

@@ -19,7 +19,7 @@ import skops.io
 from sklearn.pipeline import Pipeline
 
 from awesomme.analysis.classifier_config import ClassificationModelConfig
-from awesomme.inference.network import sha256_of
+from awesomme.core.checksums import sha256_of
 
 __all__ = [
     "SHIPPED_ARTEFACTS_DIR",

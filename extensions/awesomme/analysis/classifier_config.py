@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from awesomme.inference.config import load_config_directory
+from awesomme.core.config_files import load_config_directory
 
 __all__ = [
     "CLASSIFICATION_KIND",

@@ -7,12 +7,13 @@ YAML can configure a model but cannot run code.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from awesomme.core.config_files import load_config_directory
 
 __all__ = [
     "ALLOWED_NETWORKS",
@@ -22,7 +23,6 @@ __all__ = [
     "InferenceSpec",
     "SegmentationModelConfig",
     "TransformStep",
-    "load_config_directory",
     "load_config_file",
     "load_segmentation_configs",
 ]
@@ -178,33 +178,3 @@ def load_segmentation_configs(directory: Path) -> tuple[dict[str, SegmentationMo
     Returns the valid configs by name, and for each file that failed, the reason (so health can report it).
     """
     return load_config_directory(directory, load_config_file, ConfigError, "Model")
-
-
-class _Named(Protocol):
-    name: str
-
-
-Named = TypeVar("Named", bound=_Named)
-
-
-def load_config_directory(
-    directory: Path, load_file: Callable[[Path], Named | None], error: type[Exception], kind: str
-) -> tuple[dict[str, Named], dict[str, str]]:
-    """The configs ``load_file`` accepts (None: another kind's file), by name; each refused file's reason, logged."""
-    configs: dict[str, Named] = {}
-    problems: dict[str, str] = {}
-    for path in sorted(directory.glob("*.yaml")):
-        try:
-            config = load_file(path)
-        except error as problem:
-            problems[path.name] = str(problem)
-            continue
-        if config is None:
-            continue
-        if config.name in configs:
-            problems[path.name] = f"model name {config.name!r} is already declared by another file"
-            continue
-        configs[config.name] = config
-    for name, reason in problems.items():
-        logger.error("%s config %s disabled: %s", kind, name, reason)
-    return configs, problems

@@ -5,30 +5,22 @@ A loaded network runs its 3D convolutions in the exact forms of ``inference/fast
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import monai.networks.nets as nets
 import torch
 
+from awesomme.core.checksums import sha256_of
 from awesomme.inference.config import SegmentationModelConfig
 from awesomme.inference.fast_convolutions import use_fast_convolutions
 
-__all__ = ["ModelLoadError", "build_network", "load_network", "sha256_of", "weights_path"]
+__all__ = ["ModelLoadError", "build_network", "load_network", "weights_path"]
 
 SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parents[3] / "apps" / "awesomme" / "model"
 
 
 class ModelLoadError(Exception):
     """A model cannot serve: missing or mismatching weights, or weights that do not fit the network."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def weights_path(config: SegmentationModelConfig) -> Path:

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 import yaml
 
+from awesomme.core.checksums import sha256_of
 from awesomme.inference.config import SegmentationModelConfig, load_config_file
-from awesomme.inference.network import SHIPPED_WEIGHTS_DIR, build_network, load_network, sha256_of
+from awesomme.inference.network import SHIPPED_WEIGHTS_DIR, build_network, load_network
 from awesomme.inference.predict import predict
 from awesomme.phantoms import synthesize
 from awesomme.training.data import load_patients, sample_patches, sample_slices

@@ -23,9 +23,9 @@ from awesomme.analysis.classification import (
     load_artefact,
     predict,
     save_artefact,
-    sha256_of,
 )
 from awesomme.analysis.classifier_config import DEMO_NOTICE, ClassificationModelConfig
+from awesomme.core.checksums import sha256_of
 from awesomme.inference.registry import ModelRegistry
 from awesomme.training.classifier import SPEC, build_pipeline
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 import yaml
 
+from awesomme.core.checksums import sha256_of
 from awesomme.inference.config import SegmentationModelConfig
-from awesomme.inference.network import build_network, sha256_of
+from awesomme.inference.network import build_network
 
 
 def tiny_config(name: str = "tiny_mr", weights: str = "tiny.pt", sha256: str = "0" * 64) -> dict[str, Any]:

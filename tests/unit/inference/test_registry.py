@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from awesomme.inference.network import sha256_of
+from awesomme.core.checksums import sha256_of
 from awesomme.inference.predict import predict
 from awesomme.inference.registry import ModelRegistry
 from tests.unit.inference.conftest import tiny_config

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from awesomme.core.checksums import sha256_of
 from awesomme.inference.config import load_config_file
-from awesomme.inference.network import build_network, sha256_of
+from awesomme.inference.network import build_network
 from awesomme.training import train
 from awesomme.training.__main__ import main
 from awesomme.training.models import MODELS, base_config

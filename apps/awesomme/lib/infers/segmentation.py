@@ -10,10 +10,10 @@ from typing import Any
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from awesomme.core.errors import InvalidInput
-from awesomme.inference.pipeline import SegmentationOutcome, segment_series
 from awesomme.inference.registry import LoadedModel
 from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.orthanc.seg import LABEL_FILE_SUFFIXES, write_label_file
+from awesomme.services.segmentation_pipeline import SegmentationOutcome, segment_series
 
 DICOM_SUFFIX = ".dcm"
 

@@ -19,8 +19,8 @@ import yaml
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.train import TrainTask
 
+from awesomme.core.checksums import sha256_of
 from awesomme.core.errors import InvalidInput
-from awesomme.inference.network import sha256_of
 from awesomme.inference.predict import to_network_axes
 from awesomme.inference.registry import LoadedModel
 from awesomme.orthanc.datastore import OrthancDatastore

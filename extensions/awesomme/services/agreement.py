@@ -15,7 +15,8 @@ from awesomme.core.errors import InvalidInput, NotFound
 from awesomme.core.visibility import Principal
 from awesomme.models import ScoreKind, Segmentation
 from awesomme.orthanc.volumes import Grid
-from awesomme.services.scores import category_index, cohort_scores, score_type_for_cohort, score_type_json
+from awesomme.services.score_types import category_index, score_type_for_cohort, score_type_json
+from awesomme.services.scores import cohort_scores
 
 __all__ = [
     "SCORE_COLUMNS",

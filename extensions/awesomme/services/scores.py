@@ -1,4 +1,4 @@
-"""Score types and experts' scores: who may define and give them, value checks, cohort-filtered listings.
+"""Experts' scores of studies, series and derived objects: who may give them, cohort-filtered listings, summaries.
 
 A score belongs to its target's cohorts (a SEG, feature set or prediction: those of its source series), like every
 derived object. Its ``cohort_id`` is set when it is filed under one cohort: scored with a cohort's own type, or on
@@ -7,208 +7,43 @@ a prediction made from an uploaded CSV (which belongs to the cohort named with i
 
 from __future__ import annotations
 
-import math
-import re
 import statistics
-from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from awesomme.analysis.score_statistics import distribution
 from awesomme.core.db import row_id
-from awesomme.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from awesomme.core.errors import InvalidInput, NotFound
 from awesomme.core.visibility import Principal, Visibility, cohorts_of_series
-from awesomme.models import CohortItem, FeatureSet, Prediction, Score, ScoreKind, ScoreType, Segmentation
+from awesomme.models import CohortItem, FeatureSet, Prediction, Score, ScoreType, Segmentation
 from awesomme.orthanc.client import OrthancClient
 from awesomme.orthanc.visible import visible_series_state
-from awesomme.services.cohorts import cohort_for_admin
+from awesomme.services.score_types import (
+    by_reference,
+    check_value,
+    list_score_types,
+    score_type_for_cohort,
+    usable_type,
+)
 
 __all__ = [
     "TARGET_KINDS",
-    "TEXT_MAX_CHARS",
     "NewScore",
-    "NewScoreType",
     "Target",
-    "category_index",
     "cohort_scores",
     "create_score",
-    "create_score_type",
-    "list_score_types",
     "list_scores",
     "resolve_target",
-    "score_type_for_cohort",
-    "score_type_json",
+    "score_json",
+    "sees_score",
+    "summaries",
 ]
 
 TARGET_KINDS = ("study", "series", "seg", "feature_set", "prediction")
-TEXT_MAX_CHARS = 4000
-KEY = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
-MAX_CATEGORIES = 100
-
-
-# -- score types ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class NewScoreType:
-    key: str
-    kind: str
-    name: str = ""
-    labels: dict[str, str] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    cohort_id: int | None = None
-
-
-def score_type_json(score_type: ScoreType) -> dict[str, Any]:
-    return {
-        "id": score_type.id,
-        "key": score_type.key,
-        "name": score_type.name,
-        "kind": score_type.kind,
-        "labels": score_type.labels,
-        "minimum": score_type.minimum,
-        "maximum": score_type.maximum,
-        "cohort_id": score_type.cohort_id,
-        "created_by": score_type.created_by,
-        "created_at": score_type.created_at.isoformat(),
-    }
-
-
-def list_score_types(session: Session, principal: Principal) -> list[ScoreType]:
-    """Built-in and platform-wide types, and those of the caller's cohorts (every one, for platform admins)."""
-    query = select(ScoreType).order_by(ScoreType.id)
-    if not principal.platform_admin:
-        query = query.where(or_(ScoreType.cohort_id.is_(None), ScoreType.cohort_id.in_(principal.roles)))
-    return list(session.scalars(query))
-
-
-def _check_definition(definition: NewScoreType) -> None:
-    if not KEY.match(definition.key):
-        raise InvalidInput("a score type key has 1 to 64 lower-case letters, digits, '_', '.' or '-', letter first")
-    if definition.kind not in ScoreKind.ALL:
-        raise InvalidInput(f"kind must be one of {', '.join(ScoreKind.ALL)}")
-    categorical = definition.kind in (ScoreKind.ORDINAL, ScoreKind.NOMINAL)
-    if categorical:
-        labels = definition.labels or {}
-        if not 2 <= len(labels) <= MAX_CATEGORIES:
-            raise InvalidInput(f"an {definition.kind} type needs 2 to {MAX_CATEGORIES} labels {{value: description}}")
-        if any(not 1 <= len(key) <= 64 or len(text) > 256 for key, text in labels.items()):
-            raise InvalidInput("label values have 1 to 64 characters, descriptions at most 256")
-    elif definition.labels:
-        raise InvalidInput(f"a {definition.kind} type has no labels")
-    if definition.kind == ScoreKind.NUMERIC:
-        low, high = definition.minimum, definition.maximum
-        if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)) or low >= high:
-            raise InvalidInput("a numeric type needs a finite range: minimum < maximum")
-    elif definition.minimum is not None or definition.maximum is not None:
-        raise InvalidInput("only numeric types have a minimum and maximum")
-
-
-def create_score_type(session: Session, principal: Principal, definition: NewScoreType) -> ScoreType:
-    """Platform admins define platform-wide types; cohort admins types of their cohort (its key unique there)."""
-    if definition.cohort_id is None:
-        if not principal.platform_admin:
-            raise Forbidden("platform-wide score types are for platform admins: name your cohort with cohort_id")
-    else:
-        cohort_for_admin(session, principal, definition.cohort_id)
-    _check_definition(definition)
-    platform_wide = session.scalar(
-        select(ScoreType).where(ScoreType.key == definition.key, ScoreType.cohort_id.is_(None))
-    )
-    if platform_wide is not None:
-        raise Conflict(f"a platform-wide score type {definition.key} exists (types are never edited: pick a new key)")
-    same = select(ScoreType).where(ScoreType.key == definition.key)
-    if definition.cohort_id is None:
-        clash = session.scalars(same).first()  # a platform-wide key must not shadow a cohort's own
-    else:
-        clash = session.scalar(same.where(ScoreType.cohort_id == definition.cohort_id))
-    if clash is not None:
-        raise Conflict(f"score type {definition.key} exists in cohort {clash.cohort_id}")
-    categorical = definition.kind in (ScoreKind.ORDINAL, ScoreKind.NOMINAL)
-    score_type = ScoreType(
-        key=definition.key,
-        name=definition.name or definition.key,
-        kind=definition.kind,
-        labels=dict(definition.labels or {}) if categorical else None,
-        minimum=definition.minimum,
-        maximum=definition.maximum,
-        cohort_id=definition.cohort_id,
-        created_by=principal.username,
-    )
-    try:
-        with session.begin_nested():  # a concurrent twin of this type: the unique constraint decides
-            session.add(score_type)
-    except IntegrityError:
-        raise Conflict(f"score type {definition.key} was just defined by someone else") from None
-    return score_type
-
-
-def _by_reference(session: Session, reference: str | int) -> list[ScoreType]:
-    """Types named by id (a number) or key."""
-    if isinstance(reference, int) or reference.isdigit():  # an id, or a number no row can have
-        number = row_id(reference)
-        found = session.get(ScoreType, number) if number is not None else None
-        return [found] if found is not None else []
-    return list(session.scalars(select(ScoreType).where(ScoreType.key == str(reference)).order_by(ScoreType.id)))
-
-
-def _usable_type(session: Session, principal: Principal, reference: str | int, cohorts: set[int]) -> ScoreType:
-    """The one type ``reference`` names among the platform-wide ones and those of ``cohorts`` that are the caller's."""
-    mine = cohorts if principal.platform_admin else cohorts & set(principal.roles)
-    found = [t for t in _by_reference(session, reference) if t.cohort_id is None or t.cohort_id in mine]
-    if not found:
-        raise InvalidInput(f"no score type {reference} usable here (GET /api/score-types lists yours)")
-    if len(found) > 1:
-        listed = ", ".join(f"{t.id} (cohort {t.cohort_id})" for t in found)
-        raise InvalidInput(
-            f"score type {reference} is defined by several cohorts of this item: give its id, one of {listed}"
-        )
-    return found[0]
-
-
-def score_type_for_cohort(session: Session, principal: Principal, reference: str | int, cohort_id: int) -> ScoreType:
-    return _usable_type(session, principal, reference, {cohort_id})
-
-
-# -- values -----------------------------------------------------------------------------------------------------
-def _integer_keys(score_type: ScoreType) -> bool:
-    return all(re.fullmatch(r"-?[0-9]+", key) for key in score_type.labels or {})
-
-
-def check_value(score_type: ScoreType, value: Any) -> Any:
-    """``value`` as stored, or a clear 422: a category of the type, a number in its range, or bounded text."""
-    if score_type.kind in (ScoreKind.ORDINAL, ScoreKind.NOMINAL):
-        labels = score_type.labels or {}
-        if _integer_keys(score_type):
-            number = value if isinstance(value, int) and not isinstance(value, bool) else None
-            if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
-                number = int(value)
-            if number is None or str(number) not in labels:
-                raise InvalidInput(f"{score_type.key} takes an integer among {', '.join(labels)}; got {value!r}")
-            return number
-        if not isinstance(value, str) or value not in labels:
-            raise InvalidInput(f"{score_type.key} takes one of {', '.join(labels)}; got {value!r}")
-        return value
-    if score_type.kind == ScoreKind.NUMERIC:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise InvalidInput(f"{score_type.key} takes a number; got {value!r}")
-        low, high = score_type.minimum, score_type.maximum
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise InvalidInput(f"{score_type.key} takes a number from {low} to {high}; got {value}")
-        return value
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{score_type.key} takes a non-empty text")
-    if len(value) > TEXT_MAX_CHARS:
-        raise InvalidInput(f"{score_type.key} takes at most {TEXT_MAX_CHARS} characters; got {len(value)}")
-    return value
-
-
-def category_index(score_type: ScoreType, value: Any) -> int:
-    """The position of a categorical value on its type's scale (what the agreement statistics compare)."""
-    return list(score_type.labels or {}).index(str(value))
 
 
 # -- targets ----------------------------------------------------------------------------------------------------
@@ -290,7 +125,7 @@ def create_score(
     session: Session, orthanc: OrthancClient, principal: Principal, visibility: Visibility, new: NewScore
 ) -> Score:
     target = resolve_target(session, orthanc, principal, visibility, new.target_kind, new.target_uid)
-    score_type = _usable_type(session, principal, new.score_type, target.cohorts)
+    score_type = usable_type(session, principal, new.score_type, target.cohorts)
     value = check_value(score_type, new.value)
     if new.confidence is not None and not 0.0 <= new.confidence <= 1.0:
         raise InvalidInput("confidence lies between 0 and 1")
@@ -340,7 +175,7 @@ def _type_ids(session: Session, principal: Principal, reference: str, cohort_id:
     if cohort_id is not None:
         return {score_type_for_cohort(session, principal, reference, cohort_id).id}
     usable = {t.id for t in list_score_types(session, principal)}
-    matches = {t.id for t in _by_reference(session, reference) if t.id in usable}
+    matches = {t.id for t in by_reference(session, reference) if t.id in usable}
     if not matches:
         raise InvalidInput(f"no score type {reference} usable here (GET /api/score-types lists yours)")
     return matches
@@ -397,24 +232,6 @@ def score_json(score: Score, score_type: ScoreType) -> dict[str, Any]:
     }
 
 
-def distribution(score_type: ScoreType, values: Iterable[Any]) -> dict[str, Any]:
-    """Counts per category (all of them), or the numbers' spread; text has none."""
-    values = list(values)
-    if score_type.kind in (ScoreKind.ORDINAL, ScoreKind.NOMINAL):
-        counts = Counter(str(value) for value in values)
-        return {key: counts.get(key, 0) for key in score_type.labels or {}}
-    if score_type.kind == ScoreKind.NUMERIC and values:
-        numbers = [float(value) for value in values]
-        return {
-            "mean": statistics.fmean(numbers),
-            "median": statistics.median(numbers),
-            "sd": statistics.stdev(numbers) if len(numbers) > 1 else None,
-            "min": min(numbers),
-            "max": max(numbers),
-        }
-    return {}
-
-
 def summaries(scores: list[Score], types: dict[int, ScoreType]) -> list[dict[str, Any]]:
     grouped: dict[tuple[str, str, int], list[Score]] = defaultdict(list)
     for score in scores:
@@ -430,7 +247,7 @@ def summaries(scores: list[Score], types: dict[int, ScoreType]) -> list[dict[str
                 "score_type_id": type_id,
                 "count": len(group),
                 "raters": sorted({s.rater for s in group}),
-                "distribution": distribution(types[type_id], (s.value for s in group)),
+                "distribution": distribution(types[type_id].kind, types[type_id].labels, [s.value for s in group]),
                 "mean_confidence": statistics.fmean(confidences) if confidences else None,
             }
         )

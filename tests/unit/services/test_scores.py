@@ -12,16 +12,15 @@ from awesomme.core.db import engine_for, migrate
 from awesomme.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from awesomme.core.visibility import Principal, visibility_of
 from awesomme.models import Cohort, CohortItem, Score, ScoreType
-from awesomme.services.scores import (
+from awesomme.services.score_types import (
     NewScoreType,
     category_index,
     check_value,
-    cohort_scores,
     create_score_type,
     list_score_types,
     score_type_for_cohort,
-    sees_score,
 )
+from awesomme.services.scores import cohort_scores, sees_score
 
 ROOT = Principal(1, "root", True)
 ALPHA_ADMIN = Principal(2, "ann", False, {1: "admin"})

@@ -13,7 +13,7 @@ from awesomme.core import audit
 from awesomme.core.db import session_scope
 from awesomme.models import ScoreType
 from awesomme.orthanc.client import get_client
-from awesomme.services import scores
+from awesomme.services import score_types, scores
 
 router = APIRouter(tags=["scores"])
 
@@ -34,14 +34,14 @@ class ScoreBody(BaseModel):
     score_type: str | int = Field(description="the type's key (mrs, free_text, numeric, ...) or id")
     value: Any = Field(description="a category of the type, a number in its range, or text")
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
-    comment: str = Field(default="", max_length=scores.TEXT_MAX_CHARS)
+    comment: str = Field(default="", max_length=score_types.TEXT_MAX_CHARS)
 
 
 @router.get("/score-types", summary="Score types you may use: built in, platform-wide and your cohorts' own")
 async def list_types(principal: CurrentPrincipal) -> list[dict[str, Any]]:
     def work() -> list[dict[str, Any]]:
         with session_scope() as session:
-            return [scores.score_type_json(t) for t in scores.list_score_types(session, principal)]
+            return [score_types.score_type_json(t) for t in score_types.list_score_types(session, principal)]
 
     return await run_in_threadpool(work)
 
@@ -54,7 +54,7 @@ async def list_types(principal: CurrentPrincipal) -> list[dict[str, Any]]:
 async def create_type(body: ScoreTypeBody, principal: CurrentPrincipal) -> dict[str, Any]:
     def work() -> dict[str, Any]:
         with session_scope() as session:
-            created = scores.create_score_type(session, principal, scores.NewScoreType(**body.model_dump()))
+            created = score_types.create_score_type(session, principal, score_types.NewScoreType(**body.model_dump()))
             audit.record(
                 session,
                 "score_type.create",
@@ -62,7 +62,7 @@ async def create_type(body: ScoreTypeBody, principal: CurrentPrincipal) -> dict[
                 cohort=str(created.cohort_id or ""),
                 params={"id": created.id, "kind": created.kind},
             )
-            return scores.score_type_json(created)
+            return score_types.score_type_json(created)
 
     return await run_in_threadpool(work)
 

@@ -6,25 +6,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Query
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
 from monailabel.interfaces.utils.app import app_instance
 
-from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal
+from awesomme.api import schemas
+from awesomme.api.deps import SQL_INT_MAX, UID_PATTERN, CurrentPrincipal, DbSession
 from awesomme.core.csv_writer import write_dict_csv
-from awesomme.core.db import session_scope
-from awesomme.core.visibility import Principal
 from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.orthanc.volumes import grid_from_datasets
 from awesomme.services import agreement
 
-router = APIRouter(prefix="/agreement", tags=["agreement"])
-CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
+router = APIRouter(prefix="/agreement", tags=["agreement"], responses=schemas.errors(401, 403, 404, 422))
+CSV = schemas.CsvResponse
+CSV_ERRORS = schemas.text_errors(401, 403, 404, 422)
 
 
-def _csv(columns: Sequence[str], rows: list[dict[str, Any]], name: str) -> Response:
+def _csv(columns: Sequence[str], rows: list[dict[str, Any]], name: str) -> schemas.CsvResponse:
     disposition = f'attachment; filename="{name}"'
-    return Response(write_dict_csv(columns, rows), media_type="text/csv", headers={"Content-Disposition": disposition})
+    return schemas.CsvResponse(write_dict_csv(columns, rows), headers={"Content-Disposition": disposition})
 
 
 def _segmentations(series_uid: str) -> dict[str, Any]:
@@ -40,7 +38,7 @@ def _segmentations(series_uid: str) -> dict[str, Any]:
     return agreement.segmentation_agreement(source)
 
 
-SeriesUid = Query(..., min_length=3, max_length=64, description="the source series of the SEGs")
+SeriesUid = Query(..., min_length=3, max_length=64, pattern=UID_PATTERN, description="the source series of the SEGs")
 CohortId = Query(..., ge=1, le=SQL_INT_MAX)
 ScoreTypeRef = Query(..., min_length=1, max_length=64, description="the score type's key or id")
 
@@ -49,32 +47,32 @@ ScoreTypeRef = Query(..., min_length=1, max_length=64, description="the score ty
     "/segmentations",
     summary="Dice, HD95 (mm) and volume difference (mL, %) per segment for each pair of authors of a series' SEGs",
 )
-async def segmentations(series_uid: str = SeriesUid) -> dict[str, Any]:
-    return await run_in_threadpool(_segmentations, series_uid)
+def segmentations(series_uid: str = SeriesUid) -> schemas.SegmentationAgreement:
+    return schemas.SegmentationAgreement.model_validate(_segmentations(series_uid))
 
 
-@router.get("/segmentations.csv", summary="The same, one CSV row per pair and segment", responses=CSV)
-async def segmentations_csv(series_uid: str = SeriesUid) -> Response:
-    result = await run_in_threadpool(_segmentations, series_uid)
-    rows = agreement.segmentation_rows(result)
+@router.get(
+    "/segmentations.csv", summary="The same, one CSV row per pair and segment", response_class=CSV, responses=CSV_ERRORS
+)
+def segmentations_csv(series_uid: str = SeriesUid) -> schemas.CsvResponse:
+    rows = agreement.segmentation_rows(_segmentations(series_uid))
     return _csv(agreement.SEGMENTATION_COLUMNS, rows, f"agreement-{series_uid}.csv")
-
-
-def _scores(principal: Principal, cohort: int, score_type: str) -> dict[str, Any]:
-    with session_scope() as session:
-        return agreement.scores_agreement(session, principal, cohort, score_type)
 
 
 @router.get(
     "/scores",
     summary="Cohen's kappa per pair of raters, Fleiss' kappa and Krippendorff's alpha of a cohort's scores of one type",
 )
-async def scores(principal: CurrentPrincipal, cohort: int = CohortId, score_type: str = ScoreTypeRef) -> dict[str, Any]:
-    return await run_in_threadpool(_scores, principal, cohort, score_type)
+def scores(
+    principal: CurrentPrincipal, session: DbSession, cohort: int = CohortId, score_type: str = ScoreTypeRef
+) -> schemas.ScoreAgreement:
+    return schemas.ScoreAgreement.model_validate(agreement.scores_agreement(session, principal, cohort, score_type))
 
 
-@router.get("/scores.csv", summary="The same, one CSV row per statistic", responses=CSV)
-async def scores_csv(principal: CurrentPrincipal, cohort: int = CohortId, score_type: str = ScoreTypeRef) -> Response:
-    result = await run_in_threadpool(_scores, principal, cohort, score_type)
+@router.get("/scores.csv", summary="The same, one CSV row per statistic", response_class=CSV, responses=CSV_ERRORS)
+def scores_csv(
+    principal: CurrentPrincipal, session: DbSession, cohort: int = CohortId, score_type: str = ScoreTypeRef
+) -> schemas.CsvResponse:
+    result = agreement.scores_agreement(session, principal, cohort, score_type)
     key = result["score_type"]["key"]
     return _csv(agreement.SCORE_COLUMNS, agreement.score_rows(result), f"agreement-{cohort}-{key}.csv")

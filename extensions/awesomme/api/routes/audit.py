@@ -7,18 +7,17 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
 
-from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal
+from awesomme.api import schemas
+from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal, DbSession
 from awesomme.core.csv_writer import write_dict_csv
-from awesomme.core.db import session_scope
 from awesomme.core.errors import Forbidden
 from awesomme.models import AuditEvent
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], responses=schemas.errors(401, 403, 422))
 COLUMNS = ("id", "time", "actor", "action", "outcome", "target", "cohort", "params", "source", "prev_hash", "hash")
 
 
@@ -49,16 +48,13 @@ class AuditFilter(BaseModel):
 Filters = Annotated[AuditFilter, Depends()]
 
 
-class CsvResponse(Response):
-    media_type = "text/csv"  # what the OpenAPI document shows for the route (not JSON)
+def _rows(session: Session, filters: AuditFilter) -> list[schemas.AuditEventOut]:
+    events = session.scalars(filters.query())
+    return [schemas.AuditEventOut(**_columns(event)) for event in events]
 
 
-def _rows(filters: AuditFilter) -> list[dict[str, Any]]:
-    with session_scope() as session:
-        return [
-            {column: getattr(event, column) for column in COLUMNS} | {"time": event.time.isoformat()}
-            for event in session.scalars(filters.query())
-        ]
+def _columns(event: AuditEvent) -> dict[str, Any]:
+    return {column: getattr(event, column) for column in COLUMNS} | {"time": event.time.isoformat()}
 
 
 def _platform_admin(principal: CurrentPrincipal) -> None:
@@ -67,15 +63,20 @@ def _platform_admin(principal: CurrentPrincipal) -> None:
 
 
 @router.get("/audit", summary="Audit events, oldest first, filtered and paged; platform admins")
-async def events(principal: CurrentPrincipal, filters: Filters) -> list[dict[str, Any]]:
+def events(principal: CurrentPrincipal, filters: Filters, session: DbSession) -> list[schemas.AuditEventOut]:
     _platform_admin(principal)
-    return await run_in_threadpool(_rows, filters)
+    return _rows(session, filters)
 
 
-@router.get("/audit.csv", summary="The same events as CSV; platform admins", response_class=CsvResponse)
-async def events_csv(principal: CurrentPrincipal, filters: Filters) -> Response:
+@router.get(
+    "/audit.csv",
+    summary="The same events as CSV; platform admins",
+    response_class=schemas.CsvResponse,
+    responses=schemas.text_errors(401, 403, 422),
+)
+def events_csv(principal: CurrentPrincipal, filters: Filters, session: DbSession) -> schemas.CsvResponse:
     _platform_admin(principal)
-    rows = await run_in_threadpool(_rows, filters)
+    rows = [row.model_dump() for row in _rows(session, filters)]
     cells = ({**row, "params": json.dumps(row["params"], sort_keys=True)} for row in rows)
     text = write_dict_csv(COLUMNS, cells, lineterminator="\r\n")
-    return CsvResponse(text, headers={"Content-Disposition": "attachment"})
+    return schemas.CsvResponse(text, headers={"Content-Disposition": "attachment"})

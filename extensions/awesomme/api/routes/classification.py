@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
-from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal, CurrentVisibility, RowId
+from awesomme.api import schemas
+from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal, CurrentVisibility, DbSession, RowId, UidQuery
 from awesomme.core import audit
 from awesomme.core.db import session_scope
 from awesomme.core.errors import InvalidInput
@@ -20,7 +21,7 @@ from awesomme.models import Cohort, Prediction
 from awesomme.services import predictions
 from awesomme.services.prediction_reports import report_csv, report_html
 
-router = APIRouter(tags=["classification"])
+router = APIRouter(tags=["classification"], responses=schemas.errors(401, 403, 404, 409, 413, 422))
 
 _REPORT_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
@@ -49,12 +50,8 @@ _PREDICT_BODY = {
 
 
 @router.get("/classification/models", summary="Classification models you may run: labels and input schema")
-async def list_models(principal: CurrentPrincipal) -> list[dict[str, Any]]:
-    def work() -> list[dict[str, Any]]:
-        with session_scope() as session:
-            return predictions.describe_models(session, principal)
-
-    return await run_in_threadpool(work)
+def list_models(principal: CurrentPrincipal, session: DbSession) -> list[schemas.ClassificationModel]:
+    return [schemas.ClassificationModel(**model) for model in predictions.describe_models(session, principal)]
 
 
 async def _upload(request: Request) -> tuple[str, bytes, str]:
@@ -72,15 +69,9 @@ async def _upload(request: Request) -> tuple[str, bytes, str]:
     return cohort, content, upload.filename or ""
 
 
-def _answer(prediction: Prediction) -> dict[str, Any]:
-    return {
-        "id": prediction.id,
-        "label": prediction.label,
-        "probabilities": prediction.probabilities,
-        "model_version": prediction.model_version,
-        "model": prediction.model_name,
-        "notice": prediction.provenance.get("notice", ""),
-    }
+def _answer(prediction: Prediction) -> schemas.Prediction:
+    """The one JSON shape of a prediction, here as in the listing."""
+    return schemas.Prediction(**predictions.prediction_as_json(prediction))
 
 
 def _journal(prediction: Prediction, session: Any, cohort: str) -> None:
@@ -99,11 +90,14 @@ def _journal(prediction: Prediction, session: Any, cohort: str) -> None:
     summary="Predict from a feature set (JSON {feature_set_id}) or an uploaded CSV (multipart: file, cohort)",
     openapi_extra={"requestBody": _PREDICT_BODY},
 )
-async def predict(model: str, request: Request, principal: CurrentPrincipal, visibility: CurrentVisibility) -> Any:
+async def predict(
+    model: str, request: Request, principal: CurrentPrincipal, visibility: CurrentVisibility
+) -> schemas.Prediction:
+    # async: the body is read here, by hand (JSON or multipart); the work itself goes to a worker thread.
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         cohort, content, filename = await _upload(request)
 
-        def from_csv() -> dict[str, Any]:
+        def from_csv() -> schemas.Prediction:
             with session_scope() as session:
                 prediction = predictions.predict_from_csv(session, principal, model, cohort, content, filename)
                 _journal(prediction, session, str(prediction.cohort_id))
@@ -116,7 +110,7 @@ async def predict(model: str, request: Request, principal: CurrentPrincipal, vis
         reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())
         raise InvalidInput(f'send JSON {{"feature_set_id": <id>}} or a multipart CSV upload ({reasons})') from None
 
-    def from_feature_set() -> dict[str, Any]:
+    def from_feature_set() -> schemas.Prediction:
         with session_scope() as session:
             prediction = predictions.predict_from_feature_set(
                 session, principal, visibility, model, body.feature_set_id
@@ -129,16 +123,10 @@ async def predict(model: str, request: Request, principal: CurrentPrincipal, vis
 
 
 @router.get("/predictions", summary="Predictions of a series in your cohorts, newest first")
-async def list_predictions(
-    visibility: CurrentVisibility,
-    series_uid: str = Query(..., min_length=3, max_length=64, pattern=r"^[0-9.]+$"),
-) -> list[dict[str, Any]]:
-    def work() -> list[dict[str, Any]]:
-        with session_scope() as session:
-            rows = predictions.list_predictions(session, visibility, series_uid)
-            return [predictions.prediction_as_json(row) for row in rows]
-
-    return await run_in_threadpool(work)
+def list_predictions(
+    visibility: CurrentVisibility, session: DbSession, series_uid: UidQuery
+) -> list[schemas.Prediction]:
+    return [_answer(row) for row in predictions.list_predictions(session, visibility, series_uid)]
 
 
 def _report(prediction_id: int, principal: Principal, visibility: Visibility, kind: str) -> str:
@@ -160,19 +148,25 @@ def _report(prediction_id: int, principal: Principal, visibility: Visibility, ki
         return report_html(prediction, name, intended_use)
 
 
-@router.get("/predictions/{prediction_id}.csv", response_class=Response, summary="A prediction's report as one CSV row")
-async def prediction_csv(prediction_id: RowId, principal: CurrentPrincipal, visibility: CurrentVisibility) -> Response:
-    text = await run_in_threadpool(_report, prediction_id, principal, visibility, "csv")
+@router.get(
+    "/predictions/{prediction_id}.csv",
+    response_class=schemas.CsvResponse,
+    summary="A prediction's report as one CSV row",
+    responses=schemas.text_errors(401, 403, 404, 409, 413, 422),
+)
+def prediction_csv(prediction_id: RowId, principal: CurrentPrincipal, visibility: CurrentVisibility) -> Response:
+    text = _report(prediction_id, principal, visibility, "csv")
     headers = {**_REPORT_HEADERS, "Content-Disposition": f'attachment; filename="prediction-{prediction_id}.csv"'}
     return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 
 
 @router.get(
-    "/predictions/{prediction_id}.html", response_class=HTMLResponse, summary="A prediction's clinician-readable report"
+    "/predictions/{prediction_id}.html",
+    response_class=HTMLResponse,
+    summary="A prediction's clinician-readable report",
+    responses=schemas.text_errors(401, 403, 404, 409, 413, 422),
 )
-async def prediction_html(
-    prediction_id: RowId, principal: CurrentPrincipal, visibility: CurrentVisibility
-) -> HTMLResponse:
-    text = await run_in_threadpool(_report, prediction_id, principal, visibility, "html")
+def prediction_html(prediction_id: RowId, principal: CurrentPrincipal, visibility: CurrentVisibility) -> HTMLResponse:
+    text = _report(prediction_id, principal, visibility, "html")
     headers = {**_REPORT_HEADERS, "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
     return HTMLResponse(text, headers=headers)

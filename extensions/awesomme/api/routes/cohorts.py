@@ -33,19 +33,19 @@ class MemberRole(BaseModel):
 def create(body: NewCohort, principal: CurrentPrincipal, session: DbSession) -> schemas.CohortView:
     view = cohorts.create_cohort(session, principal, body.name, body.description)
     audit.record(session, "cohort.create", cohort=str(view.id), params={"name": body.name})
-    return schemas.CohortView(**view.as_json())
+    return schemas.CohortView.model_validate(view.as_json())
 
 
 @router.get("", summary="Your cohorts and your role in each (every cohort, for platform admins)")
 def list_mine(principal: CurrentPrincipal, session: DbSession) -> list[schemas.CohortView]:
-    return [schemas.CohortView(**view.as_json()) for view in cohorts.list_cohorts(session, principal)]
+    return [schemas.CohortView.model_validate(view.as_json()) for view in cohorts.list_cohorts(session, principal)]
 
 
 @router.get("/{cohort_id}", summary="One of your cohorts, with your role")
 def get_one(cohort_id: RowId, principal: CurrentPrincipal, session: DbSession) -> schemas.CohortView:
     for view in cohorts.list_cohorts(session, principal):
         if view.id == cohort_id:
-            return schemas.CohortView(**view.as_json())
+            return schemas.CohortView.model_validate(view.as_json())
     raise NotFound(f"no cohort {cohort_id}")
 
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
 
-from awesomme.api.deps import CurrentPrincipal, RowId
-from awesomme.core.db import session_scope
+from awesomme.api import schemas
+from awesomme.api.deps import CurrentPrincipal, DbSession, RowId
 from awesomme.orthanc.client import get_client
 from awesomme.services import exports
 
@@ -17,13 +15,10 @@ router = APIRouter(tags=["exports"])
 @router.get(
     "/cohorts/{cohort_id}/export.csv",
     summary="One row per series and feature-set tag: features, provenance, latest prediction, scores",
-    responses={200: {"content": {"text/csv": {}}}},
+    response_class=schemas.CsvResponse,
+    responses=schemas.text_errors(401, 403, 404, 422),
 )
-async def cohort_export(cohort_id: RowId, principal: CurrentPrincipal) -> Response:
-    def work() -> str:
-        with session_scope() as session:
-            return exports.cohort_export_csv(exports.cohort_export_rows(session, get_client(), principal, cohort_id))
-
-    text = await run_in_threadpool(work)
+def cohort_export(cohort_id: RowId, principal: CurrentPrincipal, session: DbSession) -> schemas.CsvResponse:
+    text = exports.cohort_export_csv(exports.cohort_export_rows(session, get_client(), principal, cohort_id))
     disposition = f'attachment; filename="cohort-{cohort_id}-export.csv"'
-    return Response(text, media_type="text/csv", headers={"Content-Disposition": disposition})
+    return schemas.CsvResponse(text, headers={"Content-Disposition": disposition})

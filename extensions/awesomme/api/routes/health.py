@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from monailabel.interfaces.utils.app import apps
 
 from awesomme import __version__
+from awesomme.api import schemas
 from awesomme.core.db import database_answers
 from awesomme.inference.registry import get_registry
 from awesomme.orthanc.client import get_client
@@ -23,13 +23,14 @@ def _orthanc_answers() -> bool:
     return True
 
 
-@router.get("/health", summary="Platform health (no login needed)")
-async def health() -> JSONResponse:
-    checks = {
-        "database": await run_in_threadpool(database_answers),
-        "orthanc": await run_in_threadpool(_orthanc_answers),
-        "app": bool(apps),
-    }
+@router.get(
+    "/health",
+    summary="Platform health (no login needed)",
+    response_model=schemas.Health,
+    responses={503: {"model": schemas.Health, "description": "a part is down: `detail` names it"}},
+)
+def health() -> JSONResponse:
+    checks = {"database": database_answers(), "orthanc": _orthanc_answers(), "app": bool(apps)}
     failing = [name for name, ok in checks.items() if not ok]
     body: dict[str, object] = {
         "status": "ok" if not failing else "unavailable",

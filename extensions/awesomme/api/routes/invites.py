@@ -77,7 +77,7 @@ def _create(principal: Principal, cohort_id: int, new: NewInvite) -> schemas.Inv
         )
         params = {"invite_id": view.id, "role": new.role, "max_uses": new.max_uses, "hours": new.expires_in_hours}
         audit.record(session, "invite.create", cohort=str(cohort_id), params=params)
-    return schemas.InviteWithCode(**view.as_json(), code=code)
+    return schemas.InviteWithCode.model_validate({**view.as_json(), "code": code})
 
 
 @router.post(
@@ -91,7 +91,8 @@ def create_invite(principal: CurrentPrincipal, cohort_id: RowId, new: NewInvite)
 
 def _list(principal: Principal, cohort_id: int) -> list[schemas.Invite]:
     with session_scope() as session:
-        return [schemas.Invite(**view.as_json()) for view in invites.list_invites(session, principal, cohort_id)]
+        views = invites.list_invites(session, principal, cohort_id)
+        return [schemas.Invite.model_validate(view.as_json()) for view in views]
 
 
 @router.get(
@@ -106,7 +107,7 @@ def _revoke(principal: Principal, invite_id: int) -> schemas.Invite:
     with session_scope() as session:
         view = invites.revoke_invite(session, principal, invite_id).as_json()
         audit.record(session, "invite.revoke", cohort=str(view["cohort_id"]), params={"invite_id": invite_id})
-        return schemas.Invite(**view)
+        return schemas.Invite.model_validate(view)
 
 
 @router.delete(

@@ -5,17 +5,16 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, status
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal, CurrentVisibility
+from awesomme.api import schemas
+from awesomme.api.deps import SQL_INT_MAX, CurrentPrincipal, CurrentVisibility, DbSession
 from awesomme.core import audit
-from awesomme.core.db import session_scope
 from awesomme.models import ScoreType
 from awesomme.orthanc.client import get_client
 from awesomme.services import score_types, scores
 
-router = APIRouter(tags=["scores"])
+router = APIRouter(tags=["scores"], responses=schemas.errors(401, 403, 404, 409, 422))
 
 
 class ScoreTypeBody(BaseModel):
@@ -38,12 +37,10 @@ class ScoreBody(BaseModel):
 
 
 @router.get("/score-types", summary="Score types you may use: built in, platform-wide and your cohorts' own")
-async def list_types(principal: CurrentPrincipal) -> list[dict[str, Any]]:
-    def work() -> list[dict[str, Any]]:
-        with session_scope() as session:
-            return [score_types.score_type_json(t) for t in score_types.list_score_types(session, principal)]
-
-    return await run_in_threadpool(work)
+def list_types(principal: CurrentPrincipal, session: DbSession) -> list[schemas.ScoreType]:
+    return [
+        schemas.ScoreType(**score_types.score_type_json(t)) for t in score_types.list_score_types(session, principal)
+    ]
 
 
 @router.post(
@@ -51,56 +48,47 @@ async def list_types(principal: CurrentPrincipal) -> list[dict[str, Any]]:
     status_code=status.HTTP_201_CREATED,
     summary="Define a score type: platform admins platform-wide, cohort admins for their cohort (never edited)",
 )
-async def create_type(body: ScoreTypeBody, principal: CurrentPrincipal) -> dict[str, Any]:
-    def work() -> dict[str, Any]:
-        with session_scope() as session:
-            created = score_types.create_score_type(session, principal, score_types.NewScoreType(**body.model_dump()))
-            audit.record(
-                session,
-                "score_type.create",
-                target=created.key,
-                cohort=str(created.cohort_id or ""),
-                params={"id": created.id, "kind": created.kind},
-            )
-            return score_types.score_type_json(created)
-
-    return await run_in_threadpool(work)
+def create_type(body: ScoreTypeBody, principal: CurrentPrincipal, session: DbSession) -> schemas.ScoreType:
+    created = score_types.create_score_type(session, principal, score_types.NewScoreType(**body.model_dump()))
+    audit.record(
+        session,
+        "score_type.create",
+        target=created.key,
+        cohort=str(created.cohort_id or ""),
+        params={"id": created.id, "kind": created.kind},
+    )
+    return schemas.ScoreType(**score_types.score_type_json(created))
 
 
 @router.post("/scores", status_code=status.HTTP_201_CREATED, summary="Score a study, series or derived object")
-async def create(body: ScoreBody, principal: CurrentPrincipal, visibility: CurrentVisibility) -> dict[str, Any]:
-    def work() -> dict[str, Any]:
-        with session_scope() as session:
-            score = scores.create_score(
-                session, get_client(), principal, visibility, scores.NewScore(**body.model_dump())
-            )
-            score_type = session.get(ScoreType, score.score_type_id)
-            assert score_type is not None
-            audit.record(
-                session,
-                "score.create",
-                target=score.target_uid,
-                cohort=str(score.cohort_id or ""),
-                params={"id": score.id, "target_kind": score.target_kind, "score_type": score_type.key},
-            )
-            return scores.score_json(score, score_type)
-
-    return await run_in_threadpool(work)
+def create(
+    body: ScoreBody, principal: CurrentPrincipal, visibility: CurrentVisibility, session: DbSession
+) -> schemas.Score:
+    score = scores.create_score(session, get_client(), principal, visibility, scores.NewScore(**body.model_dump()))
+    score_type = session.get(ScoreType, score.score_type_id)
+    assert score_type is not None
+    audit.record(
+        session,
+        "score.create",
+        target=score.target_uid,
+        cohort=str(score.cohort_id or ""),
+        params={"id": score.id, "target_kind": score.target_kind, "score_type": score_type.key},
+    )
+    return schemas.Score(**scores.score_json(score, score_type))
 
 
 @router.get(
     "/scores",
     summary="Scores of one target (?target_uid=) or of a cohort's data (?cohort=), with a summary per item",
 )
-async def list_scores(
+def list_scores(
     principal: CurrentPrincipal,
     visibility: CurrentVisibility,
+    session: DbSession,
     target_uid: str | None = Query(default=None, min_length=1, max_length=64),
     cohort: int | None = Query(default=None, ge=1, le=SQL_INT_MAX),
     score_type: str | None = Query(default=None, min_length=1, max_length=64, description="key or id"),
-) -> dict[str, Any]:
-    def work() -> dict[str, Any]:
-        with session_scope() as session:
-            return scores.list_scores(session, principal, visibility, target_uid, cohort, score_type)
-
-    return await run_in_threadpool(work)
+) -> schemas.ScoreList:
+    return schemas.ScoreList.model_validate(
+        scores.list_scores(session, principal, visibility, target_uid, cohort, score_type)
+    )

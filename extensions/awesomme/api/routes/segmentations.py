@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Path, Query, UploadFile
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, File, Form, UploadFile
 from monailabel.interfaces.utils.app import app_instance
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from awesomme.api.deps import CurrentPrincipal
+from awesomme.api import schemas
+from awesomme.api.deps import UID_PATTERN, CurrentPrincipal, DicomUid, UidPath, UidQuery
 from awesomme.core.db import session_scope
 from awesomme.core.errors import InvalidInput
 from awesomme.core.visibility import Principal, cohorts_of_series
@@ -20,9 +20,7 @@ from awesomme.models import Cohort
 from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.services import segmentations
 
-router = APIRouter(tags=["segmentations"])
-SeriesUid = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[0-9]+(\.[0-9]+)*$")]
-SegUidPath = Annotated[str, Path(min_length=3, max_length=64, pattern=r"^[0-9]+(\.[0-9]+)*$")]
+router = APIRouter(tags=["segmentations"], responses=schemas.errors(401, 403, 404, 409, 413, 422))
 
 
 def _datastore() -> OrthancDatastore:
@@ -43,13 +41,13 @@ def cohorts_with_role(principal: Principal, study_uid: str, series_uid: str) -> 
         ]
 
 
-def _listing(principal: Principal, series_uid: str) -> list[dict[str, Any]]:
+def _listing(principal: Principal, series_uid: str) -> list[schemas.SegmentationListing]:
     datastore = _datastore()
     state = datastore.image_state(series_uid)  # 404 for an unknown series, or one outside the caller's cohorts
     cohorts = cohorts_with_role(principal, state.study_uid, series_uid)  # a SEG belongs to its source's cohorts
     records = datastore.segmentations_of(series_uid)
     reviews, origins = segmentations.reviews_and_owners([record.seg_series_uid for record in records])
-    return [
+    listing = [
         {
             "seg_uid": record.seg_series_uid,
             "role": record.role,
@@ -69,16 +67,15 @@ def _listing(principal: Principal, series_uid: str) -> list[dict[str, Any]]:
         }
         for record in records
     ]
+    return [schemas.SegmentationListing.model_validate(item) for item in listing]
 
 
 @router.get(
     "/segmentations",
     summary="SEGs of a series in your cohorts: author or model, type, date, segments, cohorts, reviews",
 )
-async def list_segmentations(
-    principal: CurrentPrincipal, series_uid: str = Query(..., min_length=3, max_length=64)
-) -> list[dict[str, Any]]:
-    return await run_in_threadpool(_listing, principal, series_uid)
+def list_segmentations(principal: CurrentPrincipal, series_uid: UidQuery) -> list[schemas.SegmentationListing]:
+    return _listing(principal, series_uid)
 
 
 def _label_names(text: str) -> dict[str, str] | None:
@@ -98,10 +95,10 @@ def _label_names(text: str) -> dict[str, str] | None:
     status_code=201,
     summary="Import a segmentation made elsewhere (NIfTI, NRRD, DICOM SEG, RTSTRUCT) as a SEG of a series",
 )
-async def import_segmentation(
+def import_segmentation(
     principal: CurrentPrincipal,
     file: Annotated[UploadFile, File(description="the segmentation: .nii, .nii.gz, .nrrd, or a DICOM SEG/RTSTRUCT")],
-    series_uid: Annotated[str, Form(min_length=3, max_length=64, pattern=r"^[0-9]+(\.[0-9]+)*$")],
+    series_uid: Annotated[str, Form(min_length=3, max_length=64, pattern=UID_PATTERN)],
     description: Annotated[str, Form(max_length=64)] = "",
     segment_label: Annotated[str, Form(max_length=64)] = "",
     label_map: Annotated[str, Form(max_length=16384, description='JSON {"1": "tumour", "2": "bone"}')] = "",
@@ -110,7 +107,7 @@ async def import_segmentation(
     author: Annotated[str, Form(max_length=64, description="ContentCreatorName; you, if empty")] = "",
     file_format: Annotated[str, Form(alias="format", pattern="^(|nifti|nrrd|dicom-seg|rtstruct)$")] = "",
     tag: Annotated[str, Form(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = segmentations.IMPORT_TAG,
-) -> dict[str, Any]:
+) -> schemas.SegmentationImported:
     request = segmentations.ImportRequest(
         series_uid=series_uid,
         filename=file.filename or "",
@@ -124,15 +121,16 @@ async def import_segmentation(
         tag=tag,
     )
     try:
-        data = await file.read()
+        data = file.file.read()  # a plain def: FastAPI runs it in a worker thread, where a blocking read is fine
     finally:
-        await file.close()
-    return await run_in_threadpool(segmentations.import_segmentation, _datastore(), principal, request, data)
+        file.file.close()
+    imported = segmentations.import_segmentation(_datastore(), principal, request, data)
+    return schemas.SegmentationImported.model_validate(imported)
 
 
 class InterpolationRequest(BaseModel):
-    series_uid: SeriesUid
-    seg_uid: SeriesUid
+    series_uid: DicomUid
+    seg_uid: DicomUid
     segment_number: int = Field(ge=1, le=65535)
 
 
@@ -141,24 +139,20 @@ class InterpolationRequest(BaseModel):
     status_code=201,
     summary="Fill the slices between segmented slices of one segment; stores a new SEMIAUTOMATIC SEG",
 )
-async def interpolate(body: InterpolationRequest, principal: CurrentPrincipal) -> dict[str, Any]:
-    return await run_in_threadpool(
-        segmentations.interpolate_segmentation,
-        _datastore(),
-        principal,
-        body.series_uid,
-        body.seg_uid,
-        body.segment_number,
+def interpolate(body: InterpolationRequest, principal: CurrentPrincipal) -> schemas.SegmentationInterpolated:
+    made = segmentations.interpolate_segmentation(
+        _datastore(), principal, body.series_uid, body.seg_uid, body.segment_number
     )
+    return schemas.SegmentationInterpolated.model_validate(made)
 
 
 @router.delete(
     "/segmentations/{seg_uid}",
     summary="Delete a SEG from Orthanc and the platform (its author, or an admin of its cohort)",
 )
-async def delete_segmentation(seg_uid: SegUidPath, principal: CurrentPrincipal) -> dict[str, str]:
-    await run_in_threadpool(segmentations.delete_segmentation, _datastore(), principal, seg_uid)
-    return {"status": "deleted", "seg_uid": seg_uid}
+def delete_segmentation(seg_uid: UidPath, principal: CurrentPrincipal) -> schemas.Deleted:
+    segmentations.delete_segmentation(_datastore(), principal, seg_uid)
+    return schemas.Deleted(status="deleted", seg_uid=seg_uid)
 
 
 class Review(BaseModel):
@@ -171,5 +165,7 @@ class Review(BaseModel):
     status_code=201,
     summary="Record your review of a SEG (accepted or rejected, with a comment)",
 )
-async def review(seg_uid: SegUidPath, body: Review, principal: CurrentPrincipal) -> dict[str, Any]:
-    return await run_in_threadpool(segmentations.review_segmentation, principal, seg_uid, body.status, body.comment)
+def review(seg_uid: UidPath, body: Review, principal: CurrentPrincipal) -> schemas.Review:
+    return schemas.Review.model_validate(
+        segmentations.review_segmentation(principal, seg_uid, body.status, body.comment)
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "CohortRef",
     "CohortView",
     "CohortWithRole",
+    "CsvResponse",
     "Deleted",
     "ErrorBody",
     "FeatureSet",
@@ -57,6 +59,7 @@ __all__ = [
     "TokenOwner",
     "Tokens",
     "errors",
+    "text_errors",
 ]
 
 
@@ -75,6 +78,28 @@ class InvalidBody(BaseModel):
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for the error statuses a route sends, each with its body (``ErrorBody``; a 422's may list)."""
     return {code: {"model": InvalidBody if code == 422 else ErrorBody} for code in codes}
+
+
+def text_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``errors`` for a route that answers CSV or HTML: its errors are JSON all the same (FastAPI would file a
+    ``model`` under the route's own media type). The schemas are those ``errors`` registers."""
+    return {
+        code: {
+            "description": "invalid input" if code == 422 else "refused",
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{_error_model(code)}"}}},
+        }
+        for code in codes
+    }
+
+
+def _error_model(code: int) -> str:
+    return (InvalidBody if code == 422 else ErrorBody).__name__
+
+
+class CsvResponse(Response):
+    """A CSV answer: routes that send one declare it as their ``response_class`` (the schema then says text/csv)."""
+
+    media_type = "text/csv"
 
 
 class StatusMessage(BaseModel):
@@ -217,11 +242,11 @@ class SegmentationModel(BaseModel):
     name: str
     version: str
     modality: str
-    labels: Any
+    labels: dict[str, int]
     demo_weights: bool
     intended_use: str
     expected_runtime_s: dict[str, float]
-    validation: Any
+    validation: dict[str, Any]
     cohorts: list[CohortRef]
 
 

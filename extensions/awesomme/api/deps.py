@@ -1,5 +1,5 @@
-"""The one door of our routes' dependencies: the caller (set by the access middleware), a database session, and
-the types of the identifiers a route takes (row ids, DICOM UIDs)."""
+"""The one door of our routes' dependencies: the caller (set by the access middleware), a database session, the
+datastore, and the types of the identifiers a route takes (row ids, DICOM UIDs)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
+from monailabel.interfaces.utils.app import app_instance
 from pydantic import Field
 from sqlalchemy.orm import Session
 
 from awesomme.core.db import SQL_INT_MAX, session_scope
 from awesomme.core.errors import Unauthorized
 from awesomme.core.visibility import Principal, Visibility
+from awesomme.orthanc.datastore import OrthancDatastore
 
 __all__ = [
     "SQL_INT_MAX",
     "UID_PATTERN",
+    "CurrentDatastore",
     "CurrentPrincipal",
     "CurrentVisibility",
     "DbSession",
@@ -59,10 +62,18 @@ def _session() -> Iterator[Session]:
         yield session
 
 
+def _datastore() -> OrthancDatastore:
+    """The app's datastore (MONAI Label's contract on our Orthanc), which reads through the caller's visibility."""
+    datastore = app_instance().datastore()
+    assert isinstance(datastore, OrthancDatastore)
+    return datastore
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]
 CurrentVisibility = Annotated[Visibility, Depends(_visibility)]
+CurrentDatastore = Annotated[OrthancDatastore, Depends(_datastore)]
 DbSession = Annotated[Session, Depends(_session, scope="function")]

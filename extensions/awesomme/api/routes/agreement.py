@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Query
-from monailabel.interfaces.utils.app import app_instance
 
 from awesomme.api import schemas
-from awesomme.api.deps import SQL_INT_MAX, UID_PATTERN, CurrentPrincipal, DbSession
+from awesomme.api.deps import SQL_INT_MAX, UID_PATTERN, CurrentDatastore, CurrentPrincipal, DbSession
 from awesomme.core.csv_writer import write_dict_csv
 from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.orthanc.volumes import grid_from_datasets
@@ -25,9 +24,7 @@ def _csv(columns: Sequence[str], rows: list[dict[str, Any]], name: str) -> schem
     return schemas.CsvResponse(write_dict_csv(columns, rows), headers={"Content-Disposition": disposition})
 
 
-def _segmentations(series_uid: str) -> dict[str, Any]:
-    datastore = app_instance().datastore()
-    assert isinstance(datastore, OrthancDatastore)
+def _segmentations(datastore: OrthancDatastore, series_uid: str) -> dict[str, Any]:
     state = datastore.image_state(series_uid)  # 404 for a series outside the caller's cohorts
     source = agreement.SeriesSegmentations(
         series_uid=series_uid,
@@ -47,15 +44,15 @@ ScoreTypeRef = Query(..., min_length=1, max_length=64, description="the score ty
     "/segmentations",
     summary="Dice, HD95 (mm) and volume difference (mL, %) per segment for each pair of authors of a series' SEGs",
 )
-def segmentations(series_uid: str = SeriesUid) -> schemas.SegmentationAgreement:
-    return schemas.SegmentationAgreement.model_validate(_segmentations(series_uid))
+def segmentations(datastore: CurrentDatastore, series_uid: str = SeriesUid) -> schemas.SegmentationAgreement:
+    return schemas.SegmentationAgreement.model_validate(_segmentations(datastore, series_uid))
 
 
 @router.get(
     "/segmentations.csv", summary="The same, one CSV row per pair and segment", response_class=CSV, responses=CSV_ERRORS
 )
-def segmentations_csv(series_uid: str = SeriesUid) -> schemas.CsvResponse:
-    rows = agreement.segmentation_rows(_segmentations(series_uid))
+def segmentations_csv(datastore: CurrentDatastore, series_uid: str = SeriesUid) -> schemas.CsvResponse:
+    rows = agreement.segmentation_rows(_segmentations(datastore, series_uid))
     return _csv(agreement.SEGMENTATION_COLUMNS, rows, f"agreement-{series_uid}.csv")
 
 

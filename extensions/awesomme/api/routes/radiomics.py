@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, status
-from monailabel.interfaces.utils.app import app_instance
 from pydantic import BaseModel, Field
 
 from awesomme.api import schemas
 from awesomme.api.deps import (
     SQL_INT_MAX,
+    CurrentDatastore,
     CurrentPrincipal,
     CurrentVisibility,
     DbSession,
@@ -20,7 +20,6 @@ from awesomme.api.deps import (
 )
 from awesomme.core import audit
 from awesomme.core.visibility import cohorts_of_series
-from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.services import radiomics
 
 router = APIRouter(prefix="/radiomics", tags=["radiomics"], responses=schemas.errors(401, 403, 404, 409, 422))
@@ -41,18 +40,14 @@ class NewPreset(BaseModel):
     cohort: int | None = Field(default=None, ge=1, le=SQL_INT_MAX, description="the cohort; none: platform-wide")
 
 
-def _datastore() -> OrthancDatastore:
-    datastore = app_instance().datastore()
-    assert isinstance(datastore, OrthancDatastore)
-    return datastore
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Extract radiomics features of one segment of a SEG on its series, store them with their provenance",
 )
-def extract(body: Extraction, principal: CurrentPrincipal, visibility: CurrentVisibility) -> schemas.FeatureSet:
+def extract(
+    body: Extraction, principal: CurrentPrincipal, visibility: CurrentVisibility, datastore: CurrentDatastore
+) -> schemas.FeatureSet:
     request = radiomics.ExtractionRequest(
         series_uid=body.series_uid,
         seg_uid=body.seg_uid,
@@ -62,7 +57,7 @@ def extract(body: Extraction, principal: CurrentPrincipal, visibility: CurrentVi
         tag=body.tag,
     )
     # Seconds of CPU work: a plain def, so FastAPI runs it in a worker thread, never on the event loop.
-    feature_set = radiomics.extract(_datastore(), principal, visibility, request)
+    feature_set = radiomics.extract(datastore, principal, visibility, request)
     return schemas.FeatureSet(**radiomics.feature_set_json(feature_set))
 
 

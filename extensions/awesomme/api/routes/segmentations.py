@@ -7,12 +7,11 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
-from monailabel.interfaces.utils.app import app_instance
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from awesomme.api import schemas
-from awesomme.api.deps import UID_PATTERN, CurrentPrincipal, DicomUid, UidPath, UidQuery
+from awesomme.api.deps import UID_PATTERN, CurrentDatastore, CurrentPrincipal, DicomUid, UidPath, UidQuery
 from awesomme.core.db import session_scope
 from awesomme.core.errors import InvalidInput
 from awesomme.core.visibility import Principal, cohorts_of_series
@@ -21,12 +20,6 @@ from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.services import segmentations
 
 router = APIRouter(tags=["segmentations"], responses=schemas.errors(401, 403, 404, 409, 413, 422))
-
-
-def _datastore() -> OrthancDatastore:
-    datastore = app_instance().datastore()
-    assert isinstance(datastore, OrthancDatastore)
-    return datastore
 
 
 def cohorts_with_role(principal: Principal, study_uid: str, series_uid: str) -> list[dict[str, Any]]:
@@ -41,8 +34,7 @@ def cohorts_with_role(principal: Principal, study_uid: str, series_uid: str) -> 
         ]
 
 
-def _listing(principal: Principal, series_uid: str) -> list[schemas.SegmentationListing]:
-    datastore = _datastore()
+def _listing(datastore: OrthancDatastore, principal: Principal, series_uid: str) -> list[schemas.SegmentationListing]:
     state = datastore.image_state(series_uid)  # 404 for an unknown series, or one outside the caller's cohorts
     cohorts = cohorts_with_role(principal, state.study_uid, series_uid)  # a SEG belongs to its source's cohorts
     records = datastore.segmentations_of(series_uid)
@@ -74,8 +66,10 @@ def _listing(principal: Principal, series_uid: str) -> list[schemas.Segmentation
     "/segmentations",
     summary="SEGs of a series in your cohorts: author or model, type, date, segments, cohorts, reviews",
 )
-def list_segmentations(principal: CurrentPrincipal, series_uid: UidQuery) -> list[schemas.SegmentationListing]:
-    return _listing(principal, series_uid)
+def list_segmentations(
+    principal: CurrentPrincipal, datastore: CurrentDatastore, series_uid: UidQuery
+) -> list[schemas.SegmentationListing]:
+    return _listing(datastore, principal, series_uid)
 
 
 def _label_names(text: str) -> dict[str, str] | None:
@@ -97,6 +91,7 @@ def _label_names(text: str) -> dict[str, str] | None:
 )
 def import_segmentation(
     principal: CurrentPrincipal,
+    datastore: CurrentDatastore,
     file: Annotated[UploadFile, File(description="the segmentation: .nii, .nii.gz, .nrrd, or a DICOM SEG/RTSTRUCT")],
     series_uid: Annotated[str, Form(min_length=3, max_length=64, pattern=UID_PATTERN)],
     description: Annotated[str, Form(max_length=64)] = "",
@@ -124,7 +119,7 @@ def import_segmentation(
         data = file.file.read()  # a plain def: FastAPI runs it in a worker thread, where a blocking read is fine
     finally:
         file.file.close()
-    imported = segmentations.import_segmentation(_datastore(), principal, request, data)
+    imported = segmentations.import_segmentation(datastore, principal, request, data)
     return schemas.SegmentationImported.model_validate(imported)
 
 
@@ -139,9 +134,11 @@ class InterpolationRequest(BaseModel):
     status_code=201,
     summary="Fill the slices between segmented slices of one segment; stores a new SEMIAUTOMATIC SEG",
 )
-def interpolate(body: InterpolationRequest, principal: CurrentPrincipal) -> schemas.SegmentationInterpolated:
+def interpolate(
+    body: InterpolationRequest, principal: CurrentPrincipal, datastore: CurrentDatastore
+) -> schemas.SegmentationInterpolated:
     made = segmentations.interpolate_segmentation(
-        _datastore(), principal, body.series_uid, body.seg_uid, body.segment_number
+        datastore, principal, body.series_uid, body.seg_uid, body.segment_number
     )
     return schemas.SegmentationInterpolated.model_validate(made)
 
@@ -150,8 +147,8 @@ def interpolate(body: InterpolationRequest, principal: CurrentPrincipal) -> sche
     "/segmentations/{seg_uid}",
     summary="Delete a SEG from Orthanc and the platform (its author, or an admin of its cohort)",
 )
-def delete_segmentation(seg_uid: UidPath, principal: CurrentPrincipal) -> schemas.Deleted:
-    segmentations.delete_segmentation(_datastore(), principal, seg_uid)
+def delete_segmentation(seg_uid: UidPath, principal: CurrentPrincipal, datastore: CurrentDatastore) -> schemas.Deleted:
+    segmentations.delete_segmentation(datastore, principal, seg_uid)
     return schemas.Deleted(status="deleted", seg_uid=seg_uid)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from awesomme.core.db import session_scope
 from awesomme.models import AuditEvent
 from awesomme.orthanc.client import OrthancClient
+from tests.integration.addresses import client_from, loopback_for
 from tests.integration.conftest import Account, Cohorts, attach_to_cohort, client_for, create_account, store_patient
 from tests.journal_rewrites import restore_journal, rewrite_journal, snapshot_journal, truncate_journal
 
@@ -139,19 +140,28 @@ def test_viewing_is_journaled_once_per_user_study_and_hour(
 def test_refused_reads_are_journaled_once_per_user_target_and_minute(
     server_url: str, admin: Account, cohorts: Cohorts
 ) -> None:
+    # A member of its own: earlier tests' refusals of the shared accounts in the same minute were journaled already.
+    reader = create_account("denied.reader")
+    reply = httpx.put(
+        f"{server_url}/api/cohorts/{cohorts.beta}/members/{reader.username}",
+        json={"role": "member"},
+        headers=admin.headers(server_url),
+    )
+    assert reply.status_code == 200, reply.text
     since = datetime.now(UTC).isoformat()
     foreign = "/dicom-web/studies/1.2.826.0.1.3680043.10.999.1/series/1.2.826.0.1.3680043.10.999.2/metadata"
-    with client_for(server_url, cohorts.beta_member) as member:
+    with client_for(server_url, reader) as member:
         for _ in range(3):  # a viewer retries: one event
             assert member.get(foreign).status_code == 404
         assert member.get("/api/audit").status_code == 403
-    with client_for(server_url, None) as anonymous:
+    address = loopback_for("refused reads")  # anonymous callers count per address: one no other test uses
+    with client_from(address, base_url=server_url) as anonymous:
         assert anonymous.get("/api/segmentations", params={"access_token": "stolen"}).status_code == 401
     denied = _events(server_url, admin, action="access.denied", since=since)
-    mine = [(e["actor"], e["target"], e["params"]["status"]) for e in denied if e["actor"] == "beta.member"]
-    assert sorted(mine) == [("beta.member", "/api/audit", 403), ("beta.member", foreign, 404)]
+    mine = [(e["actor"], e["target"], e["params"]["status"]) for e in denied if e["actor"] == reader.username]
+    assert sorted(mine) == [(reader.username, "/api/audit", 403), (reader.username, foreign, 404)]
     anonymous_events = [e for e in denied if e["target"] == "/api/segmentations"]
-    assert len(anonymous_events) == 1 and anonymous_events[0]["source"] == "127.0.0.1"
+    assert len(anonymous_events) == 1 and anonymous_events[0]["source"] == address
     assert all(e["outcome"] == "denied" for e in denied) and "stolen" not in str(denied)
 
 

@@ -10,7 +10,7 @@ import httpx
 
 from awesomme import __version__
 from awesomme.core.config import Settings
-from awesomme.runtime.processes import start_background, stop_by_pidfile, wait_until
+from awesomme.runtime.processes import running_pid, start_background, stop_by_pidfile, wait_until
 from tests.integration.conftest import free_port
 
 
@@ -46,6 +46,12 @@ def test_health_is_503_naming_orthanc_when_orthanc_is_unreachable(platform: Sett
         AWESOMME_ORTHANC_URL=f"http://127.0.0.1:{free_port()}",  # nothing listens there
         AWESOMME_DATABASE_URL=platform.db_url,
     )
+    # The same database: the signing keys in it are encrypted with the platform's key-encryption key.
+    env["AWESOMME_KEY_ENCRYPTION_KEY"] = ""
+    key_file = platform.key_encryption_key_file
+    (tmp_path / "keys").mkdir(mode=0o700)
+    (tmp_path / "keys" / key_file.name).write_bytes(key_file.read_bytes())
+    (tmp_path / "keys" / key_file.name).chmod(0o600)
     pid_file = tmp_path / "server.pid"
     start_background([sys.executable, "-m", "awesomme.cli", "serve"], pid_file, tmp_path / "server.log", env=env)
     url = f"http://127.0.0.1:{port}/api/health"
@@ -55,6 +61,7 @@ def test_health_is_503_naming_orthanc_when_orthanc_is_unreachable(platform: Sett
         try:
             replies.append(httpx.get(url, timeout=10))
         except httpx.HTTPError:
+            assert running_pid(pid_file, "awesomme.cli serve"), (tmp_path / "server.log").read_text()[-2000:]
             return False
         return True
 

@@ -37,8 +37,8 @@ def world(
     server_url: str, admin: Account, cohorts: Cohorts, orthanc: OrthancClient, tmp_path_factory: pytest.TempPathFactory
 ) -> World:
     out = tmp_path_factory.mktemp("stow-security")
-    victim = store_patient(orthanc, "osteosarcoma-mr", 701, out / "victim", shape=SHAPE)
-    own = store_patient(orthanc, "osteosarcoma-mr", 702, out / "own", shape=SHAPE)
+    victim = store_patient(orthanc, "osteosarcoma-mr", 7801, out / "victim", shape=SHAPE)
+    own = store_patient(orthanc, "osteosarcoma-mr", 7802, out / "own", shape=SHAPE)
     attach_to_cohort(server_url, admin, cohorts.beta, studies=[victim.patient.study_uid])
     attach_to_cohort(server_url, admin, cohorts.alpha, studies=[own.patient.study_uid])
     return World(victim, own)
@@ -251,7 +251,7 @@ def test_a_series_under_several_studies_is_reported_not_served_half(
     server_url: str, cohorts: Cohorts, world: World, orthanc: OrthancClient, tmp_path: Path
 ) -> None:
     """Stored straight into Orthanc (not through the platform): the same series UID under a second study."""
-    patient = generate_patient("osteosarcoma-mr", 703, tmp_path, shape=(1, 16, 16))
+    patient = generate_patient("osteosarcoma-mr", 7803, tmp_path, shape=(1, 16, 16))
     twin = pydicom.dcmread(patient.dicom_files[0])
     twin.SeriesInstanceUID = world.victim.patient.series_uid
     orthanc.store([twin])
@@ -271,7 +271,7 @@ def test_a_series_under_several_studies_is_reported_not_served_half(
 def test_a_legitimate_stow_stores_joins_the_cohort_and_answers_our_urls(
     server_url: str, cohorts: Cohorts, world: World, tmp_path: Path
 ) -> None:
-    patient = generate_patient("osteosarcoma-mr", 704, tmp_path, shape=SHAPE)
+    patient = generate_patient("osteosarcoma-mr", 7804, tmp_path, shape=SHAPE)
     parts = [part(path.read_bytes()) for path in patient.dicom_files]
     headers = {"Content-Type": related("boundary=b0und"), "Accept": "application/dicom+json"}
     with client_for(server_url, cohorts.alpha_admin) as cohort_admin:

@@ -22,11 +22,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-__all__ = ["OTHER_THREADS", "restore_for_new_threads", "start_model_thread"]
+__all__ = ["OTHER_THREADS", "model_threads", "restore_for_new_threads", "start_model_thread"]
 
 OTHER_THREADS = 1  # intra-op threads of every thread but the model thread
 
 _for_new_threads: int | None = None  # what threads starting later take, once start_model_thread has set it
+_model_threads: int | None = None  # the model thread's count, once start_model_thread has set it
+
+
+def model_threads() -> int:
+    """The intra-op threads predictions run with: the model thread's, or this thread's where there is none.
+
+    Networks are built on another thread than the one that runs them (the app loads its models on the event
+    loop's thread, which keeps one), so what a prediction may use is asked here, not of the building thread."""
+    return _model_threads if _model_threads is not None else torch.get_num_threads()
 
 
 def restore_for_new_threads(caller_threads: int) -> None:
@@ -44,8 +53,9 @@ def restore_for_new_threads(caller_threads: int) -> None:
 def start_model_thread(name: str = "models") -> ThreadPoolExecutor:
     """A one-thread executor with all the process's intra-op threads; the calling thread and any thread started
     later get ``OTHER_THREADS``. Call it before the models load (that runs torch on the calling thread)."""
-    global _for_new_threads
+    global _for_new_threads, _model_threads
     threads = torch.get_num_threads()  # the process's count (torch's default: the cores it may use)
+    _model_threads = threads
     executor = ThreadPoolExecutor(
         max_workers=1, thread_name_prefix=name, initializer=torch.set_num_threads, initargs=(threads,)
     )

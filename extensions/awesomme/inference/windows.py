@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from awesomme.inference.threads import restore_for_new_threads
+from awesomme.inference.threads import model_threads, restore_for_new_threads
 
 __all__ = ["side_by_side"]
 
@@ -55,7 +55,7 @@ def _start_pool(workers: int, threads_each: int) -> ThreadPoolExecutor:
 
 def side_by_side(network: torch.nn.Module, batch_size: int) -> torch.nn.Module:
     """``network``, or a callable running a batch's windows on up to ``batch_size`` threads (CPU networks only)."""
-    threads = torch.get_num_threads()
+    threads = model_threads()
     workers = min(batch_size, threads)
     on_cpu = all(parameter.device.type == "cpu" for parameter in network.parameters())
     if workers < 2 or not on_cpu:

@@ -156,3 +156,22 @@ def test_reversed_axes_is_the_transposed_volume(
     reversed_view = predict_module.reversed_axes(volume)
     assert reversed_view.shape == (9, 7, 5)
     assert np.array_equal(reversed_view, volume.transpose(2, 1, 0))
+
+
+def test_windows_built_on_a_one_thread_loader_still_run_side_by_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server builds its networks on the event loop's thread, which keeps one intra-op thread; predictions run
+    on the model thread with all of them. The windows must be split by the model thread's count: split by the
+    loader's one, a batch ran one window at a time on the model thread, twice as slow on two cores."""
+    from awesomme.inference import threads as threads_module
+
+    config = _config("sliding_window", "zyx", [8, 16, 16], sw_batch_size=2)
+    network = build_network(config).eval()
+    monkeypatch.setattr(threads_module, "_model_threads", 2)
+    loader_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # this thread, as the event loop's after the model thread started
+    try:
+        wrapped = side_by_side(network, 2)
+    finally:
+        torch.set_num_threads(loader_threads)
+    assert wrapped is not network
+    assert wrapped.pool.submit(torch.get_num_threads).result() == 1  # each of the two windows on one core

@@ -124,6 +124,15 @@ def _over(where: str, key: str, value: Any, limit: float, minimum: float | None 
         raise InvalidParameters(f"{where}.{key} {value} is out of bounds: {bounds}")
 
 
+def _over_list(where: str, key: str, values: Any, max_count: int, limit: float) -> None:
+    if not isinstance(values, list):
+        return
+    if len(values) > max_count:
+        raise InvalidParameters(f"{where}.{key} has {len(values)} values: at most {max_count}")
+    for value in values:
+        _over(where, key, value, limit)
+
+
 def check_bounds(parameters: dict[str, Any]) -> None:
     """Refuse knobs over the bounds above; the message names the knob (``setting.binCount``...)."""
     for where, settings in _settings_of(parameters):
@@ -139,18 +148,8 @@ def check_bounds(parameters: dict[str, Any]) -> None:
         }
         for key, limit in scalar_limits.items():
             _over(where, key, settings.get(key), limit)
-        sigmas = settings.get("sigma")
-        if isinstance(sigmas, list):
-            if len(sigmas) > MAX_LOG_SIGMAS:
-                raise InvalidParameters(f"{where}.sigma has {len(sigmas)} values: at most {MAX_LOG_SIGMAS}")
-            for sigma in sigmas:
-                _over(where, "sigma", sigma, MAX_LOG_SIGMA_MM)
-        distances = settings.get("distances")
-        if isinstance(distances, list):
-            if len(distances) > MAX_DISTANCES:
-                raise InvalidParameters(f"{where}.distances has {len(distances)} values: at most {MAX_DISTANCES}")
-            for distance in distances:
-                _over(where, "distances", distance, MAX_DISTANCE)
+        _over_list(where, "sigma", settings.get("sigma"), MAX_LOG_SIGMAS, MAX_LOG_SIGMA_MM)
+        _over_list(where, "distances", settings.get("distances"), MAX_DISTANCES, MAX_DISTANCE)
         spacing = settings.get("resampledPixelSpacing")
         if isinstance(spacing, list):
             for value in spacing:

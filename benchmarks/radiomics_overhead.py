@@ -120,8 +120,8 @@ class Case:
 
 def store_case(ours: Platform, cohort: int, shape: tuple[int, int, int], scratch: Path) -> Case:
     from awesomme.analysis.radiomics import image_from_array
+    from awesomme.dicom.volumes import volume_from_datasets
     from awesomme.orthanc.client import OrthancClient
-    from awesomme.orthanc.volumes import volume_from_datasets
     from awesomme.phantoms import generate_patient
 
     label = "x".join(map(str, shape))

@@ -74,7 +74,7 @@ def median_time(device: torch.device, run: Callable[[], Any], repeats: int) -> t
 
 def decode(files: list[Path]) -> tuple[list[pydicom.Dataset], Any]:
     """The series' datasets and its volume, as our server decodes a fetched series."""
-    from awesomme.orthanc.volumes import volume_from_datasets
+    from awesomme.dicom.volumes import volume_from_datasets
 
     datasets = [pydicom.dcmread(path) for path in files]
     return datasets, volume_from_datasets(datasets)
@@ -109,8 +109,8 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def encode(datasets: list[pydicom.Dataset], label_map: np.ndarray) -> Any:
-    from awesomme.orthanc.seg_writer import encode_seg
-    from awesomme.orthanc.volumes import sort_by_position
+    from awesomme.dicom.seg_writer import encode_seg
+    from awesomme.dicom.volumes import sort_by_position
 
     return encode_seg(
         sort_by_position(datasets),  # the label map's slice order

@@ -19,7 +19,7 @@ from pydicom.sr.coding import Code
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from skimage.measure import find_contours
 
-from awesomme.orthanc.volumes import LPS_TO_RAS, affine_from_datasets, sort_by_position
+from awesomme.dicom.volumes import LPS_TO_RAS, affine_from_datasets, sort_by_position
 
 TISSUE = Code("85756007", "SCT", "Tissue")
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from awesomme.dicom.volumes import grid_from_datasets
 from awesomme.orthanc.client import OrthancClient
-from awesomme.orthanc.volumes import grid_from_datasets
 from tests.integration.conftest import (
     Account,
     Cohorts,

@@ -14,8 +14,8 @@ import pydicom
 import pytest
 
 from awesomme.core.csv_writer import FORMULA_STARTS
+from awesomme.dicom.volumes import grid_from_datasets, sort_by_position
 from awesomme.orthanc.client import OrthancClient
-from awesomme.orthanc.volumes import grid_from_datasets, sort_by_position
 from tests.integration.conftest import Account, Cohorts, StoredPatient, attach_to_cohort, client_for, store_patient
 from tests.integration.labels import save_label_map
 from tests.seg_files import rtstruct_bytes

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 
 from awesomme.core.config import Settings
 from awesomme.core.db import engine_for
+from awesomme.dicom.volumes import affine_from_datasets, sort_by_position, volume_from_datasets
 from awesomme.models import Segmentation
 from awesomme.orthanc.client import OrthancClient
-from awesomme.orthanc.volumes import affine_from_datasets, sort_by_position, volume_from_datasets
 from awesomme.phantoms import generate_patient
 from awesomme.seeding import seed_demo
 from tests.dicom_checks import dciodvfy_errors

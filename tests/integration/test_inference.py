@@ -13,8 +13,8 @@ import numpy as np
 import pydicom
 
 from awesomme.core.config import Settings
+from awesomme.dicom.volumes import volume_from_datasets
 from awesomme.orthanc.client import OrthancClient
-from awesomme.orthanc.volumes import volume_from_datasets
 from tests.dicom_checks import dciodvfy_errors
 from tests.integration.conftest import Account, StoredPatient, leftovers, monailabel_client, store_patient
 

@@ -20,8 +20,8 @@ import pytest
 from awesomme import __version__
 from awesomme.analysis.radiomics import builtin_preset, extract_features, image_from_array, image_identity
 from awesomme.analysis.radiomics_csv import read_feature_csv
+from awesomme.dicom.volumes import volume_from_datasets
 from awesomme.orthanc.client import OrthancClient
-from awesomme.orthanc.volumes import volume_from_datasets
 from tests.integration.conftest import Account, Cohorts, StoredPatient, attach_to_cohort, client_for, store_patient
 
 TUMOUR, BONE = 1, 2

@@ -9,8 +9,8 @@ import httpx
 import numpy as np
 import pytest
 
+from awesomme.dicom.volumes import grid_from_datasets
 from awesomme.orthanc.client import OrthancClient
-from awesomme.orthanc.volumes import grid_from_datasets
 from tests.integration.conftest import Account, Cohorts, StoredPatient, attach_to_cohort, client_for, store_patient
 from tests.integration.labels import save_label_map
 

@@ -20,10 +20,10 @@ from sqlalchemy import func, select
 from awesomme.analysis.interpolation import dice, segmented_slices
 from awesomme.core.config import Settings
 from awesomme.core.db import session_scope
+from awesomme.dicom.seg import seg_label_map
+from awesomme.dicom.volumes import sort_by_position
 from awesomme.models import AuditEvent, Segmentation, SegmentationOrigin
 from awesomme.orthanc.client import OrthancClient
-from awesomme.orthanc.seg import seg_label_map
-from awesomme.orthanc.volumes import sort_by_position
 from tests.dicom_checks import dciodvfy_errors
 from tests.integration.conftest import (
     UPLOAD_MAX_BYTES,

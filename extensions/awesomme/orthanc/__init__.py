@@ -1,1 +1,1 @@
-"""Everything that talks to Orthanc: the pooled client, volumes and their cache, SEG objects, the datastore."""
+"""Everything that talks to Orthanc: the pooled client, the cache of decoded series, the datastore."""

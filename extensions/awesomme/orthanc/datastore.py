@@ -27,13 +27,14 @@ from sqlalchemy import delete, select
 from awesomme.core.db import session_scope
 from awesomme.core.errors import InvalidInput, NotFound
 from awesomme.core.visibility import Visibility, current_visibility
+from awesomme.dicom.label_files import read_label_file
+from awesomme.dicom.seg import build_seg, seg_label_map, segment_summary
+from awesomme.dicom.volumes import Volume, grid_from_datasets, sort_by_position, volume_from_datasets
 from awesomme.models import Segmentation, SegmentationRole
 from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import IMAGE_MODALITIES, OrthancClient, SeriesState
 from awesomme.orthanc.headers import SeriesHeaders, without_pixels
-from awesomme.orthanc.seg import build_seg, read_label_file, seg_label_map, segment_summary
 from awesomme.orthanc.visible import visible_series_state
-from awesomme.orthanc.volumes import Volume, grid_from_datasets, sort_by_position, volume_from_datasets
 
 __all__ = ["OrthancDatastore"]
 

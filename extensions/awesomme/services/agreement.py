@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from awesomme.analysis.agreement import mask_agreement, score_agreement
 from awesomme.core.errors import InvalidInput, NotFound
 from awesomme.core.visibility import Principal
+from awesomme.dicom.volumes import Grid
 from awesomme.models import ScoreKind, Segmentation
-from awesomme.orthanc.volumes import Grid
 from awesomme.services.score_types import category_index, score_type_for_cohort, score_type_json
 from awesomme.services.scores import cohort_scores
 

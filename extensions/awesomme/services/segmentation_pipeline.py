@@ -13,13 +13,13 @@ import numpy as np
 from pydicom import Dataset
 
 from awesomme.core.errors import InvalidInput
+from awesomme.dicom.seg_writer import encode_seg, segment_voxel_counts, summary_from_counts
+from awesomme.dicom.volumes import Volume
 from awesomme.inference.predict import predict
 from awesomme.inference.registry import LoadedModel
 from awesomme.models import Segmentation, SegmentationRole
 from awesomme.orthanc.client import SeriesState
 from awesomme.orthanc.datastore import PREDICTION_TAG, OrthancDatastore
-from awesomme.orthanc.seg_writer import encode_seg, segment_voxel_counts, summary_from_counts
-from awesomme.orthanc.volumes import Volume
 
 __all__ = ["DEMO_NOTICE", "SegmentationOutcome", "segment_series"]
 

@@ -27,13 +27,13 @@ from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
 from awesomme.core.errors import Forbidden, InvalidInput, NotFound
 from awesomme.core.visibility import Principal, cohorts_of_series, current_visibility
+from awesomme.dicom.label_geometry import GeometryTolerance
+from awesomme.dicom.seg import ALGORITHM_TYPES, build_seg, seg_label_map, segment_summary
+from awesomme.dicom.segmentation_files import format_of, read_segmentation_file
+from awesomme.dicom.volumes import grid_from_datasets
 from awesomme.models import Segmentation, SegmentationOrigin, SegmentationReview, SegmentationRole
 from awesomme.orthanc.client import SeriesState
 from awesomme.orthanc.datastore import OrthancDatastore
-from awesomme.orthanc.label_geometry import GeometryTolerance
-from awesomme.orthanc.seg import ALGORITHM_TYPES, build_seg, seg_label_map, segment_summary
-from awesomme.orthanc.seg_import import format_of, read_segmentation_file
-from awesomme.orthanc.volumes import grid_from_datasets
 
 __all__ = [
     "REVIEW_STATUSES",

@@ -21,7 +21,7 @@ from awesomme.analysis.radiomics import (
 )
 from awesomme.analysis.radiomics_csv import read_feature_csv, write_feature_csv
 from awesomme.core.errors import InvalidInput
-from awesomme.orthanc.volumes import LPS_TO_RAS
+from awesomme.dicom.volumes import LPS_TO_RAS
 
 
 def test_builtin_presets_are_valid_and_copies() -> None:

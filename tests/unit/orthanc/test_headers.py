@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from pydicom import Dataset
 
+from awesomme.dicom.seg_writer import encode_seg
+from awesomme.dicom.volumes import sort_by_position
 from awesomme.orthanc.client import SeriesState
 from awesomme.orthanc.headers import SeriesHeaders, without_pixels
-from awesomme.orthanc.seg_writer import encode_seg
-from awesomme.orthanc.volumes import sort_by_position
-from tests.unit.orthanc.conftest import SmallSeries
-from tests.unit.orthanc.test_seg_writer import _comparable
+from tests.unit.conftest import SmallSeries
+from tests.unit.dicom.test_seg_writer import _comparable
 
 
 def _state(series_uid: str, last_update: str = "20261127T100000", instances: int = 12) -> SeriesState:

@@ -10,9 +10,9 @@ from typing import Any
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from awesomme.core.errors import InvalidInput
+from awesomme.dicom.label_files import LABEL_FILE_SUFFIXES, write_label_file
 from awesomme.inference.registry import LoadedModel
 from awesomme.orthanc.datastore import OrthancDatastore
-from awesomme.orthanc.seg import LABEL_FILE_SUFFIXES, write_label_file
 from awesomme.services.segmentation_pipeline import SegmentationOutcome, segment_series
 
 DICOM_SUFFIX = ".dcm"

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query
 from awesomme.api import schemas
 from awesomme.api.deps import SQL_INT_MAX, UID_PATTERN, CurrentDatastore, CurrentPrincipal, DbSession
 from awesomme.core.csv_writer import write_dict_csv
+from awesomme.dicom.volumes import grid_from_datasets
 from awesomme.orthanc.datastore import OrthancDatastore
-from awesomme.orthanc.volumes import grid_from_datasets
 from awesomme.services import agreement
 
 router = APIRouter(prefix="/agreement", tags=["agreement"], responses=schemas.errors(401, 403, 404, 422))

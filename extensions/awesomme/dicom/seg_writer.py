@@ -16,7 +16,7 @@ import numpy as np
 from pydicom import Dataset
 
 from awesomme.core.errors import InvalidInput
-from awesomme.orthanc.seg import ALGORITHM_TYPES, new_segmentation, segment_descriptions
+from awesomme.dicom.seg import ALGORITHM_TYPES, new_segmentation, segment_descriptions
 
 __all__ = ["encode_seg", "segment_voxel_counts", "summary_from_counts"]
 

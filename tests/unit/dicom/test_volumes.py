@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from awesomme.core.errors import InvalidInput
-from awesomme.orthanc.volumes import grid_from_datasets, sort_by_position, volume_from_datasets
-from tests.unit.orthanc.conftest import SmallSeries
+from awesomme.dicom.volumes import grid_from_datasets, sort_by_position, volume_from_datasets
+from tests.unit.conftest import SmallSeries
 
 
 def test_shuffled_instances_decode_to_the_generated_volume_and_affine(small_ct: SmallSeries) -> None:

@@ -10,11 +10,11 @@ import pytest
 from pydicom import Dataset
 
 from awesomme.core.errors import InvalidInput
-from awesomme.orthanc.seg import build_seg, seg_label_map, segment_summary
-from awesomme.orthanc.seg_writer import encode_seg, segment_voxel_counts, summary_from_counts
-from awesomme.orthanc.volumes import sort_by_position
+from awesomme.dicom.seg import build_seg, seg_label_map, segment_summary
+from awesomme.dicom.seg_writer import encode_seg, segment_voxel_counts, summary_from_counts
+from awesomme.dicom.volumes import sort_by_position
 from tests.dicom_checks import dciodvfy_errors
-from tests.unit.orthanc.conftest import SmallSeries
+from tests.unit.conftest import SmallSeries
 
 # Differ between any two SEGs however built: new UIDs and the time of creation.
 PER_INSTANCE = {

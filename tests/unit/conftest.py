@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pydicom
 import pytest
 
@@ -15,6 +17,15 @@ from awesomme.phantoms import Patient, generate_patient
 class SmallSeries:
     patient: Patient
     datasets: list[pydicom.Dataset]
+
+    def truth_label_map(self) -> np.ndarray:
+        """tumour = 1, bone = 2, on the (slice, row, column) grid."""
+        tumour = np.asanyarray(nib.load(str(self.patient.truth["tumour"])).dataobj).transpose(2, 1, 0)
+        bone = np.asanyarray(nib.load(str(self.patient.truth["bone"])).dataobj).transpose(2, 1, 0)
+        label_map = np.zeros(tumour.shape, np.uint16)
+        label_map[bone > 0] = 2
+        label_map[tumour > 0] = 1
+        return label_map
 
 
 def _small(kind: str, out: Path) -> SmallSeries:

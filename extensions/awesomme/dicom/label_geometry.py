@@ -14,7 +14,7 @@ from nibabel import orientations
 
 from awesomme.core.config import Settings
 from awesomme.core.errors import InvalidInput
-from awesomme.orthanc.volumes import Grid
+from awesomme.dicom.volumes import Grid
 
 __all__ = ["GeometryTolerance", "label_map_on_grid", "whole_labels"]
 

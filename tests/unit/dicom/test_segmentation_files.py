@@ -13,12 +13,12 @@ from pydicom.dataset import Dataset
 from skimage.draw import disk
 
 from awesomme.core.errors import InvalidInput
-from awesomme.orthanc.label_geometry import GeometryTolerance
-from awesomme.orthanc.rtstruct import rasterise_rtstruct
-from awesomme.orthanc.seg_import import FileLabels, format_of, read_segmentation_file
-from awesomme.orthanc.volumes import Grid, grid_from_datasets, sort_by_position
+from awesomme.dicom.label_geometry import GeometryTolerance
+from awesomme.dicom.rtstruct import rasterise_rtstruct
+from awesomme.dicom.segmentation_files import FileLabels, format_of, read_segmentation_file
+from awesomme.dicom.volumes import Grid, grid_from_datasets, sort_by_position
 from tests.seg_files import nifti_bytes, nrrd_bytes, rtstruct_bytes, seg_bytes, truth_mask
-from tests.unit.orthanc.conftest import SmallSeries
+from tests.unit.conftest import SmallSeries
 
 TOLERANCE = GeometryTolerance()
 

@@ -21,9 +21,9 @@ from pydicom import Dataset
 from pydicom.errors import InvalidDicomError
 
 from awesomme.core.errors import InvalidInput
-from awesomme.orthanc.label_geometry import GeometryTolerance, label_map_on_grid
-from awesomme.orthanc.rtstruct import RTSTRUCT_STORAGE, check_rtstruct_references, rasterise_rtstruct
-from awesomme.orthanc.volumes import LPS_TO_RAS, Grid
+from awesomme.dicom.label_geometry import GeometryTolerance, label_map_on_grid
+from awesomme.dicom.rtstruct import RTSTRUCT_STORAGE, check_rtstruct_references, rasterise_rtstruct
+from awesomme.dicom.volumes import LPS_TO_RAS, Grid
 
 __all__ = ["FORMATS", "SEG_STORAGE", "FileLabels", "format_of", "read_segmentation_file"]
 

@@ -14,7 +14,7 @@ from pydicom import Dataset
 from skimage.draw import polygon
 
 from awesomme.core.errors import InvalidInput
-from awesomme.orthanc.volumes import LPS_TO_RAS, Grid
+from awesomme.dicom.volumes import LPS_TO_RAS, Grid
 
 __all__ = ["RTSTRUCT_STORAGE", "check_rtstruct_references", "rasterise_rtstruct"]
 

@@ -1,0 +1,1 @@
+"""DICOM codecs that never talk to Orthanc: series <-> volumes, SEG, RTSTRUCT, label files and their geometry."""

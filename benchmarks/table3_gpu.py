@@ -109,14 +109,15 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def encode(datasets: list[pydicom.Dataset], label_map: np.ndarray) -> Any:
-    from awesomme.dicom.seg_writer import encode_seg
+    from highdicom.seg import SegmentAlgorithmTypeValues
+
+    from awesomme.dicom.seg import encode_seg, seg_content
     from awesomme.dicom.volumes import sort_by_position
 
     return encode_seg(
         sort_by_position(datasets),  # the label map's slice order
-        label_map,
-        {1: "nodule"},
-        algorithm_type="AUTOMATIC",
+        seg_content(label_map, {1: "nodule"}),
+        algorithm_type=SegmentAlgorithmTypeValues.AUTOMATIC,
         series_description="bench_unet 1.0.0",
         content_description="benchmark only: random weights",
         algorithm_name="bench_unet",

@@ -151,6 +151,37 @@ def test_label_saved_by_the_monailabel_client_becomes_a_valid_seg(
     assert leftovers(platform) == []
 
 
+def test_a_labels_record_numbers_its_segments_as_its_seg_does(
+    platform: Settings,
+    orthanc: OrthancClient,
+    server_url: str,
+    ct_patient: StoredPatient,
+    tmp_path: Path,
+    admin: Account,
+) -> None:
+    """A label file with values 2 and 7 is a SEG of segments 1 and 2, and its record says so."""
+    volume = volume_from_datasets(ct_patient.datasets)
+    label_map = np.zeros(volume.array.shape, np.uint8)
+    label_map[2:5, 10:20, 10:20] = 2
+    label_map[6:8, 30:40, 30:40] = 7
+    path = tmp_path / "two-seven.nii.gz"
+    nib.save(nib.Nifti1Image(label_map.transpose(2, 1, 0), volume.affine), str(path))
+    client = monailabel_client(server_url, admin, tmp_path)
+    reply = client.save_label(
+        ct_patient.patient.series_uid,
+        str(path),
+        tag="renumbered",
+        params={"label_info": [{"name": "lung", "idx": 2}, {"name": "nodule", "idx": 7}]},
+    )
+    seg_uid = reply["label"]
+    seg = orthanc.retrieve_series(orthanc.series_state(seg_uid).study_uid, seg_uid)[0]
+    in_seg = [(int(item.SegmentNumber), str(item.SegmentLabel)) for item in seg.SegmentSequence]
+    with engine_for(platform.db_url).connect() as connection:
+        segments = connection.execute(select(Segmentation.segments).where(Segmentation.seg_series_uid == seg_uid))
+        recorded = [(item["number"], item["label"]) for item in segments.scalar_one()]
+    assert in_seg == recorded == [(1, "lung"), (2, "nodule")]
+
+
 def test_unknown_image_id_is_404(http: httpx.Client) -> None:
     reply = http.get("/datastore/image/info", params={"image": "1.2.3.4.5.6.7"})
     assert reply.status_code == 404

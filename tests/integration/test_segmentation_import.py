@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from awesomme.analysis.interpolation import dice, segmented_slices
 from awesomme.core.config import Settings
 from awesomme.core.db import session_scope
-from awesomme.dicom.seg import seg_label_map
+from awesomme.dicom.seg import decode_seg
 from awesomme.dicom.volumes import sort_by_position
 from awesomme.models import AuditEvent, Segmentation, SegmentationOrigin
 from awesomme.orthanc.client import OrthancClient
@@ -77,7 +77,7 @@ def _stored_seg(orthanc: OrthancClient, stored: StoredPatient, seg_uid: str) -> 
 
 
 def _decoded(orthanc: OrthancClient, stored: StoredPatient, seg_uid: str) -> np.ndarray:
-    return seg_label_map(_stored_seg(orthanc, stored, seg_uid), sort_by_position(stored.datasets))
+    return decode_seg(_stored_seg(orthanc, stored, seg_uid), sort_by_position(stored.datasets)).label_map
 
 
 def _counts(orthanc: OrthancClient) -> tuple[int, int]:

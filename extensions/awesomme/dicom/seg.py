@@ -1,8 +1,15 @@
-"""Label maps <-> DICOM SEG, written and read with highdicom."""
+"""Label maps <-> DICOM SEG, written and read with highdicom: the platform's one SEG writer and one SEG reader.
+
+A label map is indexed (slice, row, column) over the source instances ordered along the slice normal; its values
+are segment numbers, 0 the background. ``seg_content`` numbers a label map's segments 1..N as its SEG will number
+them, so that the SEG and the summary a record keeps always agree; ``encode_seg`` writes that content as a binary
+SEG and ``decode_seg`` reads a SEG back as content on its series' grid.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import highdicom as hd
@@ -13,9 +20,8 @@ from pydicom.sr.coding import Code
 from awesomme import __version__
 from awesomme.core.errors import InvalidInput
 
-__all__ = ["ALGORITHM_TYPES", "build_seg", "seg_label_map", "segment_summary"]
+__all__ = ["SegContent", "decode_seg", "encode_seg", "seg_content", "segment_masks"]
 
-ALGORITHM_TYPES = ("MANUAL", "SEMIAUTOMATIC", "AUTOMATIC")
 # Codes spelled out (pydicom's lookup is untyped): DCM "Artificial Intelligence" and SNOMED CT categories and
 # types (DICOM CID 7150/7151) for the structures our models and phantoms know; anything else is "Tissue".
 ARTIFICIAL_INTELLIGENCE = Code("123110", "DCM", "Artificial Intelligence")
@@ -30,56 +36,89 @@ SEGMENT_CODES: dict[str, tuple[Code, Code]] = {
     "bone": (ANATOMICAL_STRUCTURE, Code("272673000", "SCT", "Bone")),
 }
 SEG_SERIES_NUMBER = 9000
+SEGMENT_LABEL_LENGTH = 64  # Segment Label is an LO
 
 
-def build_seg(
+@dataclass(frozen=True, eq=False)
+class SegContent:
+    """Segments numbered 1..N as a SEG numbers them: the label map (value = segment number), and by segment
+    number each one's name and voxel count."""
+
+    label_map: np.ndarray
+    names: Mapping[int, str]
+    counts: Mapping[int, int]
+
+    def summary(self, voxel_volume_ml: float) -> list[dict[str, Any]]:
+        """Number, label and volume (mL) of each segment, as a record keeps and a listing shows them."""
+        return [
+            {"number": number, "label": self.names[number], "volume_ml": round(count * voxel_volume_ml, 3)}
+            for number, count in sorted(self.counts.items())
+        ]
+
+
+def seg_content(label_map: np.ndarray, names: Mapping[int, str]) -> SegContent:
+    """``label_map``'s segments numbered 1..N in the order of its values, named by ``names`` (by value).
+
+    A map already numbered 1..N (a model's usual answer) is kept as it is, not copied; others go through one
+    lookup-table pass. One ``np.bincount`` counts every segment (not ``np.unique``, a sort of every voxel).
+    """
+    if label_map.dtype == np.bool_:  # a mask: one segment (indexing a table with it would select, not map)
+        label_map = label_map.view(np.uint8)
+    counts = _voxel_counts(label_map)
+    if not counts:
+        raise InvalidInput("the label is empty: no voxel is segmented")
+    values = sorted(counts)
+    numbers = range(1, len(values) + 1)
+    return SegContent(
+        label_map=_numbered_one_to_n(label_map, values),
+        names={n: names.get(v, f"Segment {v}")[:SEGMENT_LABEL_LENGTH] for n, v in zip(numbers, values, strict=True)},
+        counts={n: counts[v] for n, v in zip(numbers, values, strict=True)},
+    )
+
+
+def _voxel_counts(label_map: np.ndarray) -> dict[int, int]:
+    """Voxels of each value present (0, the background, left out)."""
+    top = int(label_map.max()) if label_map.size else 0
+    if top <= 1:  # one segment (or none): a count of non-zeros, without bincount's 8-byte copy of every voxel
+        present = int(np.count_nonzero(label_map))
+        return {1: present} if present else {}
+    counts = np.bincount(label_map.ravel())
+    return {int(value): int(counts[value]) for value in np.flatnonzero(counts) if value != 0}
+
+
+def _numbered_one_to_n(label_map: np.ndarray, values: list[int]) -> np.ndarray:
+    if values == list(range(1, len(values) + 1)) and label_map.dtype in (np.uint8, np.uint16):
+        return label_map
+    dtype = np.uint8 if len(values) < 256 else np.uint16
+    lookup = np.zeros(values[-1] + 1, dtype=dtype)
+    lookup[values] = np.arange(1, len(values) + 1, dtype=dtype)
+    return lookup[label_map]
+
+
+def encode_seg(
     source: Sequence[Dataset],
-    label_map: np.ndarray,
-    segment_labels: Mapping[int, str],
+    content: SegContent,
     *,
-    algorithm_type: str,
+    algorithm_type: hd.seg.SegmentAlgorithmTypeValues,
     series_description: str,
     content_description: str,
     author: str | None = None,
     algorithm_name: str | None = None,
     algorithm_version: str = "",
-) -> Dataset:
-    """A SEG for ``label_map`` (slice, row, column; value = segment number) over the ordered ``source``."""
-    if algorithm_type not in ALGORITHM_TYPES:
-        raise InvalidInput(f"algorithm type {algorithm_type!r} is not one of {', '.join(ALGORITHM_TYPES)}")
-    present = sorted(int(v) for v in np.unique(label_map) if v != 0)
-    if not present:
-        raise InvalidInput("the label is empty: no voxel is segmented")
-    descriptions = segment_descriptions(present, segment_labels, algorithm_type, algorithm_name, algorithm_version)
-    # highdicom wants segment numbers 1..N: renumber, keeping the caller's labels.
-    renumbered = np.zeros(label_map.shape, dtype=np.uint8 if len(present) < 256 else np.uint16)
-    for index, number in enumerate(present, start=1):
-        renumbered[label_map == number] = index
-    return new_segmentation(
-        source, renumbered, descriptions, algorithm_type, author, content_description, series_description
-    )
-
-
-def segment_descriptions(
-    present: Sequence[int],
-    segment_labels: Mapping[int, str],
-    algorithm_type: str,
-    algorithm_name: str | None,
-    algorithm_version: str,
-) -> list[hd.seg.SegmentDescription]:
-    """One description per segment number in ``present``, numbered 1..N as highdicom wants, keeping their labels."""
+) -> hd.seg.Segmentation:
+    """The platform's binary SEG of ``content`` over the ordered ``source`` instances."""
+    manual = algorithm_type == hd.seg.SegmentAlgorithmTypeValues.MANUAL
     identification = None
-    if algorithm_type != "MANUAL":
+    if not manual:
         identification = hd.AlgorithmIdentificationSequence(
             name=algorithm_name or "AWESOMME", version=algorithm_version or __version__, family=ARTIFICIAL_INTELLIGENCE
         )
     descriptions = []
-    for index, number in enumerate(present, start=1):
-        label = segment_labels.get(number, f"Segment {number}")[:64]
+    for number, label in sorted(content.names.items()):
         category, kind = SEGMENT_CODES.get(label.lower(), (TISSUE, TISSUE))
         descriptions.append(
             hd.seg.SegmentDescription(
-                segment_number=index,
+                segment_number=number,
                 segment_label=label,
                 segmented_property_category=category,
                 segmented_property_type=kind,
@@ -87,22 +126,9 @@ def segment_descriptions(
                 algorithm_identification=identification,
             )
         )
-    return descriptions
-
-
-def new_segmentation(
-    source: Sequence[Dataset],
-    pixel_array: np.ndarray,
-    descriptions: list[hd.seg.SegmentDescription],
-    algorithm_type: str,
-    author: str | None,
-    content_description: str,
-    series_description: str,
-) -> hd.seg.Segmentation:
-    """The platform's binary SEG of ``source`` (segments numbered 1..N in ``pixel_array``), as every writer makes it."""
     return hd.seg.Segmentation(
         source_images=list(source),
-        pixel_array=pixel_array,
+        pixel_array=content.label_map,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
         series_instance_uid=hd.UID(),
@@ -115,33 +141,51 @@ def new_segmentation(
         device_serial_number="0",
         content_label="SEGMENTATION",
         content_description=content_description[:64],
-        content_creator_name=author if algorithm_type == "MANUAL" or author else None,
+        content_creator_name=author if manual or author else None,
         series_description=series_description[:64],
     )
 
 
-def segment_summary(label_map: np.ndarray, names: Mapping[int, str], voxel_volume_ml: float) -> list[dict[str, Any]]:
-    """Number, label and volume (mL) of each segment present, as recorded and listed."""
-    values, counts = np.unique(label_map[label_map > 0], return_counts=True)
-    return [
-        {
-            "number": int(v),
-            "label": names.get(int(v), f"Segment {int(v)}"),
-            "volume_ml": round(float(c) * voxel_volume_ml, 3),
-        }
-        for v, c in zip(values, counts, strict=True)
-    ]
+def decode_seg(seg: Dataset, source: Sequence[Dataset]) -> SegContent:
+    """A SEG as content on the ordered ``source`` grid: its segments combined in one label map (they must not
+    overlap), named as its SegmentSequence names them."""
+    parsed = _parsed(seg)
+    label_map = _pixels(parsed, source, combine_segments=True)
+    names = _segment_names(parsed)
+    counts = _voxel_counts(label_map)
+    return SegContent(label_map, names, {number: counts.get(number, 0) for number in names})
 
 
-def seg_label_map(seg: Dataset, source: Sequence[Dataset]) -> np.ndarray:
-    """Decode a SEG to a label map on the ordered ``source`` grid (slice, row, column)."""
+def segment_masks(seg: Dataset, source: Sequence[Dataset]) -> tuple[list[str], list[np.ndarray]]:
+    """Each segment of a SEG as a mask on the ordered ``source`` grid, in segment-number order, with its label;
+    segments may overlap, and a fractional one counts where it is above one half."""
+    parsed = _parsed(seg)
+    names = _segment_names(parsed)
+    numbers = sorted(names)
+    pixels = _pixels(parsed, source, combine_segments=False, segment_numbers=numbers)
+    return [names[number] for number in numbers], [pixels[..., index] > 0.5 for index in range(len(numbers))]
+
+
+def _parsed(seg: Dataset) -> hd.seg.Segmentation:
     # A SEG we just built is parsed already (and holds a lookup table that cannot be copied).
-    parsed = seg if isinstance(seg, hd.seg.Segmentation) else hd.seg.Segmentation.from_dataset(seg, copy=False)
+    if isinstance(seg, hd.seg.Segmentation):
+        return seg
+    try:
+        return hd.seg.Segmentation.from_dataset(seg, copy=False)
+    except (ValueError, KeyError, RuntimeError, AttributeError, TypeError) as error:
+        raise InvalidInput(f"the SEG cannot be read: {error}") from error
+
+
+def _segment_names(parsed: hd.seg.Segmentation) -> dict[int, str]:
+    return {int(item.SegmentNumber): str(item.SegmentLabel) for item in parsed.SegmentSequence}
+
+
+def _pixels(parsed: hd.seg.Segmentation, source: Sequence[Dataset], **options: Any) -> np.ndarray:
     try:
         return parsed.get_pixels_by_source_instance(
             source_sop_instance_uids=[str(ds.SOPInstanceUID) for ds in source],
-            combine_segments=True,
             assert_missing_frames_are_empty=True,
+            **options,
         )
-    except (ValueError, KeyError, RuntimeError) as error:
-        raise InvalidInput(f"the SEG does not fit its series: {error}") from error
+    except (ValueError, KeyError, RuntimeError, AttributeError, TypeError) as error:
+        raise InvalidInput(f"the SEG cannot be decoded on the series' instances: {error}") from error

@@ -12,7 +12,6 @@ import zlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-import highdicom as hd
 import nibabel as nib
 import nrrd
 import numpy as np
@@ -23,6 +22,7 @@ from pydicom.errors import InvalidDicomError
 from awesomme.core.errors import InvalidInput
 from awesomme.dicom.label_geometry import GeometryTolerance, label_map_on_grid
 from awesomme.dicom.rtstruct import RTSTRUCT_STORAGE, check_rtstruct_references, rasterise_rtstruct
+from awesomme.dicom.seg import segment_masks
 from awesomme.dicom.volumes import LPS_TO_RAS, Grid
 
 __all__ = ["FORMATS", "SEG_STORAGE", "FileLabels", "format_of", "read_segmentation_file"]
@@ -193,20 +193,8 @@ def _read_seg(dataset: Dataset, source: Sequence[Dataset], only: Collection[str]
     referenced = {str(item.SeriesInstanceUID) for item in getattr(dataset, "ReferencedSeriesSequence", None) or []}
     if series not in referenced:
         raise InvalidInput(f"the SEG references series {', '.join(sorted(referenced)) or '(none)'}, not {series}")
-    try:
-        seg = hd.seg.Segmentation.from_dataset(dataset, copy=False)
-        numbers = [int(item.SegmentNumber) for item in seg.SegmentSequence]
-        names = {int(item.SegmentNumber): str(item.SegmentLabel) for item in seg.SegmentSequence}
-        pixels = seg.get_pixels_by_source_instance(
-            source_sop_instance_uids=[str(ds.SOPInstanceUID) for ds in source],
-            segment_numbers=numbers,
-            combine_segments=False,
-            assert_missing_frames_are_empty=True,
-        )
-    except (ValueError, KeyError, RuntimeError, AttributeError, TypeError) as error:
-        raise InvalidInput(f"the SEG cannot be decoded on the series' instances: {error}") from error
-    masks = [pixels[..., index] > 0.5 for index in range(len(numbers))]  # fractional SEGs: above one half
-    return _combined(masks, [names[number] for number in numbers], only)
+    names, masks = segment_masks(dataset, source)
+    return _combined(masks, names, only)
 
 
 def _combined(masks: list[np.ndarray], names: list[str], only: Collection[str] | None) -> FileLabels:

@@ -19,6 +19,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import pydicom
+from highdicom.seg import SegmentAlgorithmTypeValues
 from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
 from pydicom import Dataset
 from pydicom.errors import InvalidDicomError
@@ -28,7 +29,7 @@ from awesomme.core.db import session_scope
 from awesomme.core.errors import InvalidInput, NotFound
 from awesomme.core.visibility import Visibility, current_visibility
 from awesomme.dicom.label_files import read_label_file
-from awesomme.dicom.seg import build_seg, seg_label_map, segment_summary
+from awesomme.dicom.seg import decode_seg, encode_seg, seg_content
 from awesomme.dicom.volumes import Volume, grid_from_datasets, sort_by_position, volume_from_datasets
 from awesomme.models import Segmentation, SegmentationRole
 from awesomme.orthanc.cache import SeriesCache
@@ -189,23 +190,21 @@ class OrthancDatastore(Datastore):
         state = self.image_state(image_id)
         source = self.source_metadata(state)
         grid = grid_from_datasets(source)
-        label_map = read_label_file(Path(label_filename), grid)
+        content = seg_content(read_label_file(Path(label_filename), grid), _segment_labels(label_info))
         tag = label_tag or DefaultLabelTag.FINAL.value
         role = SegmentationRole.PREDICTION if tag == PREDICTION_TAG else SegmentationRole.LABEL
         author = str(label_info.get("author") or label_info.get("user") or "") or None
-        names = _segment_labels(label_info)
         corrected = self._corrected_prediction(image_id, label_info.get("based_on"))
         model = corrected.model_name if corrected else str(label_info.get("model") or "")
         if role == SegmentationRole.PREDICTION:
-            algorithm_type, note = "AUTOMATIC", f" by {model}" if model else ""
+            algorithm_type, note = SegmentAlgorithmTypeValues.AUTOMATIC, f" by {model}" if model else ""
         elif corrected:
-            algorithm_type, note = "SEMIAUTOMATIC", f" correcting {corrected.seg_series_uid}"
+            algorithm_type, note = SegmentAlgorithmTypeValues.SEMIAUTOMATIC, f" correcting {corrected.seg_series_uid}"
         else:
-            algorithm_type, note = "MANUAL", ""
-        seg = build_seg(
+            algorithm_type, note = SegmentAlgorithmTypeValues.MANUAL, ""
+        seg = encode_seg(
             source,
-            label_map,
-            names,
+            content,
             algorithm_type=algorithm_type,
             series_description=f"{'Prediction' if role == SegmentationRole.PREDICTION else 'Label'} ({tag})",
             content_description=f"{role} {tag}{note}",
@@ -219,9 +218,9 @@ class OrthancDatastore(Datastore):
             role=role,
             tag=tag,
             author=author,
-            algorithm_type=algorithm_type,
+            algorithm_type=algorithm_type.value,
             model_name=model or None,
-            segments=segment_summary(label_map, names, grid.voxel_volume_ml),
+            segments=content.summary(grid.voxel_volume_ml),
             derived_from=corrected.seg_series_uid if corrected else None,
         )
         return self.store_segmentation(seg, record)
@@ -314,7 +313,7 @@ class OrthancDatastore(Datastore):
             source = self.source_metadata(self.client.series_state(record.source_series_uid))
             seg = self.client.retrieve_series(record.study_uid, label_id)[0]
             grid = grid_from_datasets(source)
-            label_map = seg_label_map(seg, source).astype(np.uint8)
+            label_map = decode_seg(seg, source).label_map.astype(np.uint8)
             path.write_bytes(
                 nib.Nifti1Image(np.ascontiguousarray(label_map.transpose(2, 1, 0)), grid.affine).to_bytes()
             )

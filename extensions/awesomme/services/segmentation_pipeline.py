@@ -10,10 +10,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from highdicom.seg import SegmentAlgorithmTypeValues
 from pydicom import Dataset
 
 from awesomme.core.errors import InvalidInput
-from awesomme.dicom.seg_writer import encode_seg, segment_voxel_counts, summary_from_counts
+from awesomme.dicom.seg import SegContent, encode_seg, seg_content
 from awesomme.dicom.volumes import Volume
 from awesomme.inference.predict import predict
 from awesomme.inference.registry import LoadedModel
@@ -67,9 +68,11 @@ def segment_series(
         timings.update(prediction.timings_s)  # pre, forward, post
 
         names = {value: name for name, value in config.labels.items()}
-        counts = segment_voxel_counts(prediction.label_map)
-        segments = summary_from_counts(counts, names, volume.grid.voxel_volume_ml)
-        # a SEG must hold at least one segmented voxel
+        try:
+            content: SegContent | None = seg_content(prediction.label_map, names)
+        except InvalidInput:  # nothing segmented: no SEG to store
+            content = None
+        segments = content.summary(volume.grid.voxel_volume_ml) if content else []
         stored = (
             worker.submit(
                 contextvars.copy_context().run,
@@ -78,14 +81,12 @@ def segment_series(
                 model,
                 state,
                 source,
-                prediction.label_map,
-                counts,
-                names,
+                content,
                 description,
                 segments,
                 timings,
             )
-            if segments
+            if content
             else None
         )
         if answer is not None:
@@ -108,9 +109,7 @@ def _store_seg(
     model: LoadedModel,
     state: SeriesState,
     source: Future[list[Dataset]],
-    label_map: np.ndarray,
-    counts: dict[int, int],
-    names: dict[int, str],
+    content: SegContent,
     description: str | None,
     segments: list[dict],
     timings: dict[str, float],
@@ -120,10 +119,8 @@ def _store_seg(
     notice = DEMO_NOTICE if config.demo_weights else f"{config.name} {config.version}"
     seg = encode_seg(
         source.result(),
-        label_map,
-        names,
-        counts=counts,
-        algorithm_type="AUTOMATIC",
+        content,
+        algorithm_type=SegmentAlgorithmTypeValues.AUTOMATIC,
         series_description=f"{config.name} {config.version}" + (f" - {DEMO_NOTICE}" if config.demo_weights else ""),
         content_description=f"{description} ({notice})" if description else notice,
         algorithm_name=config.name,
@@ -138,7 +135,7 @@ def _store_seg(
             study_uid=state.study_uid,
             role=SegmentationRole.PREDICTION,
             tag=PREDICTION_TAG,
-            algorithm_type="AUTOMATIC",
+            algorithm_type=SegmentAlgorithmTypeValues.AUTOMATIC.value,
             model_name=config.name,
             model_version=config.version,
             description=description,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from highdicom.seg import SegmentAlgorithmTypeValues
 from pydicom import Dataset
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -28,7 +29,7 @@ from awesomme.core.db import session_scope
 from awesomme.core.errors import Forbidden, InvalidInput, NotFound
 from awesomme.core.visibility import Principal, cohorts_of_series, current_visibility
 from awesomme.dicom.label_geometry import GeometryTolerance
-from awesomme.dicom.seg import ALGORITHM_TYPES, build_seg, seg_label_map, segment_summary
+from awesomme.dicom.seg import decode_seg, encode_seg, seg_content
 from awesomme.dicom.segmentation_files import format_of, read_segmentation_file
 from awesomme.dicom.volumes import grid_from_datasets
 from awesomme.models import Segmentation, SegmentationOrigin, SegmentationReview, SegmentationRole
@@ -58,7 +59,7 @@ class ImportRequest:
     description: str = ""
     segment_label: str = ""
     label_names: Mapping[str, str] | None = None  # file value, or SEG/RTSTRUCT name -> segment label
-    algorithm_type: str = "MANUAL"
+    algorithm_type: str = SegmentAlgorithmTypeValues.MANUAL.value  # as the API names it
     algorithm_name: str = ""
     author: str = ""
     file_format: str | None = None
@@ -131,15 +132,13 @@ def _store(
     return seg_uid
 
 
-def _renumbered(label_map: np.ndarray, names: Mapping[int, str]) -> tuple[np.ndarray, dict[int, str]]:
-    """Segments numbered 1..N in the order of the file's values, as the SEG will number them."""
-    present = [int(v) for v in np.unique(label_map) if v != 0]
-    if not present:
-        raise InvalidInput("the segmentation is empty: no voxel is segmented")
-    out = np.zeros(label_map.shape, np.uint8 if len(present) < 256 else np.uint16)
-    for number, value in enumerate(present, start=1):
-        out[label_map == value] = number
-    return out, {number: names[value] for number, value in enumerate(present, start=1)}
+def _algorithm_type(name: str) -> SegmentAlgorithmTypeValues:
+    """The Segment Algorithm Type the caller names; another name is refused."""
+    try:
+        return SegmentAlgorithmTypeValues(name)
+    except ValueError:
+        names = ", ".join(kind.value for kind in SegmentAlgorithmTypeValues)
+        raise InvalidInput(f"algorithm_type must be one of {names}") from None
 
 
 def _segment_names(file_names: Mapping[int, str], values: list[int], request: ImportRequest) -> dict[int, str]:
@@ -159,8 +158,7 @@ def import_segmentation(
     datastore: OrthancDatastore, principal: Principal, request: ImportRequest, data: bytes
 ) -> dict[str, Any]:
     """Read the upload onto the series' grid and store it as a SEG of that series."""
-    if request.algorithm_type not in ALGORITHM_TYPES:
-        raise InvalidInput(f"algorithm_type must be one of {', '.join(ALGORITHM_TYPES)}")
+    algorithm_type = _algorithm_type(request.algorithm_type)
     if not data:
         raise InvalidInput("the file is empty")
     clock = _PhaseClock()
@@ -176,16 +174,15 @@ def import_segmentation(
     found, labels = read_segmentation_file(data, claimed, source, grid, tolerance, only)
     clock.lap("read")
     values = [int(v) for v in np.unique(labels.label_map) if v != 0]
-    label_map, names = _renumbered(labels.label_map, _segment_names(labels.names, values, request))
+    content = seg_content(labels.label_map, _segment_names(labels.names, values, request))
     author = request.author or principal.username
-    automatic = request.algorithm_type != "MANUAL"
+    automatic = algorithm_type != SegmentAlgorithmTypeValues.MANUAL
     algorithm = (request.algorithm_name or "unnamed algorithm") if automatic else None
     description = request.description or f"Imported {found}"
-    seg = build_seg(
+    seg = encode_seg(
         source,
-        label_map,
-        names,
-        algorithm_type=request.algorithm_type,
+        content,
+        algorithm_type=algorithm_type,
         series_description=description,
         content_description=f"imported from {found} {request.filename}"[:64],
         author=author,
@@ -198,10 +195,10 @@ def import_segmentation(
         role=SegmentationRole.LABEL,
         tag=request.tag,
         author=author,
-        algorithm_type=request.algorithm_type,
+        algorithm_type=algorithm_type.value,
         model_name=algorithm,
         description=description[:256],
-        segments=segment_summary(label_map, names, grid.voxel_volume_ml),
+        segments=content.summary(grid.voxel_volume_ml),
     )
     origin = SegmentationOrigin(
         created_by=principal.username,
@@ -213,7 +210,7 @@ def import_segmentation(
     event = {
         "action": "segmentation.import",
         "cohort": _cohort_text(cohorts),
-        "params": {"series_uid": state.series_uid, "format": found, "segments": len(names), "bytes": len(data)},
+        "params": {"series_uid": state.series_uid, "format": found, "segments": len(content.names), "bytes": len(data)},
     }
     clock.lap("build")
     seg_uid = _store(datastore, seg, record, origin, event)
@@ -242,8 +239,8 @@ def interpolate_segmentation(
     source = datastore.source_metadata(state)
     grid = grid_from_datasets(source)
     seg = datastore.client.retrieve_series(state.study_uid, seg_uid)[0]
-    label_map = seg_label_map(seg, source)
-    names = {int(item.SegmentNumber): str(item.SegmentLabel) for item in seg.SegmentSequence}
+    decoded = decode_seg(seg, source)
+    label_map, names = decoded.label_map, decoded.names
     mask = label_map == segment_number
     if segment_number not in names or not mask.any():
         raise InvalidInput(f"segment {segment_number} of {seg_uid} is missing or empty")
@@ -255,11 +252,11 @@ def interpolate_segmentation(
     result = label_map.copy()
     result[added] = segment_number
     label = names[segment_number]
-    new_seg = build_seg(
+    content = seg_content(result, names)
+    new_seg = encode_seg(
         source,
-        result,
-        names,
-        algorithm_type="SEMIAUTOMATIC",
+        content,
+        algorithm_type=SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
         series_description=f"Interpolated ({label})"[:64],
         content_description=f"segment {segment_number} interpolated from {seg_uid}"[:64],
         author=record.author,
@@ -271,10 +268,10 @@ def interpolate_segmentation(
         role=SegmentationRole.LABEL,
         tag=record.tag if record.role == SegmentationRole.LABEL else "final",
         author=record.author,
-        algorithm_type="SEMIAUTOMATIC",
+        algorithm_type=SegmentAlgorithmTypeValues.SEMIAUTOMATIC.value,
         model_name=INTERPOLATION_ALGORITHM,
         description=f"segment {segment_number} ({label}) interpolated"[:256],
-        segments=segment_summary(result, names, grid.voxel_volume_ml),
+        segments=content.summary(grid.voxel_volume_ml),
         derived_from=seg_uid,
     )
     origin = SegmentationOrigin(created_by=principal.username, operation="interpolation")

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from highdicom.seg import SegmentAlgorithmTypeValues
 from pydicom import Dataset
 
-from awesomme.dicom.seg_writer import encode_seg
+from awesomme.dicom.seg import encode_seg, seg_content
 from awesomme.dicom.volumes import sort_by_position
 from awesomme.orthanc.client import SeriesState
 from awesomme.orthanc.headers import SeriesHeaders, without_pixels
 from tests.unit.conftest import SmallSeries
-from tests.unit.dicom.test_seg_writer import _comparable
+
+# Differ between any two SEGs however built: new UIDs and the time of creation.
+PER_INSTANCE = {
+    "00080018",  # SOPInstanceUID
+    "0020000E",  # SeriesInstanceUID
+    "00080012",  # InstanceCreationDate
+    "00080013",  # InstanceCreationTime
+    "00080021",  # SeriesDate
+    "00080031",  # SeriesTime
+    "00080023",  # ContentDate
+    "00080033",  # ContentTime
+    "00209164",  # DimensionOrganizationUID
+    "00209221",  # DimensionOrganizationSequence (holds that UID)
+    "00209222",  # DimensionIndexSequence (refers to it)
+}
+
+
+def _comparable(seg: Dataset) -> dict[str, Any]:
+    content = seg.to_json_dict(bulk_data_threshold=1 << 62)
+    return {tag: value for tag, value in content.items() if tag not in PER_INSTANCE}
 
 
 def _state(series_uid: str, last_update: str = "20261127T100000", instances: int = 12) -> SeriesState:
@@ -33,9 +55,10 @@ def test_a_seg_of_kept_headers_is_that_of_orthancs_metadata(small_ct: SmallSerie
     metadata = sort_by_position([Dataset.from_json(header.to_json_dict()) for header in headers])
     label_map = np.zeros((len(headers), 64, 64), np.uint8)
     label_map[3:8, 10:30, 20:40] = 1
-    common = {"algorithm_type": "AUTOMATIC", "series_description": "Prediction", "content_description": "a test"}
-    from_headers = encode_seg(headers, label_map, {1: "nodule"}, **common)
-    from_metadata = encode_seg(metadata, label_map, {1: "nodule"}, **common)
+    content = seg_content(label_map, {1: "nodule"})
+    common = {"series_description": "Prediction", "content_description": "a test"}
+    from_headers = encode_seg(headers, content, algorithm_type=SegmentAlgorithmTypeValues.AUTOMATIC, **common)
+    from_metadata = encode_seg(metadata, content, algorithm_type=SegmentAlgorithmTypeValues.AUTOMATIC, **common)
     assert _comparable(from_headers) == _comparable(from_metadata)
     referenced = from_headers.ReferencedSeriesSequence[0].ReferencedInstanceSequence
     assert {item.ReferencedSOPInstanceUID for item in referenced} == {ds.SOPInstanceUID for ds in small_ct.datasets}

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import getpass
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ def cmd_serve(_args: argparse.Namespace) -> int:
     # Owner-only var/, keys encrypted at rest; migrates the schema (a first start creates it, later ones upgrade it)
     for line in secure_installation(settings).lines:
         print(f"start: {line}", flush=True)
+    _log_to_stderr()
     uvicorn.run(
         "awesomme.server:app",
         host=settings.host,
@@ -51,6 +53,15 @@ def cmd_serve(_args: argparse.Namespace) -> int:
         forwarded_allow_ips=settings.trusted_proxy_list or None,
     )
     return 0
+
+
+def _log_to_stderr() -> None:
+    """The package's events (stored SEGs, inference phases, Orthanc calls per request) in the server's log."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(name)s] [%(levelname)s] %(message)s"))
+    package = logging.getLogger("awesomme")
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
 
 
 def cmd_up(_args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -47,8 +48,8 @@ from awesomme.core.visibility import (
 )
 from awesomme.inference.registry import get_registry
 from awesomme.models import Segmentation
-from awesomme.orthanc.client import get_client
-from awesomme.orthanc.visible import visible_series_state
+from awesomme.orthanc.client import counting_calls, get_client, path_shape
+from awesomme.orthanc.visible import one_lookup_per_request, visible_series_state
 from awesomme.services import identity
 from awesomme.services.cohorts import bound_cohorts
 
@@ -649,16 +650,18 @@ class AccessMiddleware:
             await send(message)
 
         marker = audit_context.set(context)
-        try:
-            await self._serve(scope, receive, send_and_note, rule, path_params, context)
-        finally:
-            audit_context.reset(marker)
-            # Failures are journaled here: the handler's own event rolled back with its transaction.
-            if rule.audit and (status >= 400 or not context.recorded):
-                await run_in_threadpool(_journal, rule, scope, path_params, context, status)
-            elif status in _REFUSED and rule.access != Access.ANYONE and not context.recorded:
-                # A refused read (or any refused call of a route without an event of its own): rate-limited.
-                await run_in_threadpool(_journal_refusal, scope, context, status)
+        with counting_calls() as calls, one_lookup_per_request():
+            try:
+                await self._serve(scope, receive, send_and_note, rule, path_params, context)
+            finally:
+                audit_context.reset(marker)
+                _log_orthanc_calls(scope, status, calls)
+                # Failures are journaled here: the handler's own event rolled back with its transaction.
+                if rule.audit and (status >= 400 or not context.recorded):
+                    await run_in_threadpool(_journal, rule, scope, path_params, context, status)
+                elif status in _REFUSED and rule.access != Access.ANYONE and not context.recorded:
+                    # A refused read (or any refused call of a route without an event of its own): rate-limited.
+                    await run_in_threadpool(_journal_refusal, scope, context, status)
 
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, rule: Rule, path_params: dict[str, Any], context: AuditContext
@@ -705,6 +708,14 @@ class AccessMiddleware:
             await self.app(scope, receive, send)
         finally:
             current_visibility.reset(marker)
+
+
+def _log_orthanc_calls(scope: Scope, status: int, calls: list[str]) -> None:
+    """One line per request that called Orthanc: how many calls, and of which kinds (no identifiers)."""
+    if calls:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(Counter(calls).items()))
+        path = path_shape(scope["path"])
+        logger.info("%s %s answered %s after %d Orthanc calls: %s", scope["method"], path, status, len(calls), kinds)
 
 
 # Query parameters naming what a call acts on, in order of preference.

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from dicomweb_client.api import DICOMwebClient
@@ -16,7 +20,15 @@ from urllib3.util.retry import Retry
 from awesomme.core.config import Settings, get_settings
 from awesomme.core.errors import Conflict, InvalidInput, NotFound, OrthancUnavailable
 
-__all__ = ["IMAGE_MODALITIES", "KEEPALIVE_EXPIRY_S", "OrthancClient", "SeriesState", "get_client"]
+__all__ = [
+    "IMAGE_MODALITIES",
+    "KEEPALIVE_EXPIRY_S",
+    "OrthancClient",
+    "SeriesState",
+    "counting_calls",
+    "get_client",
+    "path_shape",
+]
 
 IMAGE_MODALITIES = ("CT", "MR")
 # Orthanc 1.10 closes a kept-alive connection after about a second idle (configurable only from 1.11.3), so a
@@ -25,6 +37,30 @@ IMAGE_MODALITIES = ("CT", "MR")
 # we ask Orthanc is idempotent (reads, lookups, deletes, STOW: a stored instance is never overwritten).
 KEEPALIVE_EXPIRY_S = 0.5
 RESEND_ON_CLOSED_CONNECTION = Retry(total=1, connect=1, read=1, status=0, redirect=0, other=0, allowed_methods=None)
+# The calls made to Orthanc for the request being served ("GET /series", ...), when one is counting them.
+_calls: ContextVar[list[str] | None] = ContextVar("awesomme_orthanc_calls", default=None)
+
+
+@contextmanager
+def counting_calls() -> Iterator[list[str]]:
+    """Note every HTTP call made to Orthanc by the block (and the threads it hands its context to)."""
+    calls: list[str] = []
+    marker = _calls.set(calls)
+    try:
+        yield calls
+    finally:
+        _calls.reset(marker)
+
+
+def _note_call(reply: requests.Response, *args: Any, **kwargs: Any) -> None:
+    calls = _calls.get()
+    if calls is not None:
+        calls.append(f"{reply.request.method} {path_shape(urlsplit(reply.request.url or '').path)}")
+
+
+def path_shape(path: str) -> str:
+    """``path`` with its identifiers (UIDs, Orthanc ids: any part holding a digit) as "*", for logs."""
+    return "/".join("*" if any(char.isdigit() for char in part) else part for part in path.split("/"))
 
 
 @dataclass(frozen=True)
@@ -51,6 +87,7 @@ class OrthancClient:
         self.session.mount(
             "http://", HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=RESEND_ON_CLOSED_CONNECTION)
         )
+        self.session.hooks["response"].append(_note_call)
         self.dicomweb_url = settings.dicomweb_url
         self.dicomweb = DICOMwebClient(url=settings.dicomweb_url, session=self.session)
 
@@ -171,6 +208,14 @@ class OrthancClient:
     # -- DICOMweb ---------------------------------------------------------------------------------------------
     def retrieve_series(self, study_uid: str, series_uid: str) -> list[Dataset]:
         return self.dicomweb.retrieve_series(study_uid, series_uid)
+
+    def retrieve_instance(self, study_uid: str, series_uid: str, sop_instance_uid: str) -> Dataset:
+        try:
+            return self.dicomweb.retrieve_instance(study_uid, series_uid, sop_instance_uid)
+        except requests.HTTPError as error:
+            if error.response is not None and error.response.status_code == 404:
+                raise NotFound(f"no instance {sop_instance_uid[:80]} in the DICOM store") from None
+            raise
 
     def retrieve_series_metadata(self, study_uid: str, series_uid: str) -> list[Dataset]:
         return [Dataset.from_json(item) for item in self.dicomweb.retrieve_series_metadata(study_uid, series_uid)]

@@ -1,15 +1,54 @@
 """A series as one caller may know it: absent, another cohort's, or ambiguous all answer the same 404.
 
 Two texts for "no such series" and "not yours" would tell any logged-in user which series UIDs exist anywhere.
+
+Within one request (``one_lookup_per_request``), a series is looked up in Orthanc once: the access check, the
+datastore and the services all get the state the check resolved, so what was checked is what is used, and a
+request does not pay three REST calls for each time it names the series.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from awesomme.core.errors import Conflict, NotFound
 from awesomme.core.visibility import Visibility
 from awesomme.orthanc.client import OrthancClient, SeriesState
 
-__all__ = ["series_not_found", "visible_series_state"]
+__all__ = ["forget_series", "one_lookup_per_request", "series_not_found", "series_state", "visible_series_state"]
+
+# The series the current request has resolved, by SeriesInstanceUID (None outside a request: every call asks).
+_resolved: ContextVar[dict[str, SeriesState] | None] = ContextVar("awesomme_resolved_series", default=None)
+
+
+@contextmanager
+def one_lookup_per_request() -> Iterator[None]:
+    """Within the block (and the threads it hands its context to), each series is resolved in Orthanc once."""
+    marker = _resolved.set({})
+    try:
+        yield
+    finally:
+        _resolved.reset(marker)
+
+
+def series_state(client: OrthancClient, uid: str) -> SeriesState:
+    """The series' state, resolved once per request (no visibility check: see ``visible_series_state``)."""
+    resolved = _resolved.get()
+    if resolved is None:
+        return client.series_state(uid)
+    state = resolved.get(uid)
+    if state is None:
+        state = resolved[uid] = client.series_state(uid)
+    return state
+
+
+def forget_series(uid: str) -> None:
+    """The request changed or removed the series: a later lookup asks Orthanc again."""
+    resolved = _resolved.get()
+    if resolved is not None:
+        resolved.pop(uid, None)
 
 
 def series_not_found(uid: str) -> str:
@@ -24,7 +63,7 @@ def visible_series_state(client: OrthancClient, visibility: Visibility, uid: str
     cohort's copy exists is not theirs to learn.
     """
     try:
-        state = client.series_state(uid)
+        state = series_state(client, uid)
     except NotFound:
         raise NotFound(series_not_found(uid)) from None
     except Conflict:

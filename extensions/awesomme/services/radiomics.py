@@ -178,13 +178,11 @@ class _Inputs:
 
 
 def _inputs(
-    datastore: OrthancDatastore, principal: Principal, visibility: Visibility, request: ExtractionRequest
+    datastore: OrthancDatastore, principal: Principal, request: ExtractionRequest
 ) -> tuple[_Inputs, SeriesState]:
     if (request.preset is None) == (request.parameters is None):
         raise InvalidInput("give either a preset or PyRadiomics parameters, not both and not neither")
-    state = datastore.image_state(request.series_uid)  # 404 unknown; not a CT or MR image
-    if not visibility.sees_series(state.study_uid, request.series_uid):
-        raise NotFound(f"no series {request.series_uid} in your cohorts")
+    state = datastore.image_state(request.series_uid)  # 404: unknown, not the caller's, not a CT or MR image
     with session_scope() as session:
         if request.preset is not None:
             chosen = resolve_preset(session, principal, request.preset)
@@ -197,11 +195,9 @@ def _inputs(
     return _Inputs(state.study_uid, state.version, seg, preset, parameters), state
 
 
-def extract(
-    datastore: OrthancDatastore, principal: Principal, visibility: Visibility, request: ExtractionRequest
-) -> FeatureSet:
+def extract(datastore: OrthancDatastore, principal: Principal, request: ExtractionRequest) -> FeatureSet:
     """Fetch the series and the segment (both through the cache), extract, store the feature set with provenance."""
-    inputs, state = _inputs(datastore, principal, visibility, request)
+    inputs, state = _inputs(datastore, principal, request)
     volume = datastore.load_volume(state)
     label_map = datastore.label_map(inputs.seg)
     if label_map.shape != volume.array.shape:

@@ -45,9 +45,7 @@ class NewPreset(BaseModel):
     status_code=status.HTTP_201_CREATED,
     summary="Extract radiomics features of one segment of a SEG on its series, store them with their provenance",
 )
-def extract(
-    body: Extraction, principal: CurrentPrincipal, visibility: CurrentVisibility, datastore: CurrentDatastore
-) -> schemas.FeatureSet:
+def extract(body: Extraction, principal: CurrentPrincipal, datastore: CurrentDatastore) -> schemas.FeatureSet:
     request = radiomics.ExtractionRequest(
         series_uid=body.series_uid,
         seg_uid=body.seg_uid,
@@ -57,7 +55,7 @@ def extract(
         tag=body.tag,
     )
     # Seconds of CPU work: a plain def, so FastAPI runs it in a worker thread, never on the event loop.
-    feature_set = radiomics.extract(datastore, principal, visibility, request)
+    feature_set = radiomics.extract(datastore, principal, request)
     return schemas.FeatureSet(**radiomics.feature_set_json(feature_set))
 
 

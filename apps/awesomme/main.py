@@ -33,6 +33,7 @@ from awesomme.inference.registry import get_registry
 from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import get_client
 from awesomme.orthanc.datastore import OrthancDatastore
+from awesomme.services.seg_store import SegStore
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +51,11 @@ class AwesommeApp(MONAILabelApp):
 
     def init_datastore(self) -> Datastore:
         settings = get_settings()
+        client, cache = get_client(), SeriesCache(settings.cache_dir, settings.cache_max_bytes)
         return OrthancDatastore(
-            client=get_client(),
-            cache=SeriesCache(settings.cache_dir, settings.cache_max_bytes),
+            client=client,
+            cache=cache,
+            seg_store=SegStore(client, cache),  # the one way SEGs are stored and removed, journaled
             upload_max_bytes=settings.upload_max_bytes,
             name="Orthanc",
             description="DICOM series in the platform's Orthanc",

@@ -53,6 +53,15 @@ class SegmentationRole:
     PREDICTION = "prediction"
 
 
+class SegmentationOperation:
+    """How a SEG came to be on the platform (``SegmentationOrigin.operation``)."""
+
+    INFERENCE = "inference"
+    LABEL = "label"
+    IMPORT = "import"
+    INTERPOLATION = "interpolation"
+
+
 class Segmentation(Base):
     __tablename__ = "segmentations"
 
@@ -250,7 +259,7 @@ class SegmentationOrigin(Base):
 
     seg_series_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_by: Mapped[str] = mapped_column(String(64), index=True)
-    operation: Mapped[str] = mapped_column(String(16))  # import | interpolation
+    operation: Mapped[str] = mapped_column(String(16))  # a SegmentationOperation
     source_format: Mapped[str | None] = mapped_column(String(16))
     source_name: Mapped[str | None] = mapped_column(String(256))
     source_sha256: Mapped[str | None] = mapped_column(String(64))

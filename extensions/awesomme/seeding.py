@@ -23,6 +23,7 @@ from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.phantoms import generate_patient
 from awesomme.services import identity
 from awesomme.services.cohorts import ensure_cohort
+from awesomme.services.seg_store import SegStore
 
 __all__ = ["DEMO_COHORTS", "DEMO_PATIENTS", "SeededSeries", "ensure_demo_admin", "ensure_demo_cohorts", "seed_demo"]
 
@@ -90,9 +91,8 @@ def seed_demo(
         if manifest.is_file()
         else {}
     )
-    datastore = OrthancDatastore(
-        client, SeriesCache(settings.cache_dir, settings.cache_max_bytes), settings.upload_max_bytes
-    )
+    cache = SeriesCache(settings.cache_dir, settings.cache_max_bytes)
+    datastore = OrthancDatastore(client, cache, SegStore(client, cache), settings.upload_max_bytes)
     seeded: list[SeededSeries] = []
     for kind, seed in patients:
         entry = known.get((kind, seed))

@@ -46,6 +46,7 @@ __all__ = [
     "Anchor",
     "AuditContext",
     "Outcome",
+    "acting_user",
     "audit_context",
     "note_actor",
     "record",
@@ -89,6 +90,12 @@ def note_actor(username: str) -> None:
     context = audit_context.get()
     if context is not None:
         context.actor = username if _USERNAME.match(username) else "anonymous"
+
+
+def acting_user() -> str:
+    """Who the request being served acts as (its authenticated user); "platform" for the platform's own work."""
+    context = audit_context.get()
+    return context.actor if context is not None and context.actor != "anonymous" else "platform"
 
 
 def _clean(params: dict[str, Any] | None) -> dict[str, Any]:

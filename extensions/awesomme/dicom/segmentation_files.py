@@ -25,7 +25,7 @@ from awesomme.dicom.rtstruct import RTSTRUCT_STORAGE, check_rtstruct_references,
 from awesomme.dicom.seg import segment_masks
 from awesomme.dicom.volumes import LPS_TO_RAS, Grid
 
-__all__ = ["FORMATS", "SEG_STORAGE", "FileLabels", "format_of", "read_segmentation_file"]
+__all__ = ["FORMATS", "SEG_STORAGE", "FileLabels", "SourceFile", "format_of", "read_segmentation_file"]
 
 FORMATS = ("nifti", "nrrd", "dicom-seg", "rtstruct")
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -33,6 +33,15 @@ SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 # room for headers: what a compressed file may unpack to before it is refused as a bomb.
 _BYTES_PER_VOXEL = 8
 _HEADER_ROOM = 1 << 20
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """An uploaded segmentation file as its SEG's origin records it: the format found, its name, its sha256."""
+
+    format: str
+    name: str
+    sha256: str
 
 
 @dataclass(frozen=True)

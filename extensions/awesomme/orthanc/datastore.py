@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import nibabel as nib
 import numpy as np
@@ -23,19 +23,20 @@ from highdicom.seg import SegmentAlgorithmTypeValues
 from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
 from pydicom import Dataset
 from pydicom.errors import InvalidDicomError
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from awesomme.core.db import session_scope
 from awesomme.core.errors import InvalidInput, NotFound
 from awesomme.core.visibility import Visibility, current_visibility
 from awesomme.dicom.label_files import read_label_file
-from awesomme.dicom.seg import decode_seg, encode_seg, seg_content
+from awesomme.dicom.seg import SegContent, decode_seg, encode_seg, seg_content
+from awesomme.dicom.segmentation_files import SourceFile
 from awesomme.dicom.volumes import Volume, grid_from_datasets, sort_by_position, volume_from_datasets
-from awesomme.models import Segmentation, SegmentationRole
+from awesomme.models import Segmentation, SegmentationOperation, SegmentationRole
 from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import IMAGE_MODALITIES, OrthancClient, SeriesState
 from awesomme.orthanc.headers import SeriesHeaders, without_pixels
-from awesomme.orthanc.visible import visible_series_state
+from awesomme.orthanc.visible import forget_series, series_state, visible_series_state
 
 __all__ = ["OrthancDatastore"]
 
@@ -52,17 +53,35 @@ def _visibility() -> Visibility:
     return current_visibility.get()
 
 
+class SegWriter(Protocol):
+    """How SEGs are stored and removed (``awesomme.services.seg_store.SegStore``, given by the app)."""
+
+    def store(
+        self,
+        seg: Dataset,
+        record: Segmentation,
+        operation: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        source_file: SourceFile | None = None,
+    ) -> str: ...
+
+    def remove(self, record: Segmentation, *, params: Mapping[str, Any] | None = None) -> None: ...
+
+
 class OrthancDatastore(Datastore):
     def __init__(
         self,
         client: OrthancClient,
         cache: SeriesCache,
+        seg_store: SegWriter,
         upload_max_bytes: int,
         name: str = "Orthanc",
         description: str = "",
     ) -> None:
         self.client = client
         self.cache = cache
+        self.seg_store = seg_store
         self._headers = SeriesHeaders()
         self.upload_max_bytes = upload_max_bytes
         self._name = name
@@ -175,6 +194,7 @@ class OrthancDatastore(Datastore):
         for tag, seg_uid in self.get_labels_by_image_id(image_id).items():
             self.remove_label(seg_uid, tag)
         self.client.delete_series(image_id)
+        forget_series(image_id)
         self.cache.invalidate(image_id)
 
     def update_image_info(self, image_id: str, info: dict[str, Any]) -> None:
@@ -223,7 +243,7 @@ class OrthancDatastore(Datastore):
             segments=content.summary(grid.voxel_volume_ml),
             derived_from=corrected.seg_series_uid if corrected else None,
         )
-        return self.store_segmentation(seg, record)
+        return self.seg_store.store(seg, record, SegmentationOperation.LABEL)
 
     def _corrected_prediction(self, image_id: str, seg_uid: Any) -> Segmentation | None:
         """The prediction a label says it corrects (``based_on``): it must be one, of this very series."""
@@ -242,26 +262,6 @@ class OrthancDatastore(Datastore):
             headers = sort_by_position(self.client.retrieve_series_metadata(state.study_uid, state.series_uid))
             self._headers.keep(state, headers)
         return headers
-
-    def store_segmentation(self, seg: Dataset, record: Segmentation) -> str:
-        """Store ``seg`` in Orthanc and its ``record`` in the DB: both or neither."""
-        self.client.store([seg])
-        record.seg_series_uid = str(seg.SeriesInstanceUID)
-        record.seg_sop_uid = str(seg.SOPInstanceUID)
-        try:
-            with session_scope() as session:
-                session.add(record)
-        except Exception:
-            self.client.delete_series(record.seg_series_uid)  # nothing half-written: no SEG without its record
-            raise
-        logger.info(
-            "Stored %s %s of series %s as SEG %s",
-            record.role,
-            record.tag,
-            record.source_series_uid,
-            record.seg_series_uid,
-        )
-        return record.seg_series_uid
 
     def load_volume(self, state: SeriesState) -> Volume:
         """The decoded series, through the cache; on a miss, the volume just decoded (not read back from disk)."""
@@ -306,19 +306,22 @@ class OrthancDatastore(Datastore):
         return self.get_label_uri(label_id, label_tag)
 
     def get_label_uri(self, label_id: str, label_tag: str) -> str:
-        record = self._label_record(label_id)
-        seg_state = self.client.series_state(label_id)
+        return str(self._cached_label(self._label_record(label_id)))
+
+    def _cached_label(self, record: Segmentation) -> Path:
+        """The SEG decoded on its series' grid as a NIfTI label map (values: segment numbers), through the cache:
+        the one place a stored SEG is fetched from Orthanc and decoded. A stored SEG never changes (a STOW never
+        overwrites, every SEG gets new UIDs): its SOP Instance UID versions the cached copy, with no lookup."""
 
         def decode(path: Path) -> None:
-            source = self.source_metadata(self.client.series_state(record.source_series_uid))
-            seg = self.client.retrieve_series(record.study_uid, label_id)[0]
+            source = self.source_metadata(series_state(self.client, record.source_series_uid))
+            seg = self.client.retrieve_instance(record.study_uid, record.seg_series_uid, record.seg_sop_uid)
             grid = grid_from_datasets(source)
-            label_map = decode_seg(seg, source).label_map.astype(np.uint8)
-            path.write_bytes(
-                nib.Nifti1Image(np.ascontiguousarray(label_map.transpose(2, 1, 0)), grid.affine).to_bytes()
-            )
+            label_map = decode_seg(seg, source).label_map
+            stored = label_map.astype(np.uint8 if label_map.max(initial=0) < 256 else np.uint16)
+            path.write_bytes(nib.Nifti1Image(np.ascontiguousarray(stored.transpose(2, 1, 0)), grid.affine).to_bytes())
 
-        return str(self.cache.get(label_id, seg_state.version, decode))
+        return self.cache.get(record.seg_series_uid, record.seg_sop_uid, decode)
 
     def get_label_info(self, label_id: str, label_tag: str) -> dict[str, Any]:
         record = self._label_record(label_id)
@@ -332,12 +335,7 @@ class OrthancDatastore(Datastore):
         }
 
     def remove_label(self, label_id: str, label_tag: str) -> None:
-        self._label_record(label_id)
-        with contextlib.suppress(NotFound):  # already gone from Orthanc: drop the record too
-            self.client.delete_series(label_id)
-        with session_scope() as session:
-            session.execute(delete(Segmentation).where(Segmentation.seg_series_uid == label_id))
-        self.cache.invalidate(label_id)
+        self.seg_store.remove(self._label_record(label_id))
 
     def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
         raise InvalidInput("a stored SEG is immutable: save a new label instead")
@@ -357,9 +355,15 @@ class OrthancDatastore(Datastore):
 
     def label_map(self, record: Segmentation) -> np.ndarray:
         """A stored SEG decoded on its series' grid (slice, row, column); values are segment numbers."""
-        image = nib.load(self.get_label_uri(record.seg_series_uid, record.tag))
+        return self.seg_content(record).label_map
+
+    def seg_content(self, record: Segmentation) -> SegContent:
+        """A stored SEG's segments on its series' grid, named as its record lists them (numbered as in the SEG)."""
+        image = nib.load(self._cached_label(record))
         assert isinstance(image, nib.Nifti1Image)
-        return np.ascontiguousarray(np.asanyarray(image.dataobj).transpose(2, 1, 0))
+        label_map = np.ascontiguousarray(np.asanyarray(image.dataobj).transpose(2, 1, 0))
+        names = {int(item["number"]): str(item["label"]) for item in record.segments or []}
+        return seg_content(label_map, names)  # our SEGs hold segments 1..N, none empty: kept as numbered
 
     # -- whole store ------------------------------------------------------------------------------------------
     def datalist(self) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from awesomme.dicom.seg import SegContent, encode_seg, seg_content
 from awesomme.dicom.volumes import Volume
 from awesomme.inference.predict import predict
 from awesomme.inference.registry import LoadedModel
-from awesomme.models import Segmentation, SegmentationRole
+from awesomme.models import Segmentation, SegmentationOperation, SegmentationRole
 from awesomme.orthanc.client import SeriesState
 from awesomme.orthanc.datastore import PREDICTION_TAG, OrthancDatastore
 
@@ -33,9 +33,13 @@ class SegmentationOutcome:
     volume: Volume
     label_map: np.ndarray
     confidence: float
-    seg_series_uid: str | None
+    seg: Dataset | None  # the SEG stored, as encoded (None when nothing was segmented)
     segments: list[dict]
     timings_s: dict[str, float]
+
+    @property
+    def seg_series_uid(self) -> str | None:
+        return str(self.seg.SeriesInstanceUID) if self.seg is not None else None
 
 
 def segment_series(
@@ -93,7 +97,7 @@ def segment_series(
             start = time.perf_counter()
             answer(prediction.label_map, volume)
             timings["answer"] = time.perf_counter() - start
-        seg_uid = stored.result() if stored else None
+        seg = stored.result() if stored else None
     logger.info(
         "Inference %s %s on %s: %s",
         config.name,
@@ -101,7 +105,7 @@ def segment_series(
         image_id,
         ", ".join(f"{phase} {seconds:.3f} s" for phase, seconds in timings.items()),
     )
-    return SegmentationOutcome(volume, prediction.label_map, prediction.confidence, seg_uid, segments, timings)
+    return SegmentationOutcome(volume, prediction.label_map, prediction.confidence, seg, segments, timings)
 
 
 def _store_seg(
@@ -113,7 +117,8 @@ def _store_seg(
     description: str | None,
     segments: list[dict],
     timings: dict[str, float],
-) -> str:
+) -> Dataset:
+    """Encode and store the prediction's SEG; returns it as stored."""
     config = model.config
     start = time.perf_counter()
     notice = DEMO_NOTICE if config.demo_weights else f"{config.name} {config.version}"
@@ -128,7 +133,7 @@ def _store_seg(
     )
     timings["seg_encode"] = time.perf_counter() - start
     start = time.perf_counter()
-    seg_uid = datastore.store_segmentation(
+    datastore.seg_store.store(
         seg,
         Segmentation(
             source_series_uid=state.series_uid,
@@ -141,6 +146,8 @@ def _store_seg(
             description=description,
             segments=segments,
         ),
+        SegmentationOperation.INFERENCE,
+        params={"model": config.name, "model_version": config.version},
     )
     timings["store"] = time.perf_counter() - start
-    return seg_uid
+    return seg

@@ -8,18 +8,16 @@ is a 403. Each action is journaled in the transaction that records it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from highdicom.seg import SegmentAlgorithmTypeValues
-from pydicom import Dataset
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from awesomme.analysis.interpolation import interpolate_slices
@@ -29,12 +27,19 @@ from awesomme.core.db import session_scope
 from awesomme.core.errors import Forbidden, InvalidInput, NotFound
 from awesomme.core.visibility import Principal, cohorts_of_series, current_visibility
 from awesomme.dicom.label_geometry import GeometryTolerance
-from awesomme.dicom.seg import decode_seg, encode_seg, seg_content
-from awesomme.dicom.segmentation_files import format_of, read_segmentation_file
+from awesomme.dicom.seg import encode_seg, seg_content
+from awesomme.dicom.segmentation_files import SourceFile, format_of, read_segmentation_file
 from awesomme.dicom.volumes import grid_from_datasets
-from awesomme.models import Segmentation, SegmentationOrigin, SegmentationReview, SegmentationRole
+from awesomme.models import (
+    Segmentation,
+    SegmentationOperation,
+    SegmentationOrigin,
+    SegmentationReview,
+    SegmentationRole,
+)
 from awesomme.orthanc.client import SeriesState
 from awesomme.orthanc.datastore import OrthancDatastore
+from awesomme.services.seg_store import cohort_text
 
 __all__ = [
     "REVIEW_STATUSES",
@@ -107,31 +112,7 @@ def _visible_record(session: Session, seg_uid: str) -> Segmentation:
     return record
 
 
-def _cohort_text(cohorts: Iterable[int]) -> str:
-    return ",".join(str(cohort) for cohort in sorted(cohorts))
-
-
 # -- storing ----------------------------------------------------------------------------------------------------
-def _store(
-    datastore: OrthancDatastore, seg: Dataset, record: Segmentation, origin: SegmentationOrigin, event: dict[str, Any]
-) -> str:
-    """The SEG in Orthanc, its record, origin and audit event in the DB: all or nothing."""
-    datastore.client.store([seg])
-    seg_uid = str(seg.SeriesInstanceUID)
-    record.seg_series_uid, record.seg_sop_uid, origin.seg_series_uid = seg_uid, str(seg.SOPInstanceUID), seg_uid
-    try:
-        with session_scope() as session:
-            session.add_all([record, origin])
-            session.flush()
-            audit.record(session, target=seg_uid, **event)
-    except Exception:
-        with contextlib.suppress(Exception):  # no SEG in Orthanc without its record
-            datastore.client.delete_series(seg_uid)
-        raise
-    logger.info("Stored %s SEG %s of series %s", origin.operation, seg_uid, record.source_series_uid)
-    return seg_uid
-
-
 def _algorithm_type(name: str) -> SegmentAlgorithmTypeValues:
     """The Segment Algorithm Type the caller names; another name is refused."""
     try:
@@ -164,7 +145,7 @@ def import_segmentation(
     clock = _PhaseClock()
     state = _visible_state(datastore, request.series_uid)
     with session_scope() as session:
-        cohorts = _require_role(session, principal, state)
+        _require_role(session, principal, state)
     source = datastore.source_metadata(state)
     clock.lap("series")
     grid = grid_from_datasets(source)
@@ -200,20 +181,14 @@ def import_segmentation(
         description=description[:256],
         segments=content.summary(grid.voxel_volume_ml),
     )
-    origin = SegmentationOrigin(
-        created_by=principal.username,
-        operation="import",
-        source_format=found,
-        source_name=request.filename[:256],
-        source_sha256=hashlib.sha256(data).hexdigest(),
-    )
-    event = {
-        "action": "segmentation.import",
-        "cohort": _cohort_text(cohorts),
-        "params": {"series_uid": state.series_uid, "format": found, "segments": len(content.names), "bytes": len(data)},
-    }
     clock.lap("build")
-    seg_uid = _store(datastore, seg, record, origin, event)
+    seg_uid = datastore.seg_store.store(
+        seg,
+        record,
+        SegmentationOperation.IMPORT,
+        params={"format": found, "bytes": len(data)},
+        source_file=SourceFile(found, request.filename, hashlib.sha256(data).hexdigest()),
+    )
     clock.lap("store")
     logger.info("Imported %s as SEG %s in %s", found, seg_uid, clock.phases)
     return {
@@ -232,15 +207,14 @@ def interpolate_segmentation(
     """A new SEG where the gaps between segmented slices of one segment are filled (SEMIAUTOMATIC)."""
     state = _visible_state(datastore, series_uid)
     with session_scope() as session:
-        cohorts = _require_role(session, principal, state)
+        _require_role(session, principal, state)
         record = _visible_record(session, seg_uid)
     if record.source_series_uid != series_uid:
         raise InvalidInput(f"segmentation {seg_uid} is not one of series {series_uid}")
     source = datastore.source_metadata(state)
     grid = grid_from_datasets(source)
-    seg = datastore.client.retrieve_series(state.study_uid, seg_uid)[0]
-    decoded = decode_seg(seg, source)
-    label_map, names = decoded.label_map, decoded.names
+    stored = datastore.seg_content(record)
+    label_map, names = stored.label_map, stored.names
     mask = label_map == segment_number
     if segment_number not in names or not mask.any():
         raise InvalidInput(f"segment {segment_number} of {seg_uid} is missing or empty")
@@ -274,13 +248,12 @@ def interpolate_segmentation(
         segments=content.summary(grid.voxel_volume_ml),
         derived_from=seg_uid,
     )
-    origin = SegmentationOrigin(created_by=principal.username, operation="interpolation")
-    event = {
-        "action": "segmentation.interpolate",
-        "cohort": _cohort_text(cohorts),
-        "params": {"series_uid": series_uid, "from": seg_uid, "segment": segment_number, "voxels": int(added.sum())},
-    }
-    new_uid = _store(datastore, new_seg, new_record, origin, event)
+    new_uid = datastore.seg_store.store(
+        new_seg,
+        new_record,
+        SegmentationOperation.INTERPOLATION,
+        params={"from": seg_uid, "segment": segment_number, "voxels": int(added.sum())},
+    )
     return {
         "seg_uid": new_uid,
         "derived_from": seg_uid,
@@ -305,19 +278,7 @@ def delete_segmentation(datastore: OrthancDatastore, principal: Principal, seg_u
     administers = principal.platform_admin or any(principal.administers(cohort) for cohort in cohorts)
     if not administers and principal.username != owner:
         raise Forbidden("only the segmentation's author or an admin of its cohort may delete it")
-    with contextlib.suppress(NotFound):  # already gone from Orthanc: drop the records all the same
-        datastore.client.delete_series(seg_uid)
-    with session_scope() as session:
-        for table in (SegmentationReview, SegmentationOrigin, Segmentation):
-            session.execute(delete(table).where(table.seg_series_uid == seg_uid))
-        audit.record(
-            session,
-            "segmentation.delete",
-            target=seg_uid,
-            cohort=_cohort_text(cohorts),
-            params={"series_uid": record.source_series_uid, "owner": owner or "", "role": record.role},
-        )
-    datastore.cache.invalidate(seg_uid)
+    datastore.seg_store.remove(record, params={"owner": owner or ""})
 
 
 def review_segmentation(principal: Principal, seg_uid: str, status: str, comment: str) -> dict[str, Any]:
@@ -339,7 +300,7 @@ def review_segmentation(principal: Principal, seg_uid: str, status: str, comment
             session,
             "segmentation.review",
             target=seg_uid,
-            cohort=_cohort_text(cohorts),
+            cohort=cohort_text(cohorts),
             params={"status": status, "review_id": review.id},
         )
         return _review_json(review)

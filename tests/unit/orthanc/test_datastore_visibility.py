@@ -15,6 +15,7 @@ from awesomme.core.visibility import EVERYTHING, Visibility, current_visibility,
 from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import OrthancClient, SeriesState
 from awesomme.orthanc.datastore import OrthancDatastore
+from awesomme.services.seg_store import SegStore
 
 STUDY, SERIES = "1.2.3", "1.2.3.4"
 
@@ -40,7 +41,8 @@ class FakeOrthanc:
 
 @pytest.fixture()
 def datastore(tmp_path: Path) -> OrthancDatastore:
-    return OrthancDatastore(cast(OrthancClient, FakeOrthanc()), SeriesCache(tmp_path, 1 << 20), 1 << 20)
+    client, cache = cast(OrthancClient, FakeOrthanc()), SeriesCache(tmp_path, 1 << 20)
+    return OrthancDatastore(client, cache, SegStore(client, cache), 1 << 20)
 
 
 def _in_fresh_thread(work: Any) -> Any:

@@ -39,7 +39,7 @@ class SegmentationTask(InferTask):
     def _segment(
         self, datastore: OrthancDatastore, request: dict[str, Any], suffix: str, result: Path
     ) -> SegmentationOutcome:
-        """A label file is written while the SEG is stored; a SEG answer is the stored SEG itself."""
+        """A label file is written while the SEG is stored; a SEG answer is the stored SEG itself, as encoded."""
         if suffix != DICOM_SUFFIX:
             return segment_series(
                 datastore,
@@ -49,10 +49,9 @@ class SegmentationTask(InferTask):
                 answer=lambda label_map, volume: write_label_file(label_map, volume.grid, result),
             )
         outcome = segment_series(datastore, self.model, str(request["image"]), request.get("description"))
-        if outcome.seg_series_uid is None:
+        if outcome.seg is None:
             raise InvalidInput("the model found nothing to segment: there is no SEG to return")
-        state = datastore.client.series_state(str(outcome.seg_series_uid))
-        datastore.client.retrieve_series(state.study_uid, state.series_uid)[0].save_as(result)
+        outcome.seg.save_as(result, write_like_original=False)
         return outcome
 
     def run(self, datastore: OrthancDatastore, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:

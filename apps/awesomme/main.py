@@ -33,6 +33,7 @@ from awesomme.inference.registry import get_registry
 from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import get_client
 from awesomme.orthanc.datastore import OrthancDatastore
+from awesomme.runtime.warm_up import warm_up_seg_codec
 from awesomme.services.seg_store import SegStore
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,11 @@ class AwesommeApp(MONAILabelApp):
             name="Orthanc",
             description="DICOM series in the platform's Orthanc",
         )
+
+    def on_init_complete(self) -> None:
+        super().on_init_complete()
+        seconds = warm_up_seg_codec(get_settings().var_dir / "tmp")
+        logger.info("SEG codec warmed up in %.2f s (first-call costs paid before any request)", seconds)
 
     def init_infers(self) -> dict[str, InferTask]:
         return {name: SegmentationTask(model) for name, model in get_registry().models.items()}

@@ -155,13 +155,22 @@ class OrthancDatastore(Datastore):
         return self.get_image_uri(image_id)
 
     def get_image_uri(self, image_id: str) -> str:
-        return str(self._cached_series(self.image_state(image_id)))
+        return str(self._cached_series(self.image_state(image_id))[0])
 
-    def _cached_series(self, state: SeriesState) -> Path:
+    def _cached_series(self, state: SeriesState) -> tuple[Path, Volume | None]:
+        """The series decoded as a NIfTI file, through the cache: the one place a series is fetched and decoded.
+        On a miss, also the volume just decoded (so that it is not read back from disk)."""
+        decoded: list[Volume] = []
+
         def decode(path: Path) -> None:
-            volume_from_datasets(self.client.retrieve_series(state.study_uid, state.series_uid)).to_nifti(path)
+            datasets = self.client.retrieve_series(state.study_uid, state.series_uid)
+            decoded.append(volume_from_datasets(datasets))
+            # what a SEG of this series references, at hand: no second read from Orthanc during the forward pass
+            self._headers.keep(state, sort_by_position([without_pixels(ds) for ds in datasets]))
+            decoded[0].to_nifti(path)
 
-        return self.cache.get(state.series_uid, state.version, decode)
+        path = self.cache.get(state.series_uid, state.version, decode)
+        return path, decoded[0] if decoded else None
 
     def get_image_info(self, image_id: str) -> dict[str, Any]:
         state = self.image_state(image_id)
@@ -265,18 +274,9 @@ class OrthancDatastore(Datastore):
 
     def load_volume(self, state: SeriesState) -> Volume:
         """The decoded series, through the cache; on a miss, the volume just decoded (not read back from disk)."""
-        decoded: list[Volume] = []
-
-        def decode(path: Path) -> None:
-            datasets = self.client.retrieve_series(state.study_uid, state.series_uid)
-            decoded.append(volume_from_datasets(datasets))
-            # what a SEG of this series references, at hand: no second read from Orthanc during the forward pass
-            self._headers.keep(state, sort_by_position([without_pixels(ds) for ds in datasets]))
-            decoded[0].to_nifti(path)
-
-        path = self.cache.get(state.series_uid, state.version, decode)
-        if decoded:
-            return decoded[0]
+        path, decoded = self._cached_series(state)
+        if decoded is not None:
+            return decoded
         image = nib.load(path)
         assert isinstance(image, nib.Nifti1Image)
         array = np.ascontiguousarray(np.asanyarray(image.dataobj).transpose(2, 1, 0))

@@ -19,7 +19,7 @@ from sqlalchemy import delete
 
 from awesomme.core import audit
 from awesomme.core.db import session_scope
-from awesomme.core.errors import NotFound
+from awesomme.core.errors import Conflict, NotFound
 from awesomme.core.visibility import cohorts_of_series
 from awesomme.dicom.segmentation_files import SourceFile
 from awesomme.models import Segmentation, SegmentationOperation, SegmentationOrigin, SegmentationReview
@@ -64,8 +64,11 @@ class SegStore:
         """Store ``seg`` and its ``record``, made by ``operation`` (a ``SegmentationOperation``); the journal's event
         names the SEG, its series and its cohorts."""
         action = ACTIONS[operation]
-        self.client.store([seg])
         seg_uid = str(seg.SeriesInstanceUID)
+        with session_scope() as session:  # the clean-up below would otherwise remove the SEG already recorded
+            if session.get(Segmentation, seg_uid) is not None:
+                raise Conflict(f"SEG {seg_uid} is stored already")
+        self.client.store([seg])
         record.seg_series_uid, record.seg_sop_uid = seg_uid, str(seg.SOPInstanceUID)
         origin = SegmentationOrigin(
             seg_series_uid=seg_uid,

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from awesomme.core import audit
 from awesomme.core.db import forget_engine, migrate, session_scope
-from awesomme.core.errors import NotFound
+from awesomme.core.errors import Conflict, NotFound
 from awesomme.models import (
     AuditEvent,
     Cohort,
@@ -129,6 +129,17 @@ def test_a_seg_whose_record_cannot_be_written_is_deleted_from_orthanc_again(coho
     assert orthanc.calls == [("store", uid), ("delete_series", uid)]
     assert orthanc.series == set()
     assert _rows() == (0, 0, 0)
+
+
+def test_a_seg_already_recorded_is_refused_before_orthanc_and_the_stored_one_kept(cohort: int) -> None:
+    orthanc, seg = FakeOrthanc(), _seg()
+    uid = str(seg.SeriesInstanceUID)
+    _store(orthanc).store(seg, _record(), SegmentationOperation.LABEL)
+    with pytest.raises(Conflict, match="stored already"):
+        _store(orthanc).store(seg, _record(), SegmentationOperation.LABEL)
+    assert orthanc.calls == [("store", uid)]  # never sent again, never deleted by a clean-up
+    assert orthanc.series == {uid}
+    assert _rows() == (1, 1, 1)
 
 
 def test_a_seg_orthanc_refuses_writes_no_record_and_no_event(cohort: int) -> None:

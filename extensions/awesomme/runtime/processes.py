@@ -33,7 +33,18 @@ def running_pid(pid_file: Path, expected_cmd: str) -> int | None:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if expected_cmd in _cmdline(pid) else None
+    return pid if expected_cmd in _settled_cmdline(pid) else None
+
+
+def _settled_cmdline(pid: int, timeout_s: float = 2.0) -> str:
+    """The process's command line; while it reads empty in a live process (the instant of an ``execve``: the server
+    starts itself again with its allocator preloaded), read again rather than take the process for gone."""
+    deadline = time.monotonic() + timeout_s
+    cmdline = _cmdline(pid)
+    while not cmdline and Path(f"/proc/{pid}").exists() and not _is_zombie(pid) and time.monotonic() < deadline:
+        time.sleep(0.005)
+        cmdline = _cmdline(pid)
+    return cmdline
 
 
 def start_background(

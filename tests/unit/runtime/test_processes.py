@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,26 @@ def test_a_started_process_and_its_log_and_pid_file_are_owner_only(tmp_path: Pat
     for path in (tmp_path / "made", pid_file, tmp_path / "log" / "writer.log"):
         assert path.stat().st_mode & 0o777 == 0o600, path
     assert (tmp_path / "log").stat().st_mode & 0o777 == 0o700
+
+
+REEXEC = """import os, sys, time
+left = int(sys.argv[1])
+if left:
+    os.execv(sys.executable, [sys.executable, __file__, str(left - 1), sys.argv[2]])
+time.sleep(60)
+"""
+
+
+def test_a_process_that_starts_itself_again_is_never_taken_for_gone(tmp_path: Path) -> None:
+    """The server starts itself again (execve, same pid) to preload its allocator: at that instant its command line
+    reads empty, and its start was once taken for an exit."""
+    script = tmp_path / "reexec.py"
+    script.write_text(REEXEC)
+    pid_file = tmp_path / "reexec.pid"
+    start_background([sys.executable, str(script), "30", "awesomme-test-reexec"], pid_file, tmp_path / "reexec.log")
+    try:
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            assert running_pid(pid_file, "awesomme-test-reexec") is not None
+    finally:
+        stop_by_pidfile(pid_file, "awesomme-test-reexec")

@@ -102,9 +102,9 @@ def seed_demo(
                 client.store([pydicom.dcmread(path) for path in patient.dicom_files])
                 if seed in DEMO_LABELLED_SEEDS:
                     structure = DEMO_LABEL[kind]
-                    label_info = {"label_info": [{"name": structure, "idx": 1}], "author": TRUTH_AUTHOR}
+                    truth = str(patient.truth[structure])
                     with visible_as(EVERYTHING):  # the platform's own job: it names its scope (no request sets one)
-                        datastore.save_label(patient.series_uid, str(patient.truth[structure]), "final", label_info)
+                        datastore.save_declared_label(patient.series_uid, truth, "final", TRUTH_AUTHOR, structure)
                 entry = SeededSeries(kind, seed, patient.series_uid, patient.study_uid)
         seeded.append(entry)
     manifest.write_text(json.dumps([s.__dict__ for s in seeded], indent=2))

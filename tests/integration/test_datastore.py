@@ -133,7 +133,7 @@ def test_label_saved_by_the_monailabel_client_becomes_a_valid_seg(
     seg = orthanc.retrieve_series(state.study_uid, seg_uid)[0]
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == image_id
     assert seg.SegmentSequence[0].SegmentLabel == "tumour"
-    assert str(seg.ContentCreatorName) == "Doe^Jane"
+    assert str(seg.ContentCreatorName) == "platform.admin"  # the login; the client's author is ignored
     seg_file = tmp_path / "seg.dcm"
     seg.save_as(seg_file)
     assert dciodvfy_errors(seg_file) == []

@@ -141,7 +141,14 @@ def test_segmentations_of_a_series_list_predictions_and_labels(
         "0.0.1",
     )
     saved = listing[label["label"]]
-    assert (saved["role"], saved["algorithm_type"], saved["author"]) == ("label", "MANUAL", "Roe^Richard")
+    # a person's label (the client's author is ignored: the login is the author), correcting the model they ran
+    assert (saved["role"], saved["algorithm_type"], saved["author"], saved["created_by"]) == (
+        "label",
+        "SEMIAUTOMATIC",
+        "platform.admin",
+        "platform.admin",
+    )
+    assert saved["derived_from"] == params["seg_series_uid"]
     assert saved["segments"][0]["volume_ml"] > 0
     assert http.get("/api/segmentations", params={"series_uid": "1.2.3.999"}).status_code == 404
 
@@ -178,7 +185,7 @@ def test_a_label_correcting_a_prediction_is_semiautomatic_and_keeps_both(
     assert (corrected["algorithm_type"], corrected["derived_from"], corrected["author"]) == (
         "SEMIAUTOMATIC",
         prediction_uid,
-        "Doe^Jane",
+        "platform.admin",
     )
     assert prediction_uid in listing  # the model's SEG is kept, not overwritten
     state = orthanc.series_state(saved["label"])

@@ -113,7 +113,7 @@ def test_each_format_becomes_a_seg_whose_mask_is_the_truth(
         filename,
         data,
         description=f"Earlier work ({kind})",
-        author="Doe^Jane",
+        reader="Doe^Jane",
         **fields,
     )
     assert reply.status_code == 201, reply.text

@@ -25,6 +25,7 @@ from pydicom import Dataset
 from pydicom.errors import InvalidDicomError
 from sqlalchemy import select
 
+from awesomme.core import audit
 from awesomme.core.db import session_scope
 from awesomme.core.errors import InvalidInput, NotFound
 from awesomme.core.visibility import Visibility, current_visibility
@@ -41,7 +42,7 @@ from awesomme.orthanc.visible import forget_series, series_state, visible_series
 __all__ = ["OrthancDatastore"]
 
 logger = logging.getLogger(__name__)
-# A model's output saved by MONAI Label's infer carries this tag: a prediction, never a label.
+# The tag of the platform's predictions (MONAI Label's tag for a model's output); a client's label with it is a label.
 PREDICTION_TAG = DefaultLabelTag.ORIGINAL.value
 
 
@@ -211,57 +212,85 @@ class OrthancDatastore(Datastore):
 
     # -- labels -----------------------------------------------------------------------------------------------
     def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
-        """Write the label file as a DICOM SEG referencing the series, store it in Orthanc, record it."""
+        """Write the label file as a DICOM SEG referencing the series, store it in Orthanc, record it.
+
+        Always a person's label, drawn by the logged-in user, whatever its tag or ``model`` (only the platform's
+        inference makes predictions); a client's ``author`` or ``user`` is ignored."""
         with _removed_on_error(label_filename):
             return self._save_label(image_id, label_filename, label_tag, label_info)
 
-    def _save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
+    def save_declared_label(
+        self, image_id: str, label_filename: str, label_tag: str, reader: str, segment_label: str
+    ) -> str:
+        """A one-segment label whose drawer is declared (the platform's own, e.g. a phantom's ground truth)."""
+        info = {"label_info": [{"name": segment_label, "idx": 1}]}
+        with _removed_on_error(label_filename):
+            return self._save_label(image_id, label_filename, label_tag, info, reader=reader)
+
+    def _save_label(
+        self,
+        image_id: str,
+        label_filename: str,
+        label_tag: str,
+        label_info: dict[str, Any],
+        reader: str | None = None,
+    ) -> str:
         state = self.image_state(image_id)
         source = self.source_metadata(state)
         grid = grid_from_datasets(source)
         content = seg_content(read_label_file(Path(label_filename), grid), _segment_labels(label_info))
         tag = label_tag or DefaultLabelTag.FINAL.value
-        role = SegmentationRole.PREDICTION if tag == PREDICTION_TAG else SegmentationRole.LABEL
-        author = str(label_info.get("author") or label_info.get("user") or "") or None
-        corrected = self._corrected_prediction(image_id, label_info.get("based_on"))
-        model = corrected.model_name if corrected else str(label_info.get("model") or "")
-        if role == SegmentationRole.PREDICTION:
-            algorithm_type, note = SegmentAlgorithmTypeValues.AUTOMATIC, f" by {model}" if model else ""
-        elif corrected:
-            algorithm_type, note = SegmentAlgorithmTypeValues.SEMIAUTOMATIC, f" correcting {corrected.seg_series_uid}"
+        author = reader or audit.acting_user()
+        corrected = self._corrected_prediction(image_id, label_info)
+        if corrected:
+            algorithm_type = SegmentAlgorithmTypeValues.SEMIAUTOMATIC
+            note = f" correcting {corrected.model_name} {corrected.seg_series_uid}"
         else:
             algorithm_type, note = SegmentAlgorithmTypeValues.MANUAL, ""
+        model = corrected.model_name if corrected else None
         seg = encode_seg(
             source,
             content,
             algorithm_type=algorithm_type,
-            series_description=f"{'Prediction' if role == SegmentationRole.PREDICTION else 'Label'} ({tag})",
-            content_description=f"{role} {tag}{note}",
+            series_description=f"Label ({tag})",
+            content_description=f"label {tag}{note}",
             author=author,
-            algorithm_name=model or None,
+            algorithm_name=model,
             algorithm_version=(corrected.model_version or "") if corrected else "",
         )
         record = Segmentation(
             source_series_uid=image_id,
             study_uid=state.study_uid,
-            role=role,
+            role=SegmentationRole.LABEL,
             tag=tag,
             author=author,
+            reader=reader,
             algorithm_type=algorithm_type.value,
-            model_name=model or None,
+            model_name=model,
             segments=content.summary(grid.voxel_volume_ml),
             derived_from=corrected.seg_series_uid if corrected else None,
         )
         return self.seg_store.store(seg, record, SegmentationOperation.LABEL)
 
-    def _corrected_prediction(self, image_id: str, seg_uid: Any) -> Segmentation | None:
-        """The prediction a label says it corrects (``based_on``): it must be one, of this very series."""
-        if not seg_uid:
-            return None
-        record = self._label_record(str(seg_uid))
-        if record.role != SegmentationRole.PREDICTION or record.source_series_uid != image_id:
-            raise InvalidInput(f"based_on {seg_uid} is not a prediction of series {image_id}")
-        return record
+    def _corrected_prediction(self, image_id: str, label_info: dict[str, Any]) -> Segmentation | None:
+        """The prediction a label corrects: ``based_on`` (it must be one, of this very series); else the newest
+        prediction of the series by the ``model`` the client names; else, with no ``model``, the newest prediction
+        of the series the same user ran (what the viewer showed them). None: drawn by hand."""
+        based_on = label_info.get("based_on")
+        if based_on:
+            record = self._label_record(str(based_on))
+            if record.role != SegmentationRole.PREDICTION or record.source_series_uid != image_id:
+                raise InvalidInput(f"based_on {based_on} is not a prediction of series {image_id}")
+            return record
+        model = label_info.get("model")
+        if model is not None and not isinstance(model, str):
+            raise InvalidInput("model must be a model's name")
+        predictions = [r for r in self.segmentations_of(image_id) if r.role == SegmentationRole.PREDICTION]
+        if model:
+            mine = [r for r in predictions if r.model_name == model]
+        else:
+            mine = [r for r in predictions if r.created_by == audit.acting_user()]
+        return mine[-1] if mine else None  # oldest first: the newest
 
     def source_metadata(self, state: SeriesState) -> list[Dataset]:
         """The series' instances without pixel data, ordered along the slice normal (enough to reference them):
@@ -331,6 +360,7 @@ class OrthancDatastore(Datastore):
             "role": record.role,
             "tag": record.tag,
             "author": record.author,
+            "created_by": record.created_by,
             "created_at": record.created_at.isoformat(),
         }
 

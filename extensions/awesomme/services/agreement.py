@@ -14,14 +14,16 @@ from awesomme.analysis.agreement import mask_agreement, score_agreement
 from awesomme.core.errors import InvalidInput, NotFound
 from awesomme.core.visibility import Principal
 from awesomme.dicom.volumes import Grid
-from awesomme.models import ScoreKind, Segmentation
+from awesomme.models import ScoreKind, Segmentation, SegmentationRole
 from awesomme.services.score_types import category_index, score_type_for_cohort, score_type_json
 from awesomme.services.scores import cohort_scores
 
 __all__ = [
     "SCORE_COLUMNS",
     "SEGMENTATION_COLUMNS",
+    "RaterKind",
     "author_of",
+    "rater_of",
     "score_rows",
     "scores_agreement",
     "segmentation_agreement",
@@ -29,11 +31,27 @@ __all__ = [
 ]
 
 
+class RaterKind:
+    """Who a SEG's rater is: an account of the platform, a reader an import declares, or a model."""
+
+    ACCOUNT = "account"
+    READER = "reader"
+    MODEL = "model"
+
+
+def rater_of(record: Segmentation) -> tuple[str, str]:
+    """(kind, name) of who drew a SEG: the model of a prediction, the declared reader of an import, else the
+    account that stored it. A reader and an account of the same name are two raters."""
+    if record.role == SegmentationRole.PREDICTION:
+        return RaterKind.MODEL, f"model:{record.model_name or record.seg_series_uid}"
+    if record.reader:
+        return RaterKind.READER, record.reader
+    return RaterKind.ACCOUNT, record.created_by or record.author or f"unknown:{record.seg_series_uid}"
+
+
 def author_of(record: Segmentation) -> str:
-    """Who drew a SEG: its author, or the model that produced it (a model is a rater like any other)."""
-    if record.author:
-        return record.author
-    return f"model:{record.model_name}" if record.model_name else f"unknown:{record.seg_series_uid}"
+    """The rater's name as the answer shows it."""
+    return rater_of(record)[1]
 
 
 @dataclass(frozen=True)
@@ -47,18 +65,20 @@ class SeriesSegmentations:
 
 
 def segmentation_agreement(source: SeriesSegmentations) -> dict[str, Any]:
-    """Each pair of authors' newest SEGs, segment by segment (matched by segment number)."""
-    newest: dict[str, Segmentation] = {}
+    """Each pair of raters' newest SEGs, segment by segment (matched by segment number)."""
+    newest: dict[tuple[str, str], Segmentation] = {}
     for record in source.records:
-        newest[author_of(record)] = record  # oldest first: a revision replaces its author's earlier SEG
+        newest[rater_of(record)] = record  # oldest first: a revision replaces its rater's earlier SEG
     spacing = tuple(reversed(source.grid.spacing))  # arrays are (slice, row, column)
-    maps = {author: source.label_map(record) for author, record in newest.items()} if len(newest) > 1 else {}
+    maps = {rater: source.label_map(record) for rater, record in newest.items()} if len(newest) > 1 else {}
+    order = sorted(newest, key=lambda rater: (rater[1], rater[0]))
     pairs = []
-    for author_a, author_b in itertools.combinations(sorted(newest), 2):
-        seg_a, seg_b = newest[author_a], newest[author_b]
+    for rater_a, rater_b in itertools.combinations(order, 2):
+        seg_a, seg_b = newest[rater_a], newest[rater_b]
+        (kind_a, author_a), (kind_b, author_b) = rater_a, rater_b
         names_a = {int(s["number"]): str(s.get("label", "")) for s in seg_a.segments or []}
         names_b = {int(s["number"]): str(s.get("label", "")) for s in seg_b.segments or []}
-        map_a, map_b = maps[author_a], maps[author_b]
+        map_a, map_b = maps[rater_a], maps[rater_b]
         numbers = sorted((set(np.unique(map_a)) | set(np.unique(map_b))) - {0})
         for number in numbers:
             metrics = mask_agreement(map_a == number, map_b == number, spacing)
@@ -66,6 +86,8 @@ def segmentation_agreement(source: SeriesSegmentations) -> dict[str, Any]:
                 {
                     "author_a": author_a,
                     "author_b": author_b,
+                    "kind_a": kind_a,
+                    "kind_b": kind_b,
                     "seg_a": seg_a.seg_series_uid,
                     "seg_b": seg_b.seg_series_uid,
                     "segment_number": int(number),
@@ -77,8 +99,15 @@ def segmentation_agreement(source: SeriesSegmentations) -> dict[str, Any]:
     return {
         "series_uid": source.series_uid,
         "authors": [
-            {"author": author, "seg_uid": record.seg_series_uid, "role": record.role, "model": record.model_name}
-            for author, record in sorted(newest.items())
+            {
+                "author": rater[1],
+                "kind": rater[0],
+                "seg_uid": newest[rater].seg_series_uid,
+                "role": newest[rater].role,
+                "model": newest[rater].model_name,
+                "created_by": newest[rater].created_by,
+            }
+            for rater in order
         ],
         "spacing_mm": list(spacing),
         "pairs": pairs,
@@ -89,6 +118,8 @@ SEGMENTATION_COLUMNS = (
     "series_uid",
     "author_a",
     "author_b",
+    "kind_a",
+    "kind_b",
     "seg_a",
     "seg_b",
     "segment_number",

@@ -70,9 +70,10 @@ class SegStore:
                 raise Conflict(f"SEG {seg_uid} is stored already")
         self.client.store([seg])
         record.seg_series_uid, record.seg_sop_uid = seg_uid, str(seg.SOPInstanceUID)
+        record.created_by = audit.acting_user()  # the login, whatever a writer or its client said
         origin = SegmentationOrigin(
             seg_series_uid=seg_uid,
-            created_by=audit.acting_user(),
+            created_by=record.created_by,
             operation=operation,
             source_format=source_file.format if source_file else None,
             source_name=source_file.name[:256] if source_file else None,
@@ -93,6 +94,7 @@ class SegStore:
                         "role": record.role,
                         "tag": record.tag,
                         "segments": len(record.segments or []),
+                        **({"reader": record.reader} if record.reader else {}),
                         **(params or {}),
                     },
                 )

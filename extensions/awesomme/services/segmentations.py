@@ -1,7 +1,7 @@
 """Segmentations brought in or made by hand: import of earlier work, slice interpolation, deletion and review.
 
 A SEG belongs to its source series' cohorts. Importing and interpolating need a role in one of them; deleting
-needs to be the SEG's owner (who made it here, else its recorded author) or an admin of one of them; reviewing is
+needs to be the SEG's owner (the account that stored it, ``created_by``) or an admin of one of them; reviewing is
 for their members. A series or SEG outside the caller's cohorts does not exist for them (404), a missing right
 is a 403. Each action is journaled in the transaction that records it.
 """
@@ -66,7 +66,7 @@ class ImportRequest:
     label_names: Mapping[str, str] | None = None  # file value, or SEG/RTSTRUCT name -> segment label
     algorithm_type: str = SegmentAlgorithmTypeValues.MANUAL.value  # as the API names it
     algorithm_name: str = ""
-    author: str = ""
+    reader: str = ""  # who drew it (display only): its Content Creator's Name; the importer, if empty
     file_format: str | None = None
     tag: str = IMPORT_TAG
 
@@ -156,7 +156,8 @@ def import_segmentation(
     clock.lap("read")
     values = [int(v) for v in np.unique(labels.label_map) if v != 0]
     content = seg_content(labels.label_map, _segment_names(labels.names, values, request))
-    author = request.author or principal.username
+    reader = request.reader.strip() or None
+    author = reader or audit.acting_user()  # the importer is the login, never a form field
     automatic = algorithm_type != SegmentAlgorithmTypeValues.MANUAL
     algorithm = (request.algorithm_name or "unnamed algorithm") if automatic else None
     description = request.description or f"Imported {found}"
@@ -176,6 +177,7 @@ def import_segmentation(
         role=SegmentationRole.LABEL,
         tag=request.tag,
         author=author,
+        reader=reader,
         algorithm_type=algorithm_type.value,
         model_name=algorithm,
         description=description[:256],
@@ -227,13 +229,14 @@ def interpolate_segmentation(
     result[added] = segment_number
     label = names[segment_number]
     content = seg_content(result, names)
+    drawer = audit.acting_user()  # who asked for the filling drew the new SEG, whoever drew its source
     new_seg = encode_seg(
         source,
         content,
         algorithm_type=SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
         series_description=f"Interpolated ({label})"[:64],
         content_description=f"segment {segment_number} interpolated from {seg_uid}"[:64],
-        author=record.author,
+        author=drawer,
         algorithm_name=INTERPOLATION_ALGORITHM,
     )
     new_record = Segmentation(
@@ -241,7 +244,7 @@ def interpolate_segmentation(
         study_uid=state.study_uid,
         role=SegmentationRole.LABEL,
         tag=record.tag if record.role == SegmentationRole.LABEL else "final",
-        author=record.author,
+        author=drawer,
         algorithm_type=SegmentAlgorithmTypeValues.SEMIAUTOMATIC.value,
         model_name=INTERPOLATION_ALGORITHM,
         description=f"segment {segment_number} ({label}) interpolated"[:256],
@@ -265,8 +268,11 @@ def interpolate_segmentation(
 
 # -- deletion and review ----------------------------------------------------------------------------------------
 def _owner(session: Session, record: Segmentation) -> str | None:
+    """The account that stored the SEG (never a declared reader or a client's author field)."""
+    if record.created_by:
+        return record.created_by
     origin = session.get(SegmentationOrigin, record.seg_series_uid)
-    return origin.created_by if origin is not None else record.author
+    return origin.created_by if origin is not None else None
 
 
 def delete_segmentation(datastore: OrthancDatastore, principal: Principal, seg_uid: str) -> None:

@@ -53,7 +53,8 @@ def _listing(datastore: OrthancDatastore, principal: Principal, series_uid: str)
             "segments": record.segments,
             "derived_from": record.derived_from,
             "cohorts": cohorts,
-            "created_by": origins[record.seg_series_uid].created_by if record.seg_series_uid in origins else None,
+            "created_by": record.created_by or (origin.created_by if (origin := origins.get(record.seg_series_uid)) else None),
+            "reader": record.reader,
             "origin": origins[record.seg_series_uid].operation if record.seg_series_uid in origins else None,
             "reviews": reviews[record.seg_series_uid],
         }
@@ -84,6 +85,13 @@ def _label_names(text: str) -> dict[str, str] | None:
     return {str(key): value for key, value in names.items()}
 
 
+def _reader(reader: str, author: str) -> str:
+    """The declared reader; ``author`` (its former name) is accepted alone or equal."""
+    if reader and author and reader != author:
+        raise InvalidInput("reader and author (its former name) differ: send reader only")
+    return reader or author
+
+
 @router.post(
     "/segmentations/import",
     status_code=201,
@@ -99,7 +107,10 @@ def import_segmentation(
     label_map: Annotated[str, Form(max_length=16384, description='JSON {"1": "tumour", "2": "bone"}')] = "",
     algorithm_type: Annotated[str, Form(pattern="^(MANUAL|SEMIAUTOMATIC|AUTOMATIC)$")] = "MANUAL",
     algorithm_name: Annotated[str, Form(max_length=64)] = "",
-    author: Annotated[str, Form(max_length=64, description="ContentCreatorName; you, if empty")] = "",
+    reader: Annotated[
+        str, Form(max_length=64, description="who drew it (its Content Creator's Name, display only); you, if empty")
+    ] = "",
+    author: Annotated[str, Form(max_length=64, description="former name of `reader`, still accepted")] = "",
     file_format: Annotated[str, Form(alias="format", pattern="^(|nifti|nrrd|dicom-seg|rtstruct)$")] = "",
     tag: Annotated[str, Form(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = segmentations.IMPORT_TAG,
 ) -> schemas.SegmentationImported:
@@ -111,7 +122,7 @@ def import_segmentation(
         label_names=_label_names(label_map),
         algorithm_type=algorithm_type,
         algorithm_name=algorithm_name,
-        author=author,
+        reader=_reader(reader, author),
         file_format=file_format or None,
         tag=tag,
     )

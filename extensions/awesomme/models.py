@@ -71,7 +71,12 @@ class Segmentation(Base):
     study_uid: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16))
     tag: Mapped[str] = mapped_column(String(64))
+    # The SEG's Content Creator's Name: the person who drew it (the logged-in user, or an import's declared reader).
     author: Mapped[str | None] = mapped_column(String(128))
+    # The account that stored it here (the login, never a client's field); "platform" for the platform's own work.
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    # The person an import declares drew it (display only, never an account); None for work drawn here.
+    reader: Mapped[str | None] = mapped_column(String(128))
     algorithm_type: Mapped[str] = mapped_column(String(16), default="MANUAL")
     model_name: Mapped[str | None] = mapped_column(String(64))
     model_version: Mapped[str | None] = mapped_column(String(32))

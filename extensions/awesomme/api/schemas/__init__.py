@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 __all__ = [
     "Account",
@@ -308,6 +308,7 @@ class SegmentationListing(BaseModel):
     derived_from: str | None
     cohorts: list[CohortWithRole]
     created_by: str | None
+    reader: str | None
     origin: str | None
     reviews: list[Review]
 
@@ -412,14 +413,18 @@ class ScoreList(BaseModel):
 
 class AgreementAuthor(BaseModel):
     author: str
+    kind: str = Field(description="account (a platform user), reader (declared by an import) or model")
     seg_uid: str
     role: str | None
     model: str | None
+    created_by: str | None
 
 
 class SegmentPairAgreement(BaseModel):
     author_a: str
     author_b: str
+    kind_a: str
+    kind_b: str
     seg_a: str
     seg_b: str
     segment_number: int

@@ -262,6 +262,60 @@ def cmd_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """Personal access tokens of any user, from the server's machine (as a platform admin would, journaled)."""
+    from sqlalchemy import select
+
+    from awesomme.core.db import migrate, session_scope
+    from awesomme.core.errors import AwesommeError
+    from awesomme.core.visibility import load_principal
+    from awesomme.models import PersonalAccessToken, User
+    from awesomme.services import personal_tokens
+
+    settings = load_settings()
+    migrate(settings.db_url)
+    try:
+        with session_scope() as session:
+            user = session.scalar(select(User).where(User.username == args.username)) if args.username else None
+            if args.username and user is None:
+                raise ValueError(f"no user {args.username}")
+            if args.action == "create":
+                if user is None or not args.name or args.days is None:
+                    raise ValueError("token create needs --username, --name and --days")
+                created = personal_tokens.create(
+                    session, settings, user, load_principal(session, user), args.name, args.days, args.cohort,
+                    args.read_only,
+                )
+                record = created.record
+                params = {"pat_id": record.id, "name": record.name, "days": args.days, "read_only": args.read_only}
+                _journal(session, "pat.create", f"pat:{record.id}", params)
+                print(f"token {record.id} of {user.username}, expires {record.expires_at:%Y-%m-%d %H:%M} UTC")
+                print(created.token)  # shown once: only its hash is stored
+            elif args.action == "revoke":
+                if args.id is None:
+                    raise ValueError("token revoke needs the token's id")
+                found = session.get(PersonalAccessToken, args.id)
+                if found is None or (user is not None and found.user_id != user.id):
+                    raise ValueError(f"no personal access token {args.id}")
+                record = personal_tokens.revoke(session, found.user_id, args.id)
+                _journal(session, "pat.revoke", f"pat:{record.id}", {"pat_id": record.id})
+                print(f"revoked token {record.id}")
+            else:
+                owners = {u.id: u.username for u in session.scalars(select(User))}
+                query = select(PersonalAccessToken).order_by(PersonalAccessToken.id)
+                if user is not None:
+                    query = query.where(PersonalAccessToken.user_id == user.id)
+                for token in session.scalars(query):
+                    used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never used"
+                    scope = f"cohort {token.cohort_id}" if token.cohort_id else "all my cohorts"
+                    access = "read-only" if token.read_only else "read-write"
+                    state = personal_tokens.state_of(token)
+                    print(f"{token.id}\t{owners.get(token.user_id)}\t{token.name}\t{state}\t{scope}\t{access}\t{used}")
+    except AwesommeError as error:
+        raise ValueError(str(error)) from error
+    return 0
+
+
 def cmd_keys(_args: argparse.Namespace) -> int:
     from awesomme.core.db import migrate, session_scope
     from awesomme.services import identity
@@ -324,6 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--password-stdin", action="store_true")
     user.add_argument("--admin", action="store_true", help="a platform admin")
     user.set_defaults(func=cmd_user)
+    token = commands.add_parser("token", help="personal access tokens for scripts")
+    token.add_argument("action", choices=["create", "list", "revoke"])
+    token.add_argument("id", nargs="?", type=int, help="the token to revoke")
+    token.add_argument("--username", help="whose tokens (create: required; list: all users' if absent)")
+    token.add_argument("--name", help="what the token is for")
+    token.add_argument("--days", type=int, help="its lifetime in days (at most AWESOMME_PAT_MAX_DAYS)")
+    token.add_argument("--cohort", type=int, help="act only in this cohort (the user's)")
+    token.add_argument("--read-only", action="store_true", help="GET, HEAD and POST /activelearning/ only")
+    token.set_defaults(func=cmd_token)
     keys = commands.add_parser("keys", help="token signing keys")
     keys.add_argument("action", choices=["rotate"])
     keys.set_defaults(func=cmd_keys)

@@ -21,6 +21,7 @@ __all__ = [
     "Invite",
     "Membership",
     "ModelBinding",
+    "PersonalAccessToken",
     "Prediction",
     "RadiomicsPreset",
     "RefreshToken",
@@ -419,3 +420,27 @@ class ThrottleLock(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     taken: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# -- personal access tokens (migration 0013) -----------------------------------------------------------------------
+
+
+class PersonalAccessToken(Base):
+    """A long-lived bearer token for scripts: named, expiring, stored as a hash, optionally read-only or limited
+    to one cohort; ``token_version`` is the user's when it was made (a password reset or a suspension ends it)."""
+
+    __tablename__ = "personal_access_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # A cohort token: deleting the cohort deletes the token (it must never widen to the user's other cohorts).
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), nullable=True)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_from: Mapped[str | None] = mapped_column(String(64), nullable=True)

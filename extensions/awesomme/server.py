@@ -50,6 +50,7 @@ from awesomme.api.routes import (  # noqa: E402
     radiomics,
     scores,
     segmentations,
+    tokens,
     users,
 )
 from awesomme.api.security_headers import SecurityHeadersMiddleware  # noqa: E402
@@ -116,7 +117,7 @@ def create_app() -> FastAPI:
     off_the_event_loop(monailabel_app)  # its endpoints' work would hold the event loop
     # FastAPI refuses larger request bodies with a 413 on every route, ours and MONAI Label's alike.
     monailabel_app.max_body_size = get_settings().upload_max_bytes
-    routers = (health, auth, users, cohorts, invites, models, segmentations, audit)
+    routers = (health, auth, users, tokens, cohorts, invites, models, segmentations, audit)
     analysis = (radiomics, classification, scores, agreement, exports)
     for module in (*routers, *analysis):
         monailabel_app.include_router(module.router, prefix="/api")

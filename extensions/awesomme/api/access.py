@@ -50,7 +50,7 @@ from awesomme.inference.registry import get_registry
 from awesomme.models import Segmentation
 from awesomme.orthanc.client import counting_calls, get_client, path_shape
 from awesomme.orthanc.visible import one_lookup_per_request, visible_series_state
-from awesomme.services import identity
+from awesomme.services import identity, personal_tokens
 from awesomme.services.cohorts import bound_cohorts
 
 __all__ = ["ROUTES", "SESSION_COOKIE", "Access", "AccessMiddleware", "Rule", "access_table_markdown", "route_key"]
@@ -95,6 +95,8 @@ class Rule:
     audit: str = ""
     # The check reads the body (``Call.body``): the middleware reads it first and replays it to the handler.
     reads_body: bool = field(default=False, compare=False)
+    # False: a personal access token is refused here (managing tokens, changing the password).
+    personal_tokens: bool = field(default=True, compare=False)
 
 
 class PayloadTooLarge(AwesommeError):
@@ -379,7 +381,16 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/info/"): Rule(A.USER, note="models and strategies, no patient data"),
     ("GET", "/ohif/{path:path}"): Rule(A.USER, note="the viewer's files; data comes through the filtered proxy"),
     ("GET", "/api/users/me"): Rule(A.USER),
-    ("POST", "/api/users/me/password"): Rule(A.USER, audit="user.password.change"),
+    ("POST", "/api/users/me/password"): Rule(
+        A.USER, note="not with a personal access token", audit="user.password.change", personal_tokens=False
+    ),
+    ("POST", "/api/users/me/tokens"): Rule(
+        A.USER, note="not with a personal access token", audit="pat.create", personal_tokens=False
+    ),
+    ("GET", "/api/users/me/tokens"): Rule(A.USER, note="not with a personal access token", personal_tokens=False),
+    ("DELETE", "/api/users/me/tokens/{token_id}"): Rule(
+        A.USER, note="mine; not with a personal access token", audit="pat.revoke", personal_tokens=False
+    ),
     ("GET", "/api/cohorts"): Rule(A.USER, note="mine (all, for platform admins)"),
     ("GET", "/api/cohorts/{cohort_id}"): Rule(A.USER, note="404 unless mine"),
     ("POST", "/api/invites/redeem"): Rule(A.USER, audit="invite.redeem"),
@@ -433,6 +444,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PUT", "/api/models/{name}/cohorts"): Rule(A.PLATFORM_ADMIN, audit="model.bind"),
     ("GET", "/api/users"): Rule(A.PLATFORM_ADMIN),
     ("POST", "/api/users"): Rule(A.PLATFORM_ADMIN, audit="user.create"),
+    ("GET", "/api/users/{username}/tokens"): Rule(
+        A.PLATFORM_ADMIN, note="not with a personal access token", personal_tokens=False
+    ),
+    ("DELETE", "/api/users/{username}/tokens/{token_id}"): Rule(
+        A.PLATFORM_ADMIN, note="not with a personal access token", audit="pat.revoke", personal_tokens=False
+    ),
     ("POST", "/train/"): Rule(A.PLATFORM_ADMIN, job_for_administered, audit="training.start"),
     ("DELETE", "/train/"): Rule(A.PLATFORM_ADMIN, audit="training.stop"),
     ("DELETE", "/batch/infer"): Rule(A.PLATFORM_ADMIN, audit="batch.stop"),
@@ -591,12 +608,18 @@ def _authorize(
 ) -> Decision:
     settings = get_settings()
     with session_scope() as session:
+        token_use = None
         if via_cookie:
             user = identity.user_for_session(session, credential)
+        elif personal_tokens.is_personal_token(credential):
+            token_use = personal_tokens.user_for_personal_token(session, credential)
+            user = token_use.user
         else:
             user = identity.user_for_token(session, settings, credential)
         principal = load_principal(session, user)
         context.actor = principal.username
+        if token_use is not None:
+            principal = _within_token(request, rule, principal, token_use, context)
         if not _meets(principal, rule.access):
             raise Forbidden(f"this needs: {rule.access.value}")
         visibility = visibility_of(session, principal)
@@ -605,6 +628,23 @@ def _authorize(
             query = dict(request.query_params)
             fields = rule.check(Call(principal, visibility, query, path_params, session, reader))
     return Decision(principal, visibility, fields)
+
+
+def _within_token(
+    request: Request, rule: Rule, principal: Principal, use: personal_tokens.TokenUse, context: AuditContext
+) -> Principal:
+    """A personal access token's limits: each use journaled (rate-limited), no token management or password
+    change, read-only tokens only read, a cohort token only acts in its cohort."""
+    context.extra["pat_id"] = use.id  # every event of this request names the token
+    with session_scope() as session:  # its own transaction: a refusal below must not undo the use's record
+        personal_tokens.note_use(session, use.id, request.method, request.url.path, context.source, context.actor)
+    if not rule.personal_tokens:
+        raise Forbidden("a personal access token cannot manage tokens or change the password: log in with your password")
+    if use.read_only and not personal_tokens.read_only_allows(request.method, request.url.path):
+        raise Forbidden(
+            "this personal access token is read-only: it may GET, HEAD and POST /activelearning/ only"
+        )
+    return personal_tokens.narrow(principal, use)
 
 
 class AccessMiddleware:
@@ -728,7 +768,7 @@ def _journal(rule: Rule, scope: Scope, path_params: dict[str, Any], context: Aud
     target = next((query[name] for name in _TARGET_PARAMS if query.get(name)), "")
     target = target or str(path_params.get("path", ""))
     params: dict[str, Any] = {key: str(value)[:200] for key, value in {**path_params, **query}.items()}
-    params.update(method=scope["method"], status=status)
+    params.update(method=scope["method"], status=status, **context.extra)
     denied = status in (401, 403, 429)
     outcome = Outcome.SUCCESS if status < 400 else (Outcome.DENIED if denied else Outcome.FAILURE)
     try:
@@ -756,7 +796,7 @@ def _journal_refusal(scope: Scope, context: AuditContext, status: int) -> None:
     target = scope.get("path", "")[:1024]
     query = parse_qsl(scope.get("query_string", b"").decode(errors="replace"))[:20]
     params: dict[str, Any] = {key[:64]: value[:200] for key, value in query}  # the journal drops secret keys
-    params.update(method=scope["method"], status=status)
+    params.update(method=scope["method"], status=status, **context.extra)
     try:
         audit.record_denied(context.actor, context.source, target, params)
     except Exception:  # the answer is already sent: a journal that cannot be written must be seen in the logs

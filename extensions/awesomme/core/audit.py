@@ -76,6 +76,7 @@ class AuditContext:
     actor: str = "anonymous"
     source: str = ""
     recorded: bool = False
+    # Params every event of the request carries (the personal access token it came with: ``pat_id``).
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -157,7 +158,7 @@ def record(
         outcome=outcome,
         target=target[:1024],
         cohort=cohort[:256],
-        params=_clean(params),
+        params=_clean({**(params or {}), **(context.extra if context else {})}),
         source=(source if source is not None else (context.source if context else "local"))[:64],
         prev_hash=head.last_hash,
     )

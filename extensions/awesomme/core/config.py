@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     password_min_length: int = Field(default=12, ge=8)
     # Browser logins (the /login page): an HttpOnly cookie holding a server-side session.
     session_ttl_s: int = Field(default=8 * 3600, ge=60)
+    # Personal access tokens (scripts): the longest lifetime a user may ask for, in days.
+    pat_max_days: int = Field(default=90, ge=1, le=3650)
     # Failed logins and invite-code attempts, per window: per username from one address, per address, and per
     # username from all addresses (a lock-out of the account itself: see awesomme.services.throttle).
     login_failures_per_user: int = Field(default=5, ge=1)

@@ -40,6 +40,7 @@ class Principal:
     username: str
     platform_admin: bool
     roles: dict[int, str] = field(default_factory=dict)  # cohort id -> admin | member
+    personal_token: int | None = None  # the id of the personal access token the caller came with, if any
 
     def role_in(self, cohort_id: int) -> str | None:
         return CohortRole.ADMIN if self.platform_admin else self.roles.get(cohort_id)

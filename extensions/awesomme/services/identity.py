@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
+from awesomme.core import audit
 from awesomme.core.config import Settings
 from awesomme.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from awesomme.core.security import (
@@ -35,6 +36,7 @@ from awesomme.core.security import (
     verify_password,
 )
 from awesomme.models import BrowserSession, RefreshToken, RevokedAccessToken, SigningKey, User
+from awesomme.services import personal_tokens
 
 __all__ = [
     "TokenPair",
@@ -124,11 +126,19 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user
 
 
+def _end_tokens(session: Session, user: User, reason: str) -> None:
+    """Every token of the user ends: access tokens (their version), refresh tokens, personal access tokens."""
+    user.token_version += 1
+    session.execute(update(RefreshToken).where(RefreshToken.user_id == user.id).values(revoked=True))
+    revoked = personal_tokens.revoke_all(session, user.id)
+    if revoked:
+        audit.record(session, "pat.revoke", target=user.username, params={"pat_ids": revoked, "reason": reason})
+
+
 def disable_user(session: Session, username: str) -> User:
     user = _user(session, username)
     user.is_active = False
-    user.token_version += 1
-    session.execute(update(RefreshToken).where(RefreshToken.user_id == user.id).values(revoked=True))
+    _end_tokens(session, user, "user disabled")
     return user
 
 
@@ -136,8 +146,7 @@ def reset_password(session: Session, settings: Settings, username: str, password
     check_password_strength(password, settings)
     user = _user(session, username)
     user.password_hash = hash_password(password)
-    user.token_version += 1
-    session.execute(update(RefreshToken).where(RefreshToken.user_id == user.id).values(revoked=True))
+    _end_tokens(session, user, "password reset")
     return user
 
 

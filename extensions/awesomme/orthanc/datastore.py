@@ -285,12 +285,15 @@ class OrthancDatastore(Datastore):
         model = label_info.get("model")
         if model is not None and not isinstance(model, str):
             raise InvalidInput("model must be a model's name")
-        predictions = [r for r in self.segmentations_of(image_id) if r.role == SegmentationRole.PREDICTION]
+        query = select(Segmentation).where(
+            Segmentation.source_series_uid == image_id, Segmentation.role == SegmentationRole.PREDICTION
+        )
         if model:
-            mine = [r for r in predictions if r.model_name == model]
+            query = query.where(Segmentation.model_name == model)
         else:
-            mine = [r for r in predictions if r.created_by == audit.acting_user()]
-        return mine[-1] if mine else None  # oldest first: the newest
+            query = query.where(Segmentation.created_by == audit.acting_user())
+        with session_scope() as session:  # the store removes a SEG's record with it: no need to ask Orthanc
+            return session.scalars(query.order_by(Segmentation.created_at.desc()).limit(1)).first()
 
     def source_metadata(self, state: SeriesState) -> list[Dataset]:
         """The series' instances without pixel data, ordered along the slice normal (enough to reference them):

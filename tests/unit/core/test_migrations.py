@@ -380,3 +380,42 @@ def test_refresh_tokens_issued_before_families_survive_0010_unspent_and_without_
         "revoked",
     }
     engine.dispose()
+
+
+def test_0012_gives_each_seg_its_creator_from_its_origin_else_its_author_and_an_imports_reader(db_url: str) -> None:
+    engine = engine_for(db_url)
+    config = alembic_config(db_url)
+    command.upgrade(config, "0011")
+    sample = SAMPLE_ROWS["segmentations"][0]
+    rows = [
+        {**sample, "seg_series_uid": "1.9.1", "author": "Doe^Jane"},  # imported by alice, drawn by Doe^Jane
+        {**sample, "seg_series_uid": "1.9.2", "author": "bob"},  # a label saved by bob (his origin says so)
+        {**sample, "seg_series_uid": "1.9.3", "author": "carol"},  # from before origins: its author
+        {**sample, "seg_series_uid": "1.9.4", "author": "alice"},  # imported by alice, her own work
+    ]
+    origin = SAMPLE_ROWS["segmentation_origins"][0]
+    origins = [
+        {**origin, "seg_series_uid": "1.9.1"},
+        {**origin, "seg_series_uid": "1.9.2", "created_by": "bob", "operation": "label"},
+        {**origin, "seg_series_uid": "1.9.4"},
+    ]
+    with engine.begin() as connection:
+        metadata = MetaData()
+        metadata.reflect(connection, only=["segmentations", "segmentation_origins"])
+        connection.execute(metadata.tables["segmentations"].insert(), rows)
+        connection.execute(metadata.tables["segmentation_origins"].insert(), origins)
+    command.upgrade(config, "0012")
+    with engine.connect() as connection:
+        metadata = MetaData()
+        metadata.reflect(connection, only=["segmentations"])
+        table = metadata.tables["segmentations"]
+        found = connection.execute(select(table).order_by(table.c.seg_series_uid)).mappings().all()
+    assert [(row["created_by"], row["reader"], row["author"]) for row in found] == [
+        ("alice", "Doe^Jane", "Doe^Jane"),
+        ("bob", None, "bob"),
+        ("carol", None, "carol"),
+        ("alice", None, "alice"),
+    ]
+    command.downgrade(config, "0011")  # and back
+    assert "created_by" not in {c["name"] for c in inspect(engine).get_columns("segmentations")}
+    engine.dispose()

@@ -220,3 +220,19 @@ def test_removal_deletes_the_seg_its_rows_and_origin_with_one_event(cohort: int)
     assert record is not None
     store.remove(record)
     assert _rows() == (0, 0, 4)
+
+
+def test_the_record_is_created_by_the_login_whatever_the_writer_set(cohort: int) -> None:
+    context = audit.AuditContext(actor="alice", source="192.0.2.7")
+    marker = audit.audit_context.set(context)
+    try:
+        record = _record()
+        record.created_by, record.reader = "mallory", "Doe^Jane"
+        uid = _store(FakeOrthanc()).store(_seg(), record, SegmentationOperation.IMPORT)
+    finally:
+        audit.audit_context.reset(marker)
+    with session_scope() as session:
+        stored = session.get(Segmentation, uid)
+        event = session.scalars(select(AuditEvent)).one()
+        assert stored is not None and (stored.created_by, stored.reader) == ("alice", "Doe^Jane")
+        assert (event.actor, event.params["reader"]) == ("alice", "Doe^Jane")  # the importer and the declared reader

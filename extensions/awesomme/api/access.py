@@ -484,7 +484,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
         A.MEMBER, note="a SEG of a series of my cohorts (checked in the service)", audit="segmentation.interpolate"
     ),
     ("DELETE", "/api/segmentations/{seg_uid}"): Rule(
-        A.MEMBER, note="its author, or an admin of its cohorts (checked in the service)", audit="segmentation.delete"
+        A.MEMBER,
+        note="the account that stored it (`created_by`), or an admin of its cohorts (checked in the service)",
+        audit="segmentation.delete",
     ),
     ("POST", "/api/segmentations/{seg_uid}/review"): Rule(
         A.MEMBER, note="members of its cohorts (checked in the service)", audit="segmentation.review"

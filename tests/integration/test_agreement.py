@@ -57,7 +57,8 @@ def segs(
     john[8:12, 62:82, 60:80] = TUMOUR  # the same box two rows further: 4 x 18 x 20 voxels in common
     first_draft = np.zeros(grid.shape, np.uint8)
     first_draft[2:4, 10:20, 10:20] = TUMOUR
-    _save_label(server_url, cohorts.alpha_member, patient, first_draft, "Roe^John")  # replaced by his newer SEG
+    # the author names are the client's and ignored: the raters are the accounts that saved the labels
+    _save_label(server_url, cohorts.alpha_member, patient, first_draft, "Roe^John")  # replaced by the newer SEG
     _save_label(server_url, cohorts.alpha_member, patient, jane, "Doe^Jane")
     _save_label(server_url, cohorts.alpha_admin, patient, john, "Roe^John")
     # A model is an author too: everything_mr labels every voxel.

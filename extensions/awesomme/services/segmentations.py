@@ -135,6 +135,14 @@ def _segment_names(file_names: Mapping[int, str], values: list[int], request: Im
     return names
 
 
+def _reader(name: str) -> str | None:
+    """A declared reader, as a DICOM person name may hold it (no backslash, no control character); None if blank."""
+    name = name.strip()
+    if any(char == "\\" or not char.isprintable() for char in name):
+        raise InvalidInput("reader may hold no backslash or control character")
+    return name or None
+
+
 def import_segmentation(
     datastore: OrthancDatastore, principal: Principal, request: ImportRequest, data: bytes
 ) -> dict[str, Any]:
@@ -156,7 +164,7 @@ def import_segmentation(
     clock.lap("read")
     values = [int(v) for v in np.unique(labels.label_map) if v != 0]
     content = seg_content(labels.label_map, _segment_names(labels.names, values, request))
-    reader = request.reader.strip() or None
+    reader = _reader(request.reader)
     author = reader or audit.acting_user()  # the importer is the login, never a form field
     automatic = algorithm_type != SegmentAlgorithmTypeValues.MANUAL
     algorithm = (request.algorithm_name or "unnamed algorithm") if automatic else None

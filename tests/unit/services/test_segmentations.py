@@ -1,4 +1,4 @@
-"""How an import names and numbers its segments."""
+"""How an import names and numbers its segments, and whom it declares drew it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from highdicom.seg import SegmentAlgorithmTypeValues
 
 from awesomme.core.errors import InvalidInput
-from awesomme.services.segmentations import ImportRequest, _algorithm_type, _segment_names
+from awesomme.services.segmentations import ImportRequest, _algorithm_type, _reader, _segment_names
 
 
 def test_names_come_from_the_callers_map_then_the_single_label_then_the_file() -> None:
@@ -23,3 +23,11 @@ def test_algorithm_types_are_highdicoms_and_others_are_refused() -> None:
     assert _algorithm_type("SEMIAUTOMATIC") is SegmentAlgorithmTypeValues.SEMIAUTOMATIC
     with pytest.raises(InvalidInput, match="algorithm_type must be one of"):
         _algorithm_type("GUESSED")
+
+
+def test_a_declared_reader_is_trimmed_blank_means_none_and_a_backslash_is_refused() -> None:
+    assert _reader("  Doe^Jane ") == "Doe^Jane"
+    assert _reader("   ") is None
+    for bad in ("Doe\\Jane", "Doe\nJane"):
+        with pytest.raises(InvalidInput, match="reader"):
+            _reader(bad)

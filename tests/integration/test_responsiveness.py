@@ -16,7 +16,6 @@ QIDO_MAX_S = 0.5
 # large enough that the shipped nodule model runs for seconds on 2 cores, so that many polls fall inside it
 SERIES_SHAPE = (48, 512, 512)
 INFERENCES = 2
-STALL_MAX_S = 2.0
 
 
 def _poll(client: httpx.Client, path: str, params: dict[str, str] | None = None) -> tuple[float, float, int]:
@@ -63,8 +62,7 @@ def test_health_and_qido_answer_promptly_during_inferences(
     assert len(during) >= 5 and len(searched) >= 5, (len(during), len(searched))
     assert all(status == 200 for *_, status in during + searched)
     for name, polls, bound in (("health check", during, HEALTH_MAX_S), ("DICOMweb search", searched, QIDO_MAX_S)):
-        took = sorted(end - start for start, end, _ in polls)
-        typical = took[int(0.95 * (len(took) - 1))]
-        assert typical < bound, f"95% of {name}s took up to {typical:.3f} s during inferences (bound {bound} s)"
-        # on the loop, each poll waited for a whole inference (seconds); a lone stall near an inference's end remains
-        assert took[-1] < STALL_MAX_S, f"a {name} took {took[-1]:.3f} s during inferences"
+        # every poll: on the loop, each waited for a whole inference (seconds); without the SEG codec's warm-up at
+        # start, one waited 0.5 s for highdicom's first SEG near the first inference's end
+        slowest = max(end - start for start, end, _ in polls)
+        assert slowest < bound, f"a {name} took {slowest:.3f} s during inferences (bound {bound} s)"

@@ -6,9 +6,6 @@ A fake Orthanc records the calls; the platform database is real (SQLite, then Po
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -18,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from awesomme.core import audit
-from awesomme.core.db import forget_engine, migrate, session_scope
+from awesomme.core.db import session_scope
 from awesomme.core.errors import Conflict, NotFound
 from awesomme.models import (
     AuditEvent,
@@ -63,21 +60,6 @@ class FakeCache:
 
     def invalidate(self, uid: str) -> None:
         self.invalidated.append(uid)
-
-
-@pytest.fixture()
-def platform_db(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A migrated platform database where the study is in one cohort; its id."""
-    for name in [name for name in os.environ if name.startswith("AWESOMME_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("AWESOMME_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("AWESOMME_DATABASE_URL", db_url)
-    forget_engine()
-    migrate()
-    try:
-        yield db_url
-    finally:
-        forget_engine()
 
 
 @pytest.fixture()

@@ -9,32 +9,16 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from awesomme.core.db import forget_engine, migrate, session_scope
+from awesomme.core.db import session_scope
 from awesomme.core.errors import TooManyRequests
 from awesomme.models import FailedAttempt
 from awesomme.services.throttle import FailureThrottle, Limits
 
 LIMITS = Limits(per_address=20, per_subject_at_address=5, per_subject=30)
-
-
-@pytest.fixture()
-def platform_db(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for name in [name for name in os.environ if name.startswith("AWESOMME_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("AWESOMME_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("AWESOMME_DATABASE_URL", db_url)
-    forget_engine()
-    migrate()
-    try:
-        yield db_url
-    finally:
-        forget_engine()
 
 
 def _throttle() -> FailureThrottle:

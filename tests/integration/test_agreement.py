@@ -94,7 +94,9 @@ def test_pairwise_dice_hd95_and_volumes_per_segment(server_url: str, cohorts: Co
     voxel_ml = float(np.prod(segs.spacing)) / 1000
     experts = pairs[("alpha.admin", "alpha.member")]
     assert experts["segment_number"] == TUMOUR and experts["label_a"] == experts["label_b"] == "tumour"
-    assert experts["dice"] == pytest.approx(2 * 1440 / (1600 + 1600), abs=1e-6)  # the member's newest SEG, not the draft
+    assert experts["dice"] == pytest.approx(
+        2 * 1440 / (1600 + 1600), abs=1e-6
+    )  # the member's newest SEG, not the draft
     assert experts["hd95_mm"] == pytest.approx(_hd95(segs.john > 0, segs.jane > 0, segs.spacing), rel=1e-4)
     assert experts["hd95_mm"] == pytest.approx(2 * segs.spacing[1], rel=1e-4)  # two rows apart
     assert experts["volume_a_ml"] == pytest.approx(1600 * voxel_ml, rel=1e-6)

@@ -37,7 +37,9 @@ def bound(server_url: str, admin: Account) -> None:
     assert reply.status_code == 200, reply.text
 
 
-def _patient(server_url: str, admin: Account, cohorts: Cohorts, orthanc: OrthancClient, seed: int, out: Path) -> StoredPatient:
+def _patient(
+    server_url: str, admin: Account, cohorts: Cohorts, orthanc: OrthancClient, seed: int, out: Path
+) -> StoredPatient:
     stored = store_patient(orthanc, "osteosarcoma-mr", seed, out)
     attach_to_cohort(server_url, admin, cohorts.alpha, studies=[stored.patient.study_uid])
     return stored
@@ -60,7 +62,9 @@ def test_monailabel_client_saves_a_label_with_no_author_and_the_login_is_its_aut
 ) -> None:
     stored = _patient(server_url, admin, cohorts, orthanc, 2001, tmp_path / "p")
     client = monailabel_client(server_url, cohorts.alpha_member, tmp_path)
-    saved = client.save_label(stored.patient.series_uid, str(stored.patient.truth["tumour"]), params={"label_info": TUMOUR})
+    saved = client.save_label(
+        stored.patient.series_uid, str(stored.patient.truth["tumour"]), params={"label_info": TUMOUR}
+    )
     item = _listing(server_url, cohorts.alpha_member, stored.patient.series_uid)[saved["label"]]
     assert (item["role"], item["algorithm_type"], item["author"], item["created_by"], item["reader"]) == (
         "label",
@@ -134,7 +138,9 @@ def test_a_label_saved_with_a_models_name_corrects_its_prediction_and_agreement_
     assert 0 < pair["dice"] < 1  # a tumour against a model that labels every voxel
     # the module names its selected model with every save: where that model predicted nothing, it is drawn by hand
     other = _patient(server_url, admin, cohorts, orthanc, 2004, tmp_path / "q")
-    manual = client.save_label(other.patient.series_uid, str(other.patient.truth["tumour"]), params={"model": "everything_mr"})
+    manual = client.save_label(
+        other.patient.series_uid, str(other.patient.truth["tumour"]), params={"model": "everything_mr"}
+    )
     item = _listing(server_url, cohorts.alpha_member, other.patient.series_uid)[manual["label"]]
     assert (item["algorithm_type"], item["derived_from"], item["model"]) == ("MANUAL", None, None)
 

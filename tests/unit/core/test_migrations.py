@@ -231,6 +231,10 @@ SAMPLE_ROWS["scores"] = [
         "created_at": CREATED,
     }
 ]
+SAMPLE_ROWS["failed_attempts"] = [
+    {"scope": "login", "subject": "bérénice", "address": "192.0.2.7", "at": 1767323045.123456},
+    {"scope": "invite", "subject": "", "address": "2001:db8::7", "at": 1767323046.5},
+]
 # The journal's first event, chained as the platform writes it (its head row is the migration's: see _insert_samples).
 SAMPLE_ROWS["audit_events"][0]["hash"] = audit._digest(SimpleNamespace(**SAMPLE_ROWS["audit_events"][0]))
 

@@ -53,7 +53,7 @@ def _listing(datastore: OrthancDatastore, principal: Principal, series_uid: str)
             "segments": record.segments,
             "derived_from": record.derived_from,
             "cohorts": cohorts,
-            "created_by": record.created_by or (origin.created_by if (origin := origins.get(record.seg_series_uid)) else None),
+            "created_by": record.created_by,
             "reader": record.reader,
             "origin": origins[record.seg_series_uid].operation if record.seg_series_uid in origins else None,
             "reviews": reviews[record.seg_series_uid],

@@ -283,7 +283,13 @@ def cmd_token(args: argparse.Namespace) -> int:
                 if user is None or not args.name or args.days is None:
                     raise ValueError("token create needs --username, --name and --days")
                 created = personal_tokens.create(
-                    session, settings, user, load_principal(session, user), args.name, args.days, args.cohort,
+                    session,
+                    settings,
+                    user,
+                    load_principal(session, user),
+                    args.name,
+                    args.days,
+                    args.cohort,
                     args.read_only,
                 )
                 record = created.record

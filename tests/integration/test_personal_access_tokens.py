@@ -116,7 +116,11 @@ def _aged_access_token(username: str, age_s: int) -> str:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(security.time, "time", lambda: issued)
             token, _ = security.issue_access_token(
-                key, settings.jwt_issuer, user.username, user.id, user.token_version,
+                key,
+                settings.jwt_issuer,
+                user.username,
+                user.id,
+                user.token_version,
                 timedelta(seconds=settings.access_token_ttl_s),
             )
         return token
@@ -208,9 +212,7 @@ def test_a_platform_admins_cohort_token_is_no_platform_admin(server_url: str, ad
     assert httpx.get(f"{server_url}/api/cohorts/{cohorts.beta}/members", headers=headers).status_code in (403, 404)
 
 
-def test_a_token_cannot_manage_tokens_or_change_the_password(
-    server_url: str, admin: Account, cohorts: Cohorts
-) -> None:
+def test_a_token_cannot_manage_tokens_or_change_the_password(server_url: str, admin: Account, cohorts: Cohorts) -> None:
     member = cohorts.alpha_member
     headers = _bearer(_create(server_url, member.headers(server_url), name="scripts")["token"])
     attempts = [
@@ -297,7 +299,9 @@ def test_platform_admins_list_and_revoke_anyones_tokens(server_url: str, admin: 
     root = admin.headers(server_url)
     listed = httpx.get(f"{server_url}/api/users/{cohorts.beta_member.username}/tokens", headers=root)
     assert listed.status_code == 200 and created["id"] in [item["id"] for item in listed.json()]
-    revoked = httpx.delete(f"{server_url}/api/users/{cohorts.beta_member.username}/tokens/{created['id']}", headers=root)
+    revoked = httpx.delete(
+        f"{server_url}/api/users/{cohorts.beta_member.username}/tokens/{created['id']}", headers=root
+    )
     assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
     assert httpx.get(f"{server_url}/info/", headers=_bearer(created["token"])).status_code == 401
     assert httpx.get(f"{server_url}/api/users/nobody.here/tokens", headers=root).status_code == 404

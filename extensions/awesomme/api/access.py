@@ -645,11 +645,11 @@ def _within_token(
     with session_scope() as session:  # its own transaction: a refusal below must not undo the use's record
         personal_tokens.note_use(session, use.id, request.method, request.url.path, context.source, context.actor)
     if not rule.personal_tokens:
-        raise Forbidden("a personal access token cannot manage tokens or change the password: log in with your password")
-    if use.read_only and not personal_tokens.read_only_allows(request.method, request.url.path):
         raise Forbidden(
-            "this personal access token is read-only: it may GET, HEAD and POST /activelearning/ only"
+            "a personal access token cannot manage tokens or change the password: log in with your password"
         )
+    if use.read_only and not personal_tokens.read_only_allows(request.method, request.url.path):
+        raise Forbidden("this personal access token is read-only: it may GET, HEAD and POST /activelearning/ only")
     return personal_tokens.narrow(principal, use)
 
 

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from awesomme.core import audit
@@ -72,7 +72,7 @@ def check_lifetime(days: int, settings: Settings) -> timedelta:
         raise InvalidInput("expires_in_days must be at least 1")
     if days > settings.pat_max_days:
         raise InvalidInput(
-            f"expires_in_days may be at most {settings.pat_max_days} (AWESOMME_PAT_MAX_DAYS) for a personal access token"
+            f"expires_in_days may be at most {settings.pat_max_days} (AWESOMME_PAT_MAX_DAYS) for a personal token"
         )
     return timedelta(days=days)
 
@@ -118,9 +118,11 @@ def create(
     if not name or len(name) > NAME_MAX or not name.isprintable():
         raise InvalidInput(f"name: 1 to {NAME_MAX} printable characters")
     lifetime = check_lifetime(days, settings)
-    if cohort_id is not None:
-        if session.get(Cohort, cohort_id) is None or principal.role_in(cohort_id) is None:
-            raise NotFound(f"no cohort {cohort_id} of yours")
+    mine = cohort_id is None or (
+        session.get(Cohort, cohort_id) is not None and principal.role_in(cohort_id) is not None
+    )
+    if not mine:
+        raise NotFound(f"no cohort {cohort_id} of yours")
     token = new_token()
     record = PersonalAccessToken(
         user_id=user.id,
@@ -154,14 +156,15 @@ def revoke(session: Session, user_id: int, token_id: int) -> PersonalAccessToken
 
 def revoke_all(session: Session, user_id: int) -> list[int]:
     """Revoke every live token of a user (a suspension, a password reset); returns their ids."""
-    query = select(PersonalAccessToken.id).where(
+    query = select(PersonalAccessToken).where(
         PersonalAccessToken.user_id == user_id, PersonalAccessToken.revoked_at.is_(None)
     )
-    ids = list(session.scalars(query))
-    if ids:
-        revoked = update(PersonalAccessToken).where(PersonalAccessToken.id.in_(ids)).values(revoked_at=_now())
-        session.execute(revoked)
-    return ids
+    now = _now()
+    records = list(session.scalars(query))
+    for record in records:
+        record.revoked_at = now
+    session.flush()
+    return [record.id for record in records]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,14 @@ def _events(action: str, pat_id: int) -> list[AuditEvent]:
     with session_scope() as session:
         rows = session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id))
         return [row for row in rows if (row.params or {}).get("pat_id") == pat_id]
+
+
+def _journaled(action: str, pat_id: int) -> list[AuditEvent]:
+    """Events the middleware writes once the answer has gone (refusals): they may take a moment."""
+    deadline = time.monotonic() + 10
+    while not (events := _events(action, pat_id)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return events
 
 
 def _studies(server_url: str, headers: dict[str, str]) -> set[str]:
@@ -176,7 +185,7 @@ def test_a_read_only_token_reads_and_samples_but_never_writes(server_url: str, c
     assert metadata.status_code == 200 and len(metadata.json()) == len(data.alpha.datasets)
     sample = httpx.post(f"{server_url}/activelearning/random", json={}, headers=headers, timeout=60)
     assert sample.status_code == 200, sample.text
-    refusals = _events("inference", created["id"])
+    refusals = _journaled("inference", created["id"])
     assert refusals and refusals[-1].outcome == "denied"  # the refusal names the token too
 
 
@@ -255,8 +264,12 @@ def test_expired_and_revoked_tokens_answer_401(server_url: str, cohorts: Cohorts
     assert httpx.get(f"{server_url}/info/", headers=_bearer(revoked["token"])).status_code == 200
     gone = httpx.delete(f"{server_url}/api/users/me/tokens/{revoked['id']}", headers=headers)
     assert gone.status_code == 200 and gone.json()["state"] == "revoked"
-    reply = httpx.get(f"{server_url}/info/", headers=_bearer(revoked["token"]))
+    reply = httpx.get(f"{server_url}/api/users/me", headers=_bearer(revoked["token"]))
     assert reply.status_code == 401 and "revoked" in reply.json()["detail"]
+    # Refused uses are journaled with the token's id and owner.
+    for created, target in ((expiring, "/info/"), (revoked, "/api/users/me")):
+        (refusal,) = _journaled("access.denied", created["id"])
+        assert refusal.actor == "alpha.member" and refusal.target == target and refusal.params["status"] == 401
     # Another user's token is not there to revoke.
     other = httpx.delete(
         f"{server_url}/api/users/me/tokens/{expiring['id']}", headers=cohorts.beta_member.headers(server_url)

@@ -182,12 +182,16 @@ def user_for_personal_token(session: Session, token: str) -> TokenUse:
     record = session.scalar(select(PersonalAccessToken).where(PersonalAccessToken.token_hash == hash_token(token)))
     if record is None:
         raise Unauthorized("the personal access token is not valid")
+    user = session.get(User, record.user_id)
+    context = audit.audit_context.get()
+    if context is not None:  # a refused use is journaled too, naming the token and its owner
+        context.extra["pat_id"] = record.id
+        context.actor = user.username if user is not None else context.actor
     state = state_of(record)
     if state == "revoked":
         raise Unauthorized("the personal access token was revoked")
     if state == "expired":
         raise Unauthorized("the personal access token has expired")
-    user = session.get(User, record.user_id)
     if user is None or not user.is_active or user.token_version != record.token_version:
         raise Unauthorized("the personal access token was issued before a password reset or a suspension")
     return TokenUse(record.id, user, record.cohort_id, record.read_only)

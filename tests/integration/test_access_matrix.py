@@ -104,6 +104,9 @@ EXPECTED: dict[tuple[str, str], Cell] = {
     ("GET", "/proxy/dicom/{path}"): Cell(
         ALPHA, path="/proxy/dicom/wado/studies/{alpha_study}/series/{alpha_series}/metadata", on_hidden_data=True
     ),
+    ("POST", "/proxy/dicom/{path}"): Cell(
+        ADMINS, path="/proxy/dicom/wado/studies", params={"cohort": "{alpha}"}, content=b"", on_hidden_data=True
+    ),
     ("GET", "/api/segmentations"): Cell(ALPHA, params={"series_uid": "{alpha_series}"}, on_hidden_data=True),
     ("POST", "/infer/{model}"): Cell(
         ALPHA, path="/infer/everything_mr", params={"image": "{alpha_series}", "output": "json"}, on_hidden_data=True
@@ -229,6 +232,7 @@ UNLISTED = [
     ("GET", "/dicom-web/{path}"),
     ("POST", "/dicom-web/{path}"),
     ("GET", "/proxy/dicom/{path}"),
+    ("POST", "/proxy/dicom/{path}"),
     ("GET", "/ohif/{path}"),
     ("GET", "/login"),
     ("GET", "/"),

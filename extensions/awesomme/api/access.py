@@ -401,6 +401,11 @@ ROUTES: dict[tuple[str, str], Rule] = {
         A.MEMBER, note="STOW: cohort admins into their cohort", audit="data.stored"
     ),
     ("GET", "/proxy/dicom/{path:path}"): Rule(A.MEMBER, note="the bundled viewer's DICOMweb, as /dicom-web"),
+    ("POST", "/proxy/dicom/{path:path}"): Rule(
+        A.MEMBER,
+        note="the bundled viewer's Upload: the STOW of /dicom-web, into the one cohort I administer",
+        audit="data.stored",
+    ),
     ("GET", "/api/segmentations"): Rule(A.MEMBER, series_uid_param),
     ("POST", "/infer/{model}"): Rule(A.MEMBER, may_infer, audit="inference", reads_body=True),
     ("POST", "/activelearning/{strategy}"): Rule(

@@ -29,7 +29,7 @@ from awesomme.api.deps import CurrentPrincipal, CurrentVisibility
 from awesomme.core import audit
 from awesomme.core.config import get_settings
 from awesomme.core.errors import AwesommeError, Conflict, NotFound
-from awesomme.core.visibility import Visibility
+from awesomme.core.visibility import Principal, Visibility
 from awesomme.orthanc.client import KEEPALIVE_EXPIRY_S, get_client
 from awesomme.orthanc.multipart import MalformedRequest, excerpt
 from awesomme.services import stow
@@ -50,6 +50,8 @@ _RETURNED_HEADERS = ("content-type", "content-length")
 _JSON_TYPES = ("application/dicom+json", "application/json")
 STUDY_UID_TAG = "0020000D"
 SERIES_UID_TAG = "0020000E"
+# Which cohort a STOW goes into, from the caller and the request's ``?cohort=`` (``services.stow``).
+CohortChoice = Callable[[Principal, str | None], int | None]
 # A study list longer than this is asked in several queries (Orthanc refuses URLs much past 16 kB).
 STUDIES_PER_QUERY = 200
 MAX_PAGING = 10**9
@@ -296,21 +298,39 @@ async def proxy(path: str, request: Request, visibility: CurrentVisibility) -> R
 
 
 # -- STOW-RS ---------------------------------------------------------------------------------------------------
-@router.post("/{path:path}", summary="STOW-RS into a cohort you administer (?cohort=<id>)")
-async def store(path: str, request: Request, principal: CurrentPrincipal, visibility: CurrentVisibility) -> Response:
-    """Checked, re-encoded and verified in ``services.stow``; refusals are 400/403/409/415 naming the problem."""
+async def _store(
+    request: Request, path: str, principal: Principal, visibility: Visibility, cohort: CohortChoice
+) -> Response:
+    """Checked, re-encoded and verified in ``services.stow``; refusals are 400/403/409/415/422 naming the problem."""
     match = re.fullmatch(rf"studies(?:/({_UID}))?", path)
     if match is None:
         raise HTTPException(405, "only /studies accepts STOW-RS")
-    cohort = await run_in_threadpool(stow.check_target_cohort, principal, request.query_params.get("cohort"))
+    target = await run_in_threadpool(cohort, principal, request.query_params.get("cohort"))
     body = await request.body()  # the app bounds its size
     result = await run_in_threadpool(
         stow.store,
         principal,
         visibility,
-        cohort,
+        target,
         body,
         request.headers.get("content-type", ""),
         match.group(1),
     )
     return _json_answer(request, result.reply, result.status)
+
+
+@router.post("/{path:path}", summary="STOW-RS into a cohort you administer (?cohort=<id>)")
+async def store(path: str, request: Request, principal: CurrentPrincipal, visibility: CurrentVisibility) -> Response:
+    return await _store(request, path, principal, visibility, stow.check_target_cohort)
+
+
+@proxy_router.post("/{path:path}")
+async def proxy_store(
+    path: str, request: Request, principal: CurrentPrincipal, visibility: CurrentVisibility
+) -> Response:
+    """The bundled viewer's Upload posts to ``/proxy/dicom/wado/studies`` and names no cohort: the same STOW, into
+    the one cohort the caller administers (``?cohort=`` still chooses)."""
+    service, _, rest = path.partition("/")
+    if service not in ("wado", "stow"):
+        raise HTTPException(405, "only /proxy/dicom/wado/studies accepts STOW-RS")
+    return await _store(request, rest, principal, visibility, stow.default_target_cohort)

@@ -149,10 +149,12 @@ def split_parts(body: bytes, boundary: str) -> list[bytes]:
     """The contents of the parts, read strictly: refused unless every reader would split the body the same way."""
     opening = b"--" + boundary.encode("ascii")
     delimiter = b"\r\n" + opening
-    if not body.startswith(opening + b"\r\n"):
+    # The CRLF that belongs to every delimiter may open the first one too (dicomweb-client, so OHIF, writes it).
+    start = 2 if body.startswith(delimiter + b"\r\n") else 0
+    if not body.startswith(opening + b"\r\n", start):
         raise MalformedRequest("the body must start with the boundary line (no preamble)")
     parts: list[bytes] = []
-    position = len(opening) + 2
+    position = start + len(opening) + 2
     while True:
         end = body.find(delimiter, position)
         if end < 0:

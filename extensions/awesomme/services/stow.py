@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydicom
+from sqlalchemy import select
 
 from awesomme.core import audit
 from awesomme.core.db import row_id, session_scope
@@ -30,7 +31,14 @@ from awesomme.orthanc.client import OrthancClient, get_client
 from awesomme.orthanc.multipart import MalformedRequest, encode_multipart, parse_content_type, split_parts
 from awesomme.services.cohorts import attach_stored
 
-__all__ = ["FAILED_SOP_SEQUENCE", "REFERENCED_SOP_SEQUENCE", "StowResult", "check_target_cohort", "store"]
+__all__ = [
+    "FAILED_SOP_SEQUENCE",
+    "REFERENCED_SOP_SEQUENCE",
+    "StowResult",
+    "check_target_cohort",
+    "default_target_cohort",
+    "store",
+]
 
 REFERENCED_SOP_SEQUENCE = "00081199"
 FAILED_SOP_SEQUENCE = "00081198"
@@ -66,6 +74,25 @@ def check_target_cohort(principal: Principal, cohort: str | None) -> int | None:
     if not principal.administers(cohort_id):
         raise Forbidden(f"only an admin of cohort {cohort_id} may store data into it")
     return cohort_id
+
+
+def default_target_cohort(principal: Principal, cohort: str | None) -> int | None:
+    """The cohort of an upload whose client names none (MONAI Label's bundled viewer): the one the caller administers.
+
+    A named cohort, or a platform admin's upload, follows ``check_target_cohort``. A caller who administers several
+    cohorts, or none, is answered with the cohorts to choose from.
+    """
+    if cohort is not None or principal.platform_admin:
+        return check_target_cohort(principal, cohort)
+    administered = sorted(principal.administered)
+    if len(administered) == 1:
+        return check_target_cohort(principal, str(administered[0]))
+    if not administered:
+        raise InvalidInput("you administer no cohort: only a cohort's admin may upload data into it")
+    with session_scope() as session:
+        rows = session.scalars(select(Cohort).where(Cohort.id.in_(administered)).order_by(Cohort.name)).all()
+        choices = ", ".join(f"{row.name} (id {row.id})" for row in rows)
+    raise InvalidInput(f"you administer several cohorts: {choices}; upload from /viewer/ or name one with ?cohort=<id>")
 
 
 def _read(body: bytes, content_type: str, study_in_path: str | None) -> list[CheckedInstance]:

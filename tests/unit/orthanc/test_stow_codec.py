@@ -76,10 +76,20 @@ def test_parts_round_trip(dicom_file: bytes) -> None:
     assert split_parts(body, parse_content_type(content_type).boundary) == [dicom_file, dicom_file + b"x"]
 
 
+def test_the_body_dicomweb_client_writes_is_read(dicom_file: bytes) -> None:
+    """OHIF's Upload (dicomweb-client's multipartEncode): CRLF before the first delimiter, none after the last."""
+    boundary = "5d8e0a1c-3b2f-4c6d-9e7a-0f1b2c3d4e5f"
+    body = f"\r\n--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + dicom_file
+    body += f"\r\n--{boundary}--".encode()
+    content_type = f'multipart/related; type="application/dicom"; boundary="{boundary}"'
+    assert split_parts(body, parse_content_type(content_type).boundary) == [dicom_file]
+
+
 @pytest.mark.parametrize(
     "mangle",
     [
         lambda body: b"preamble\r\n" + body,
+        lambda body: b"\r\n\r\n" + body,  # more than the first delimiter's own CRLF
         lambda body: body.replace(b"--b0und--", b"--b0und"),  # never closed
         lambda body: body + b"epilogue",
         lambda body: body.replace(b"\r\n--b0und--", b"\r\n--b0undX\r\n--b0und--"),  # boundary-like line

@@ -19,6 +19,7 @@ from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
 
 from awesomme import __version__
+from awesomme.core.audit import audit_context
 from awesomme.core.config import get_settings
 from awesomme.core.db import session_scope
 from awesomme.core.errors import Forbidden, NotFound
@@ -34,6 +35,7 @@ from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import get_client
 from awesomme.orthanc.datastore import OrthancDatastore
 from awesomme.runtime.warm_up import warm_up_seg_codec
+from awesomme.services import sample_grants
 from awesomme.services.seg_store import SegStore
 
 logger = logging.getLogger(__name__)
@@ -139,13 +141,28 @@ class AwesommeApp(MONAILabelApp):
         strategy = self._strategies.get(name)
         if strategy is None:
             raise NotFound(f"no strategy {name[:64]}; there are {', '.join(sorted(self._strategies))}")
-        picked = _for_job_cohorts(request, lambda r: strategy(r, self.datastore()))
+        picked = _for_job_cohorts(request, lambda r: _with_download(strategy(r, self.datastore()), self.datastore()))
         if not picked or not picked.get("id"):
             return {}
         return {key: value for key, value in picked.items() if key != "path"}
 
     def init_strategies(self) -> dict[str, Strategy]:
         return {"first": First(), "random": Random(), "uncertainty": TTAUncertainty(get_registry())}
+
+
+def _with_download(picked: dict[str, Any] | None, store: Datastore) -> dict[str, Any] | None:
+    """What 3D Slicer's module needs to fetch the sample with no token: a file name ITK reads, the checksum of
+    the bytes ``GET /datastore/image`` will serve, and a one-time grant of that download to the caller's address
+    (``awesomme.services.sample_grants``). Runs in the job's scope: the series is one the caller may see."""
+    if not picked or not picked.get("id") or not isinstance(store, OrthancDatastore):
+        return picked
+    series_uid = str(picked["id"])
+    picked = {**picked, "name": f"{series_uid}.nii.gz", "checksum": store.image_checksum(series_uid)}
+    context = audit_context.get()
+    if context is not None and context.actor:
+        with session_scope() as session:
+            sample_grants.grant(session, context.actor, series_uid, context.source)
+    return picked
 
 
 def _labels_of(models: dict[str, Any]) -> list[str]:

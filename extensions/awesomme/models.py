@@ -444,3 +444,19 @@ class PersonalAccessToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_from: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class SampleGrant(Base):
+    """One download of one series, without credentials, for the user an active learning answer gave it to, from
+    the address that asked: 3D Slicer's module fetches its sample with ``urlretrieve``, which sends no token.
+    Used at most once (``used_at``), before ``expires_at``."""
+
+    __tablename__ = "sample_grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    series_uid: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -45,12 +45,13 @@ from awesomme.core.visibility import (
     current_visibility,
     load_principal,
     visibility_of,
+    visibility_of_cohorts,
 )
 from awesomme.inference.registry import get_registry
-from awesomme.models import Segmentation
-from awesomme.orthanc.client import counting_calls, get_client, path_shape
+from awesomme.models import Segmentation, User
+from awesomme.orthanc.client import IMAGE_MODALITIES, counting_calls, get_client, path_shape
 from awesomme.orthanc.visible import one_lookup_per_request, visible_series_state
-from awesomme.services import identity, personal_tokens
+from awesomme.services import identity, personal_tokens, sample_grants
 from awesomme.services.cohorts import bound_cohorts
 
 __all__ = ["ROUTES", "SESSION_COOKIE", "Access", "AccessMiddleware", "Rule", "access_table_markdown", "route_key"]
@@ -311,17 +312,50 @@ def may_sample(call: Call) -> dict[str, Any]:
     it picks from, which narrow to those the model is bound to."""
     refuse_keys(call.body, SAMPLE_REQUEST_KEYS, "the request")
     name = call.body.get("model")
-    if name is None:
+    if name is None and call.path.get("strategy") == "uncertainty":  # 3D Slicer's module names no model
+        name = _uncertainty_model(call)
+    elif name is None:
         return {JOB_COHORTS_FIELD: None if call.principal.platform_admin else sorted(call.principal.roles)}
     if not isinstance(name, str):
         raise InvalidInput("model must be a model's name")
     config = _model_config(name)
     if call.principal.platform_admin:
-        return {JOB_COHORTS_FIELD: None}
+        return {JOB_COHORTS_FIELD: None, "model": config.name}
     cohorts = bound_cohorts(call.session, config) & set(call.principal.roles)
     if not cohorts:
         raise Forbidden(f"model {config.name} is not bound to any of your cohorts")
-    return {JOB_COHORTS_FIELD: sorted(cohorts)}
+    return {JOB_COHORTS_FIELD: sorted(cohorts), "model": config.name}
+
+
+def _uncertainty_model(call: Call) -> str:
+    """The model the uncertainty strategy runs when the caller names none: of the models bound to one of the
+    caller's cohorts (any, for a platform admin), the one with the most series of its modality in those cohorts
+    (then by name); 422 naming the parameter when no model applies to any of them."""
+    series = [
+        (str(hit.StudyInstanceUID), str(hit.SeriesInstanceUID), str(getattr(hit, "Modality", "")))
+        for hit in get_client().find_series(IMAGE_MODALITIES)
+    ]
+    ranked: list[tuple[int, str]] = []
+    for name, model in sorted(get_registry().models.items()):
+        config = model.config
+        if call.principal.platform_admin:
+            scope = call.visibility
+        else:
+            cohorts = bound_cohorts(call.session, config) & set(call.principal.roles)
+            if not cohorts:
+                continue
+            scope = visibility_of_cohorts(call.session, cohorts)
+        count = sum(
+            1 for study, uid, modality in series if modality == config.modality and scope.sees_series(study, uid)
+        )
+        if count:
+            ranked.append((-count, name))
+    if not ranked:
+        raise InvalidInput(
+            "the uncertainty strategy runs a model: name it with the parameter 'model' (no model bound to your "
+            "cohorts applies to their series' modalities)"
+        )
+    return min(ranked)[1]
 
 
 def job_for_bound_model(call: Call) -> dict[str, Any]:
@@ -658,6 +692,35 @@ def _within_token(
     return personal_tokens.narrow(principal, use)
 
 
+# The one request that may come without credentials, once, after an active learning answer granted it.
+SAMPLE_DOWNLOAD = ("GET", "/datastore/image")
+
+
+def _authorize_by_grant(
+    request: Request, rule: Rule, path_params: dict[str, Any], context: AuditContext
+) -> Decision | None:
+    """3D Slicer's sample download: the series' live grant for this address, consumed, acting as its user with
+    the route's usual checks; None (401) when there is none."""
+    image = request.query_params.get("image", "")
+    with session_scope() as session:
+        granted = sample_grants.consume(session, image, context.source)
+    if granted is None:
+        return None
+    with session_scope() as session:
+        user = session.get(User, granted.user_id)
+        if user is None:
+            return None
+        principal = load_principal(session, user)
+        context.actor = principal.username
+        context.extra["sample_grant"] = granted.id
+        if not _meets(principal, rule.access):
+            raise Forbidden(f"this needs: {rule.access.value}")
+        visibility = visibility_of(session, principal)
+        if rule.check is not None:
+            rule.check(Call(principal, visibility, dict(request.query_params), path_params, session))
+    return Decision(principal, visibility, None)
+
+
 class AccessMiddleware:
     """Authenticates (bearer token, or the browser's session cookie) and applies ``ROUTES`` before any handler."""
 
@@ -723,21 +786,28 @@ class AccessMiddleware:
         request = Request(scope)
         token = _bearer(request)
         cookie = request.cookies.get(SESSION_COOKIE)
-        if token is None and cookie is None:
-            if scope["path"].startswith("/ohif"):
-                await RedirectResponse(f"/login?next={scope['path']}", status_code=303)(scope, receive, send)
-            else:
-                await _deny(401, "log in first: send Authorization: Bearer <token>")(scope, receive, send)
-            return
-        if token is None and not _same_origin(request):
-            await _deny(403, "cross-site request refused")(scope, receive, send)
-            return
-        # A check that reads the body reads it once, after authentication; the handler gets the same bytes.
-        reader = BodyReader(scope, receive, get_settings().upload_max_bytes) if rule.reads_body else None
+        reader: BodyReader | None = None
         try:
-            decision = await run_in_threadpool(
-                _authorize, request, rule, path_params, token is None, token or cookie or "", context, reader
-            )
+            if token is None and cookie is None:
+                granted = None
+                if (scope["method"], scope["path"]) == SAMPLE_DOWNLOAD:  # 3D Slicer's sample, fetched with no token
+                    granted = await run_in_threadpool(_authorize_by_grant, request, rule, path_params, context)
+                if granted is None:
+                    if scope["path"].startswith("/ohif"):
+                        await RedirectResponse(f"/login?next={scope['path']}", status_code=303)(scope, receive, send)
+                    else:
+                        await _deny(401, "log in first: send Authorization: Bearer <token>")(scope, receive, send)
+                    return
+                decision = granted
+            else:
+                if token is None and not _same_origin(request):
+                    await _deny(403, "cross-site request refused")(scope, receive, send)
+                    return
+                # A check that reads the body reads it once, after authentication; the handler gets the same bytes.
+                reader = BodyReader(scope, receive, get_settings().upload_max_bytes) if rule.reads_body else None
+                decision = await run_in_threadpool(
+                    _authorize, request, rule, path_params, token is None, token or cookie or "", context, reader
+                )
         except AwesommeError as error:
             if isinstance(error, Unauthorized) and token is None and scope["path"].startswith("/ohif"):
                 await RedirectResponse(f"/login?next={scope['path']}", status_code=303)(scope, receive, send)

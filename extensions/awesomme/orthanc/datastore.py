@@ -10,7 +10,10 @@ loaders, bounded and invalidated when Orthanc's copy changes.
 from __future__ import annotations
 
 import contextlib
+import gzip
+import hashlib
 import logging
+import shutil
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -84,6 +87,8 @@ class OrthancDatastore(Datastore):
         self.cache = cache
         self.seg_store = seg_store
         self._headers = SeriesHeaders()
+        # Compressed copies for downloads, beside the decoded series (a folder no series UID can be named).
+        self.downloads = SeriesCache(cache.directory / "downloads", max(cache.max_bytes // 4, 1), suffix=".nii.gz")
         self.upload_max_bytes = upload_max_bytes
         self._name = name
         self._description = description
@@ -156,7 +161,32 @@ class OrthancDatastore(Datastore):
         return self.get_image_uri(image_id)
 
     def get_image_uri(self, image_id: str) -> str:
-        return str(self._cached_series(self.image_state(image_id))[0])
+        """What ``GET /datastore/image`` serves: the series as a gzip-compressed NIfTI (``<id>.nii.gz`` to clients)."""
+        return str(self.compressed_image(image_id))
+
+    def compressed_image(self, image_id: str) -> Path:
+        """The series as a gzip-compressed NIfTI, cached per version; the same bytes each time it is made (no
+        time stamp in the gzip header), so a checksum given with a sample holds even if the cache was emptied."""
+        state = self.image_state(image_id)
+
+        def compress(path: Path) -> None:
+            source, _ = self._cached_series(state)
+            with (
+                source.open("rb") as raw,
+                path.open("wb") as out,
+                gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=1, mtime=0) as packed,
+            ):
+                shutil.copyfileobj(raw, packed, 1024**2)
+
+        return self.downloads.get(state.series_uid, state.version, compress)
+
+    def image_checksum(self, image_id: str) -> str:
+        """``SHA256:<hex>`` of exactly the bytes ``GET /datastore/image`` serves (MONAI Label's checksum form)."""
+        digest = hashlib.sha256()
+        with self.compressed_image(image_id).open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1024**2), b""):
+                digest.update(chunk)
+        return f"SHA256:{digest.hexdigest()}"
 
     def _cached_series(self, state: SeriesState) -> tuple[Path, Volume | None]:
         """The series decoded as a NIfTI file, through the cache: the one place a series is fetched and decoded.
@@ -406,7 +436,10 @@ class OrthancDatastore(Datastore):
             if record.source_series_uid in images:
                 latest[record.source_series_uid] = record.seg_series_uid
         return [
-            {"image": self.get_image_uri(image), "label": self.get_label_uri(label, DefaultLabelTag.FINAL.value)}
+            {
+                "image": str(self._cached_series(self.image_state(image))[0]),
+                "label": self.get_label_uri(label, DefaultLabelTag.FINAL.value),
+            }
             for image, label in sorted(latest.items())
         ]
 

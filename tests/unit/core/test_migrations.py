@@ -235,6 +235,21 @@ SAMPLE_ROWS["failed_attempts"] = [
     {"scope": "login", "subject": "bérénice", "address": "192.0.2.7", "at": 1767323045.123456},
     {"scope": "invite", "subject": "", "address": "2001:db8::7", "at": 1767323046.5},
 ]
+SAMPLE_ROWS["personal_access_tokens"] = [
+    {
+        "user_id": 1,
+        "name": "nightly script",
+        "token_hash": "p" * 64,
+        "cohort_id": 1,
+        "read_only": True,
+        "token_version": 3,
+        "created_at": CREATED,
+        "expires_at": EXPIRES,
+        "revoked_at": None,
+        "last_used_at": None,
+        "last_used_from": None,
+    }
+]
 # The journal's first event, chained as the platform writes it (its head row is the migration's: see _insert_samples).
 SAMPLE_ROWS["audit_events"][0]["hash"] = audit._digest(SimpleNamespace(**SAMPLE_ROWS["audit_events"][0]))
 

@@ -32,7 +32,9 @@ def candidate_count(value: Any) -> int:
 
 class TTAUncertainty(Strategy):
     def __init__(self, registry: ModelRegistry) -> None:
-        super().__init__("The unlabelled series the chosen model (param 'model') is least sure about")
+        super().__init__(
+            "The unlabelled series a model (param 'model', else one bound to your cohorts) is least sure about"
+        )
         self.registry = registry
         self._scores: dict[tuple[str, str, str, str], float] = {}  # (series, its version, model, model version)
         self._lock = threading.Lock()

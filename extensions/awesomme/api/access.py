@@ -51,7 +51,7 @@ from awesomme.inference.registry import get_registry
 from awesomme.models import Segmentation, User
 from awesomme.orthanc.client import IMAGE_MODALITIES, counting_calls, get_client, path_shape
 from awesomme.orthanc.visible import one_lookup_per_request, visible_series_state
-from awesomme.services import identity, personal_tokens, sample_grants
+from awesomme.services import app_info, identity, personal_tokens, sample_grants
 from awesomme.services.cohorts import bound_cohorts
 
 __all__ = ["ROUTES", "SESSION_COOKIE", "Access", "AccessMiddleware", "Rule", "access_table_markdown", "route_key"]
@@ -383,6 +383,16 @@ def gpu_listed(call: Call) -> None:
         raise NotFound("no GPU information on this server: nvidia-smi is not installed")
 
 
+def trains_every_model(call: Call) -> dict[str, Any]:
+    """``POST /train/`` (the bundled viewer's "Update Model") trains every model of the platform on all its data:
+    a platform admin's job. A cohort admin is told which models to train one by one instead."""
+    if call.principal.platform_admin:
+        return {JOB_COHORTS_FIELD: None}
+    mine = app_info.trainable_models(call.session, call.principal)
+    routes = ", ".join(f"POST /train/{name}" for name in mine) or "none: no model is bound to a cohort you administer"
+    raise Forbidden(f"POST /train/ trains every model on all data, for platform admins only; train yours: {routes}")
+
+
 def job_for_administered(call: Call) -> dict[str, Any]:
     if call.principal.platform_admin:
         return {JOB_COHORTS_FIELD: None}
@@ -472,6 +482,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/invites/{invite_id}"): Rule(A.COHORT_ADMIN, audit="invite.revoke"),
     ("GET", "/train/"): Rule(A.COHORT_ADMIN, note="jobs of cohorts I administer (all: platform admins)"),
     ("POST", "/train/{model}"): Rule(A.COHORT_ADMIN, job_for_bound_model, audit="training.start"),
+    ("POST", "/train/"): Rule(
+        A.COHORT_ADMIN, trains_every_model, note="every model: platform admins (403 names mine)", audit="training.start"
+    ),
     ("GET", "/batch/infer"): Rule(A.COHORT_ADMIN, note="jobs of cohorts I administer (all: platform admins)"),
     ("POST", "/batch/infer/{model}"): Rule(A.COHORT_ADMIN, job_for_bound_model, audit="batch.start"),
     ("GET", "/scoring/"): Rule(A.COHORT_ADMIN, note="jobs of cohorts I administer (all: platform admins)"),
@@ -489,7 +502,6 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/users/{username}/tokens/{token_id}"): Rule(
         A.PLATFORM_ADMIN, note="not with a personal access token", audit="pat.revoke", personal_tokens=False
     ),
-    ("POST", "/train/"): Rule(A.PLATFORM_ADMIN, job_for_administered, audit="training.start"),
     ("DELETE", "/train/"): Rule(A.PLATFORM_ADMIN, audit="training.stop"),
     ("DELETE", "/batch/infer"): Rule(A.PLATFORM_ADMIN, audit="batch.stop"),
     ("POST", "/scoring/"): Rule(A.PLATFORM_ADMIN, job_for_administered, audit="scoring.start"),

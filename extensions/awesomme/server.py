@@ -17,6 +17,7 @@ configure_monailabel(get_settings())
 from monailabel.app import app as monailabel_app  # noqa: E402 - needs the environment set above
 from monailabel.config import settings as monailabel_settings  # noqa: E402
 from monailabel.endpoints import info as monailabel_info  # noqa: E402
+from monailabel.endpoints import ohif as monailabel_ohif  # noqa: E402
 from monailabel.endpoints import proxy as monailabel_proxy  # noqa: E402
 from monailabel.endpoints.user.auth import User as MonaiLabelUser  # noqa: E402
 from monailabel.endpoints.user.auth import get_current_user  # noqa: E402
@@ -52,6 +53,7 @@ from awesomme.api.routes import (  # noqa: E402
     segmentations,
     tokens,
     users,
+    viewer_files,
 )
 from awesomme.api.security_headers import SecurityHeadersMiddleware  # noqa: E402
 from awesomme.core.errors import AwesommeError, TooManyRequests, Unauthorized  # noqa: E402
@@ -97,11 +99,11 @@ _REPLACED_PATHS = ("/reload", "/", "/docs")
 def _drop_replaced_routes(app: FastAPI) -> None:
     """MONAI Label's DICOM proxy reaches the store unfiltered, and /reload clears its caches for anyone: both go.
     Its /info/ gives way to ours (``api/routes/app_info.py``), its documentation pages (scripts from a public CDN) to
-    ours (``api/routes/docs.py``).
+    ours (``api/routes/docs.py``), its viewer files to ours (``api/routes/viewer_files.py``: no font from another host).
 
     The bundled viewer's ``/proxy/dicom/...`` calls are answered by our cohort-filtered DICOMweb instead.
     """
-    replaced = (monailabel_proxy.router, monailabel_info.router)
+    replaced = (monailabel_proxy.router, monailabel_info.router, monailabel_ohif.router)
     app.router.routes[:] = [
         route
         for route in app.router.routes
@@ -126,6 +128,7 @@ def create_app() -> FastAPI:
     monailabel_app.include_router(monailabel_auth.router)
     monailabel_app.include_router(login.router)
     monailabel_app.include_router(docs.router)
+    monailabel_app.include_router(viewer_files.router)
     monailabel_app.include_router(dicomweb.router, prefix="/dicom-web")
     monailabel_app.include_router(dicomweb.proxy_router, prefix="/proxy/dicom")
     monailabel_app.add_exception_handler(AwesommeError, _awesomme_error)

@@ -87,8 +87,11 @@ class OrthancDatastore(Datastore):
         self.cache = cache
         self.seg_store = seg_store
         self._headers = SeriesHeaders()
-        # Compressed copies for downloads, beside the decoded series (a folder no series UID can be named).
-        self.downloads = SeriesCache(cache.directory / "downloads", max(cache.max_bytes // 4, 1), suffix=".nii.gz")
+        # Compressed copies for downloads, beside the decoded series (a folder no series UID can be named), within
+        # the same bound: a quarter of it is theirs.
+        share = cache.max_bytes // 4
+        cache.max_bytes -= share
+        self.downloads = SeriesCache(cache.directory / "downloads", max(share, 1), suffix=".nii.gz")
         self.upload_max_bytes = upload_max_bytes
         self._name = name
         self._description = description

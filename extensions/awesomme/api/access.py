@@ -457,7 +457,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/datastore/"): Rule(A.MEMBER, note="my cohorts' series"),
     ("HEAD", "/datastore/image"): Rule(A.MEMBER, image_param),
-    ("GET", "/datastore/image"): Rule(A.MEMBER, image_param, audit="data.exported"),
+    ("GET", "/datastore/image"): Rule(
+        A.MEMBER, image_param, note="or once, tokenless: an active learning sample's grant", audit="data.exported"
+    ),
     ("GET", "/datastore/image/info"): Rule(A.MEMBER, image_param),
     ("PUT", "/datastore/image/info"): Rule(A.MEMBER, image_info_update, audit="image.info.update", reads_body=True),
     ("PUT", "/datastore/label"): Rule(A.MEMBER, may_save_label, audit="label.save", reads_body=True),
@@ -613,6 +615,9 @@ def access_table_markdown() -> str:
         "  their limits: a read-only token may only GET, HEAD and POST `/activelearning/` (403 otherwise); a cohort",
         "  token acts only in its cohort (as that cohort's member or admin, never as a platform admin); no personal",
         "  access token may manage tokens or change the password (rows noted so).",
+        "- `GET /datastore/image` passes once without a token for 3D Slicer's Next Sample: an active learning answer",
+        "  grants its user one download of that series, from the address that asked, within 5 minutes; it acts as",
+        "  that user (their cohorts, journaled as theirs). Every other call without a token is 401.",
         "",
         "| method | path | who | checked | note |",
         "|---|---|---|---|---|",

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from awesomme.core import audit
 from awesomme.core.db import row_id, session_scope
 from awesomme.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from awesomme.core.visibility import Principal, Visibility, cohorts_of_series
+from awesomme.core.visibility import Principal, Visibility, cohorts_of_series, visibility_of
 from awesomme.models import Cohort
 from awesomme.orthanc.checked_instance import CheckedInstance, check_instance
 from awesomme.orthanc.client import OrthancClient, get_client
@@ -249,6 +249,11 @@ def store(
     instances = _read(body, content_type, study_in_path)
     orthanc = get_client()
     with _ONE_AT_A_TIME:
+        if not principal.platform_admin:
+            # What the caller sees now: a STOW that ended while this one waited (a viewer sends one file per request,
+            # several at once) may have joined the same study to the caller's cohort.
+            with session_scope() as session:
+                visibility = visibility_of(session, principal)
         _check_access(orthanc, principal, visibility, instances)
         before = _check_store(orthanc, instances)
         forwarded, forwarded_type = encode_multipart(i.encoded for i in instances)

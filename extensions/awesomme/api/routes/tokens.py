@@ -6,11 +6,11 @@ second line): a leaked token must not mint, hide or keep alive other tokens.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, status
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import select
 
 from awesomme.api import schemas
@@ -27,6 +27,14 @@ __all__ = ["router"]
 router = APIRouter(prefix="/users", tags=["tokens"], responses=schemas.errors(401, 403, 404, 422))
 
 
+def _in_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored in UTC): answered with their zone, as RFC 3339 wants."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_in_utc)]
+
+
 class NewToken(BaseModel):
     name: str = Field(min_length=1, max_length=64, description="what the token is for (shown in listings)")
     expires_in_days: int = Field(ge=1, description="at most AWESOMME_PAT_MAX_DAYS")
@@ -38,7 +46,7 @@ class CreatedToken(BaseModel):
     id: int
     token: str = Field(description="shown this once: only its hash is stored")
     name: str
-    expires_at: datetime
+    expires_at: UtcDateTime
     cohort: int | None
     read_only: bool
 
@@ -46,13 +54,13 @@ class CreatedToken(BaseModel):
 class TokenInfo(BaseModel):
     id: int
     name: str
-    created_at: datetime
-    expires_at: datetime
+    created_at: UtcDateTime
+    expires_at: UtcDateTime
     cohort: int | None
     read_only: bool
     state: str = Field(description="active, expired or revoked")
-    revoked_at: datetime | None
-    last_used_at: datetime | None = Field(description="to the minute: uses are recorded once a minute")
+    revoked_at: UtcDateTime | None
+    last_used_at: UtcDateTime | None = Field(description="to the minute: uses are recorded once a minute")
     last_used_from: str | None
 
 

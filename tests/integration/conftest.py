@@ -163,6 +163,15 @@ def attach_to_cohort(server_url: str, admin: Account, cohort_id: int, *, studies
     assert reply.status_code == 200, reply.text
 
 
+def bind_model(server_url: str, admin: Account, model: str, cohort_names: list[str]) -> None:
+    """Bind ``model`` to exactly these cohorts (by name), as a platform admin does."""
+    reply = httpx.put(
+        f"{server_url}/api/models/{model}/cohorts", json={"cohorts": cohort_names}, headers=admin.headers(server_url)
+    )
+    assert reply.status_code == 200, reply.text
+    assert sorted(cohort["name"] for cohort in reply.json()["cohorts"]) == sorted(cohort_names)
+
+
 def client_for(server_url: str, account: Account | None) -> httpx.Client:
     headers = account.headers(server_url) if account else {}
     return httpx.Client(base_url=server_url, timeout=120, headers=headers)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pydicom
 import pytest
@@ -19,6 +18,7 @@ from tests.integration.conftest import (
     Cohorts,
     StoredPatient,
     attach_to_cohort,
+    bind_model,
     client_for,
     monailabel_client,
     store_patient,
@@ -31,10 +31,7 @@ TUMOUR = [{"name": "tumour", "idx": 1}]
 @pytest.fixture(scope="module")
 def bound(server_url: str, admin: Account) -> None:
     """The test model that labels everything runs on alpha."""
-    reply = httpx.put(
-        f"{server_url}/api/models/everything_mr/cohorts", json={"cohorts": ["alpha"]}, headers=admin.headers(server_url)
-    )
-    assert reply.status_code == 200, reply.text
+    bind_model(server_url, admin, "everything_mr", ["alpha"])
 
 
 def _patient(

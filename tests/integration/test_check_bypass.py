@@ -29,6 +29,7 @@ from tests.integration.conftest import (
     Cohorts,
     StoredPatient,
     attach_to_cohort,
+    bind_model,
     create_account,
     monailabel_client,
     store_patient,
@@ -53,10 +54,7 @@ def stage(
     beta = store_patient(orthanc, "osteosarcoma-mr", 1802, out / "beta")
     attach_to_cohort(server_url, admin, cohorts.alpha, studies=[alpha.patient.study_uid])
     attach_to_cohort(server_url, admin, cohorts.beta, studies=[beta.patient.study_uid])
-    bind = httpx.put(
-        f"{server_url}/api/models/everything_mr/cohorts", json={"cohorts": ["alpha"]}, headers=admin.headers(server_url)
-    )
-    assert bind.status_code == 200, bind.text
+    bind_model(server_url, admin, "everything_mr", ["alpha"])
     accounts = {"admin": admin, "alpha_admin": cohorts.alpha_admin, "member": cohorts.alpha_member}
     return Stage(alpha, beta, {name: account.headers(server_url) for name, account in accounts.items()})
 

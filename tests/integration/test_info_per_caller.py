@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from awesomme.orthanc.client import OrthancClient
-from tests.integration.conftest import Account, Cohorts, attach_to_cohort, client_for, store_patient
+from tests.integration.conftest import Account, Cohorts, attach_to_cohort, bind_model, client_for, store_patient
 
 BOUND = "everything_mr"  # bound to alpha below
 UNBOUND = "nothing_ct"  # bound to no cohort
@@ -20,10 +19,7 @@ UNBOUND = "nothing_ct"  # bound to no cohort
 
 @pytest.fixture(scope="module")
 def infos(server_url: str, admin: Account, cohorts: Cohorts) -> dict[str, dict]:
-    bind = httpx.put(
-        f"{server_url}/api/models/{BOUND}/cohorts", json={"cohorts": ["alpha"]}, headers=admin.headers(server_url)
-    )
-    assert bind.status_code == 200, bind.text
+    bind_model(server_url, admin, BOUND, ["alpha"])
     callers = {
         "platform_admin": admin,
         "alpha_admin": cohorts.alpha_admin,

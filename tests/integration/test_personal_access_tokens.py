@@ -30,6 +30,7 @@ from tests.integration.conftest import (
     Cohorts,
     StoredPatient,
     attach_to_cohort,
+    bind_model,
     create_account,
     store_patient,
 )
@@ -49,10 +50,7 @@ def data(
     beta = store_patient(orthanc, "osteosarcoma-mr", 1302, out / "b")
     attach_to_cohort(server_url, admin, cohorts.alpha, studies=[alpha.patient.study_uid])
     attach_to_cohort(server_url, admin, cohorts.beta, studies=[beta.patient.study_uid])
-    reply = httpx.put(
-        f"{server_url}/api/models/everything_mr/cohorts", json={"cohorts": ["alpha"]}, headers=admin.headers(server_url)
-    )
-    assert reply.status_code == 200, reply.text
+    bind_model(server_url, admin, "everything_mr", ["alpha"])
     return Data(alpha, beta)
 
 

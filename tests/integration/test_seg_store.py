@@ -18,7 +18,15 @@ from awesomme.analysis.interpolation import segmented_slices
 from awesomme.core.db import session_scope
 from awesomme.models import AuditEvent, Segmentation, SegmentationOrigin
 from awesomme.orthanc.client import OrthancClient
-from tests.integration.conftest import Account, Cohorts, StoredPatient, attach_to_cohort, client_for, store_patient
+from tests.integration.conftest import (
+    Account,
+    Cohorts,
+    StoredPatient,
+    attach_to_cohort,
+    bind_model,
+    client_for,
+    store_patient,
+)
 from tests.integration.labels import save_label_map
 from tests.seg_files import nifti_bytes, truth_mask
 
@@ -77,10 +85,7 @@ def setup(
     """A series of cohort alpha, ``everything_mr`` bound to alpha, and one SEG by each writer, all by its member."""
     stored = store_patient(orthanc, "osteosarcoma-mr", 941, tmp_path_factory.mktemp("seg-store"))
     attach_to_cohort(server_url, admin, cohorts.alpha, studies=[stored.patient.study_uid])
-    reply = httpx.put(
-        f"{server_url}/api/models/everything_mr/cohorts", json={"cohorts": ["alpha"]}, headers=admin.headers(server_url)
-    )
-    assert reply.status_code == 200, reply.text
+    bind_model(server_url, admin, "everything_mr", ["alpha"])
     series_uid = stored.patient.series_uid
     member = cohorts.alpha_member
     written: dict[str, Written] = {}

@@ -12,7 +12,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import nibabel as nib
 import numpy as np
 import pytest
@@ -24,6 +23,7 @@ from tests.integration.conftest import (
     Cohorts,
     StoredPatient,
     attach_to_cohort,
+    bind_model,
     client_for,
     store_patient,
 )
@@ -60,12 +60,7 @@ def patient(
 ) -> StoredPatient:
     stored = store_patient(orthanc, "osteosarcoma-mr", 931, tmp_path_factory.mktemp("lookup"))
     attach_to_cohort(server_url, admin, cohorts.alpha, studies=[stored.patient.study_uid])
-    reply = httpx.put(
-        f"{server_url}/api/models/everything_mr/cohorts",
-        json={"cohorts": ["alpha"]},
-        headers=admin.headers(server_url),
-    )
-    assert reply.status_code == 200, reply.text
+    bind_model(server_url, admin, "everything_mr", ["alpha"])
     return stored
 
 

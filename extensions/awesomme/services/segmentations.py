@@ -104,10 +104,7 @@ def _require_role(session: Session, principal: Principal, state: SeriesState) ->
 
 def _visible_record(session: Session, seg_uid: str) -> Segmentation:
     record = session.get(Segmentation, seg_uid)
-    visibility = current_visibility.get()
-    if record is None or (
-        visibility is not None and not visibility.sees_series(record.study_uid, record.source_series_uid)
-    ):
+    if record is None or not current_visibility.get().sees_series(record.study_uid, record.source_series_uid):
         raise NotFound(f"no segmentation {seg_uid} in your cohorts")
     return record
 

@@ -43,6 +43,9 @@ def test_viewer_paths_stay_inside_the_viewer(server_url: str, cohorts: Cohorts) 
             reply = browser.get(escape)
             assert reply.status_code == 404 or reply.content == index, escape
             assert b"get_ohif" not in reply.content and b"Copyright" not in reply.content[:200]
+        for impossible in ("/ohif/%00", "/ohif/assets/a%00.css", "/ohif/" + "x" * 300):  # no file can have these
+            reply = browser.get(impossible)
+            assert reply.status_code == 200 and reply.content == index, impossible
         config = browser.get("/ohif/app-config.js")
         assert config.status_code == 200 and "/proxy/dicom/wado" in config.text
         assert config.headers["content-type"].split(";")[0] in ("application/javascript", "text/javascript")

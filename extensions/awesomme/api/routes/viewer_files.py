@@ -4,8 +4,8 @@ The viewer as MONAI Label ships it loads its font from a public host (a ``<link>
 ``@import url(https://...)`` in its stylesheets). The Content-Security-Policy already blocks those requests
 (``api.security_headers.VIEWER_POLICY``); here the references themselves are taken out of the HTML and CSS we
 serve, so the browser tries nothing and the viewer falls back to its local fonts. Any other path that names no
-file of the viewer gets ``index.html`` (the viewer routes itself), as MONAI Label's route does; a path never
-leaves the viewer's folder.
+file of the viewer (a name no file can have included) gets ``index.html`` (the viewer routes itself), as MONAI
+Label's route does; a path never leaves the viewer's folder.
 """
 
 from __future__ import annotations
@@ -46,10 +46,12 @@ def _file(path: str) -> Path:
     index = VIEWER_DIR / "index.html"
     if not path:
         return index
-    candidate = (VIEWER_DIR / path).resolve()
-    if not candidate.is_relative_to(VIEWER_DIR) or not candidate.is_file():
+    try:
+        candidate = (VIEWER_DIR / path).resolve()
+        found = candidate.is_relative_to(VIEWER_DIR) and candidate.is_file()
+    except (ValueError, OSError):  # a name no file can have: a NUL byte, a name longer than the system allows
         return index
-    return candidate
+    return candidate if found else index
 
 
 @router.get("/ohif/{path:path}")

@@ -93,7 +93,8 @@ def test_pairwise_dice_hd95_and_volumes_per_segment(server_url: str, cohorts: Co
     }
     voxel_ml = float(np.prod(segs.spacing)) / 1000
     experts = pairs[("alpha.admin", "alpha.member")]
-    assert experts["segment_number"] == TUMOUR and experts["label_a"] == experts["label_b"] == "tumour"
+    assert (experts["segment_a"], experts["segment_b"]) == (TUMOUR, TUMOUR) and experts["segment_type"] == "Neoplasm"
+    assert experts["label_a"] == experts["label_b"] == "tumour"
     assert experts["dice"] == pytest.approx(
         2 * 1440 / (1600 + 1600), abs=1e-6
     )  # the member's newest SEG, not the draft

@@ -9,7 +9,7 @@ SEG and ``decode_seg`` reads a SEG back as content on its series' grid.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import highdicom as hd
@@ -20,7 +20,7 @@ from pydicom.sr.coding import Code
 from awesomme import __version__
 from awesomme.core.errors import InvalidInput
 
-__all__ = ["SegContent", "decode_seg", "encode_seg", "seg_content", "segment_masks"]
+__all__ = ["SegContent", "decode_seg", "encode_seg", "seg_content", "segment_masks", "segment_type"]
 
 # Codes spelled out (pydicom's lookup is untyped): DCM "Artificial Intelligence" and SNOMED CT categories and
 # types (DICOM CID 7150/7151) for the structures our models and phantoms know; anything else is "Tissue".
@@ -36,22 +36,44 @@ SEGMENT_CODES: dict[str, tuple[Code, Code]] = {
     "bone": (ANATOMICAL_STRUCTURE, Code("272673000", "SCT", "Bone")),
 }
 SEG_SERIES_NUMBER = 9000
+
+
+def segment_type(label: str) -> tuple[Code, Code]:
+    """The (category, type) codes the platform gives a segment of this label: a known structure's, else Tissue."""
+    return SEGMENT_CODES.get(label.strip().lower(), (TISSUE, TISSUE))
+
+
+def _code_json(code: Code) -> dict[str, str]:
+    return {"scheme": str(code.scheme_designator), "value": str(code.value), "meaning": str(code.meaning)}
+
+
 SEGMENT_LABEL_LENGTH = 64  # Segment Label is an LO
 
 
 @dataclass(frozen=True, eq=False)
 class SegContent:
     """Segments numbered 1..N as a SEG numbers them: the label map (value = segment number), and by segment
-    number each one's name and voxel count."""
+    number each one's name and voxel count; ``types`` the (category, type) codes of those a SEG read back declares
+    (a segment not in it has the codes ``segment_type`` gives its label)."""
 
     label_map: np.ndarray
     names: Mapping[int, str]
     counts: Mapping[int, int]
+    types: Mapping[int, tuple[Code, Code]] = field(default_factory=dict)
+
+    def codes(self, number: int) -> tuple[Code, Code]:
+        """The (category, type) codes of segment ``number``."""
+        return self.types.get(number) or segment_type(self.names[number])
 
     def summary(self, voxel_volume_ml: float) -> list[dict[str, Any]]:
-        """Number, label and volume (mL) of each segment, as a record keeps and a listing shows them."""
+        """Number, label, coded type and volume (mL) of each segment, as a record keeps and a listing shows them."""
         return [
-            {"number": number, "label": self.names[number], "volume_ml": round(count * voxel_volume_ml, 3)}
+            {
+                "number": number,
+                "label": self.names[number],
+                "type": _code_json(self.codes(number)[1]),
+                "volume_ml": round(count * voxel_volume_ml, 3),
+            }
             for number, count in sorted(self.counts.items())
         ]
 
@@ -115,7 +137,7 @@ def encode_seg(
         )
     descriptions = []
     for number, label in sorted(content.names.items()):
-        category, kind = SEGMENT_CODES.get(label.lower(), (TISSUE, TISSUE))
+        category, kind = content.codes(number)
         descriptions.append(
             hd.seg.SegmentDescription(
                 segment_number=number,
@@ -153,7 +175,7 @@ def decode_seg(seg: Dataset, source: Sequence[Dataset]) -> SegContent:
     label_map = _pixels(parsed, source, combine_segments=True)
     names = _segment_names(parsed)
     counts = _voxel_counts(label_map)
-    return SegContent(label_map, names, {number: counts.get(number, 0) for number in names})
+    return SegContent(label_map, names, {number: counts.get(number, 0) for number in names}, _segment_codes(parsed))
 
 
 def segment_masks(seg: Dataset, source: Sequence[Dataset]) -> tuple[list[str], list[np.ndarray]]:
@@ -178,6 +200,20 @@ def _parsed(seg: Dataset) -> hd.seg.Segmentation:
 
 def _segment_names(parsed: hd.seg.Segmentation) -> dict[int, str]:
     return {int(item.SegmentNumber): str(item.SegmentLabel) for item in parsed.SegmentSequence}
+
+
+def _segment_codes(parsed: hd.seg.Segmentation) -> dict[int, tuple[Code, Code]]:
+    codes = {}
+    for item in parsed.SegmentSequence:
+        try:
+            category, kind = item.SegmentedPropertyCategoryCodeSequence[0], item.SegmentedPropertyTypeCodeSequence[0]
+            codes[int(item.SegmentNumber)] = (
+                Code(str(category.CodeValue), str(category.CodingSchemeDesignator), str(category.CodeMeaning)),
+                Code(str(kind.CodeValue), str(kind.CodingSchemeDesignator), str(kind.CodeMeaning)),
+            )
+        except (AttributeError, IndexError, ValueError):  # no codes (not a valid SEG): its label's, as for ours
+            continue
+    return codes
 
 
 def _pixels(parsed: hd.seg.Segmentation, source: Sequence[Dataset], **options: Any) -> np.ndarray:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from awesomme.analysis.agreement import mask_agreement, score_agreement
 from awesomme.core.errors import InvalidInput, NotFound
 from awesomme.core.visibility import Principal
+from awesomme.dicom.seg import TISSUE, segment_type
 from awesomme.dicom.volumes import Grid
 from awesomme.models import ScoreKind, Segmentation, SegmentationRole
 from awesomme.services.score_types import category_index, score_type_for_cohort, score_type_json
@@ -23,9 +24,11 @@ __all__ = [
     "SEGMENTATION_COLUMNS",
     "RaterKind",
     "author_of",
+    "matched_segments",
     "rater_of",
     "score_rows",
     "scores_agreement",
+    "segment_identity",
     "segmentation_agreement",
     "segmentation_rows",
 ]
@@ -64,24 +67,66 @@ class SeriesSegmentations:
     label_map: Callable[[Segmentation], np.ndarray]
 
 
+def segment_identity(segment: dict[str, Any]) -> tuple[str, ...]:
+    """What a segment is, as two SEGs are matched on: its coded type where that names a structure (Neoplasm is
+    Neoplasm whatever its label's spelling), else its label (case and outer spaces aside). A record kept before
+    segments had their type stored gets the type its label is given."""
+    label = str(segment.get("label", ""))
+    stored = segment.get("type")
+    if isinstance(stored, dict) and stored.get("value"):
+        scheme, value = str(stored.get("scheme", "")), str(stored["value"])
+    else:
+        code = segment_type(label)[1]
+        scheme, value = str(code.scheme_designator), str(code.value)
+    if (scheme, value) == (str(TISSUE.scheme_designator), str(TISSUE.value)):
+        return ("label", label.strip().casefold())
+    return ("type", scheme, value)
+
+
+def _type_meaning(segment: dict[str, Any]) -> str:
+    stored = segment.get("type")
+    if isinstance(stored, dict) and stored.get("meaning"):
+        return str(stored["meaning"])
+    return str(segment_type(str(segment.get("label", "")))[1].meaning)
+
+
+def matched_segments(
+    segments_a: list[dict[str, Any]], segments_b: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+    """Pairs of segments that are the same structure, one from each SEG (by ``segment_identity``; two segments of
+    one identity in a SEG pair in their number order), then each SEG's segments that the other lacks."""
+    by_identity_b: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for segment in sorted(segments_b, key=lambda s: int(s["number"])):
+        by_identity_b.setdefault(segment_identity(segment), []).append(segment)
+    pairs: list[tuple[dict[str, Any] | None, dict[str, Any] | None]] = []
+    for segment in sorted(segments_a, key=lambda s: int(s["number"])):
+        candidates = by_identity_b.get(segment_identity(segment))
+        pairs.append((segment, candidates.pop(0) if candidates else None))
+    pairs.extend((None, segment) for remaining in by_identity_b.values() for segment in remaining)
+    return pairs
+
+
 def segmentation_agreement(source: SeriesSegmentations) -> dict[str, Any]:
-    """Each pair of raters' newest SEGs, segment by segment (matched by segment number)."""
+    """Each pair of raters' newest SEGs, segment by segment, matched by what each segment is (its coded type, or
+    its label), not by its number: a SEG's segment numbers are its own."""
     newest: dict[tuple[str, str], Segmentation] = {}
     for record in source.records:
         newest[rater_of(record)] = record  # oldest first: a revision replaces its rater's earlier SEG
     spacing = tuple(reversed(source.grid.spacing))  # arrays are (slice, row, column)
     maps = {rater: source.label_map(record) for rater, record in newest.items()} if len(newest) > 1 else {}
     order = sorted(newest, key=lambda rater: (rater[1], rater[0]))
+    nothing = np.zeros(source.grid.shape, dtype=bool)
     pairs = []
     for rater_a, rater_b in itertools.combinations(order, 2):
         seg_a, seg_b = newest[rater_a], newest[rater_b]
         (kind_a, author_a), (kind_b, author_b) = rater_a, rater_b
-        names_a = {int(s["number"]): str(s.get("label", "")) for s in seg_a.segments or []}
-        names_b = {int(s["number"]): str(s.get("label", "")) for s in seg_b.segments or []}
         map_a, map_b = maps[rater_a], maps[rater_b]
-        numbers = sorted((set(np.unique(map_a)) | set(np.unique(map_b))) - {0})
-        for number in numbers:
-            metrics = mask_agreement(map_a == number, map_b == number, spacing)
+        for segment_a, segment_b in matched_segments(list(seg_a.segments or []), list(seg_b.segments or [])):
+            number_a = int(segment_a["number"]) if segment_a else None
+            number_b = int(segment_b["number"]) if segment_b else None
+            mask_a = map_a == number_a if number_a is not None else nothing
+            mask_b = map_b == number_b if number_b is not None else nothing
+            metrics = mask_agreement(mask_a, mask_b, spacing)
             pairs.append(
                 {
                     "author_a": author_a,
@@ -90,9 +135,11 @@ def segmentation_agreement(source: SeriesSegmentations) -> dict[str, Any]:
                     "kind_b": kind_b,
                     "seg_a": seg_a.seg_series_uid,
                     "seg_b": seg_b.seg_series_uid,
-                    "segment_number": int(number),
-                    "label_a": names_a.get(int(number), ""),
-                    "label_b": names_b.get(int(number), ""),
+                    "segment_a": number_a,
+                    "segment_b": number_b,
+                    "label_a": str(segment_a.get("label", "")) if segment_a else "",
+                    "label_b": str(segment_b.get("label", "")) if segment_b else "",
+                    "segment_type": _type_meaning(segment_a or segment_b or {}),
                     **metrics.as_json(),
                 }
             )
@@ -122,9 +169,11 @@ SEGMENTATION_COLUMNS = (
     "kind_b",
     "seg_a",
     "seg_b",
-    "segment_number",
+    "segment_a",
+    "segment_b",
     "label_a",
     "label_b",
+    "segment_type",
     "dice",
     "hd95_mm",
     "volume_a_ml",

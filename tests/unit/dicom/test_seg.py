@@ -87,13 +87,26 @@ def test_the_summary_numbers_segments_as_the_seg_does(small_ct: SmallSeries) -> 
     content = seg_content(label_map, NAMES)
     seg = _encode(small_ct, content)
     summary = content.summary(0.125)
+    lung = {"scheme": "SCT", "value": "39607008", "meaning": "Lung"}
+    bone = {"scheme": "SCT", "value": "272673000", "meaning": "Bone"}
     assert summary == [
-        {"number": 1, "label": "lung", "volume_ml": round(int((label_map == 2).sum()) * 0.125, 3)},
-        {"number": 2, "label": "bone", "volume_ml": round(int((label_map == 7).sum()) * 0.125, 3)},
+        {"number": 1, "label": "lung", "type": lung, "volume_ml": round(int((label_map == 2).sum()) * 0.125, 3)},
+        {"number": 2, "label": "bone", "type": bone, "volume_ml": round(int((label_map == 7).sum()) * 0.125, 3)},
     ]
-    assert [(s["number"], s["label"]) for s in summary] == [
-        (int(item.SegmentNumber), str(item.SegmentLabel)) for item in seg.SegmentSequence
+    assert [(s["number"], s["label"], s["type"]["value"]) for s in summary] == [
+        (int(item.SegmentNumber), str(item.SegmentLabel), str(item.SegmentedPropertyTypeCodeSequence[0].CodeValue))
+        for item in seg.SegmentSequence
     ]
+
+
+def test_a_seg_read_back_keeps_the_coded_types_it_declares(small_mr: SmallSeries) -> None:
+    """A segment whose label names no known structure keeps the type its SEG declares, not the label's."""
+    source = sort_by_position(small_mr.datasets)
+    written = _encode(small_mr, seg_content(small_mr.truth_label_map(), {1: "tumour", 2: "bone"}))
+    written.SegmentSequence[0].SegmentLabel = "Segment 1"  # as a viewer names it, with the codes it chose
+    content = decode_seg(written, source)
+    assert content.names[1] == "Segment 1"
+    assert content.summary(1.0)[0]["type"] == {"scheme": "SCT", "value": "108369006", "meaning": "Neoplasm"}
 
 
 # -- the SEG ----------------------------------------------------------------------------------------------------

@@ -427,9 +427,11 @@ class SegmentPairAgreement(BaseModel):
     kind_b: str
     seg_a: str
     seg_b: str
-    segment_number: int
+    segment_a: int | None = Field(description="the segment's number in seg_a; None: seg_a has no such segment")
+    segment_b: int | None = Field(description="the matched segment's number in seg_b (matched by coded type or label)")
     label_a: str
     label_b: str
+    segment_type: str = Field(description="the coded type the two segments share (e.g. Neoplasm), or Tissue")
     dice: float
     hd95_mm: float | None
     volume_a_ml: float

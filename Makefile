@@ -9,7 +9,7 @@ CONSTRAINTS := requirements/constraints.txt
 # pyradiomics-bhklab sdist needs it at build time (packages build without isolation, see below).
 BOOTSTRAP := pip==24.0 setuptools==84.2.1 wheel==0.48.0 versioneer==0.29
 
-.PHONY: run stop status test fuzz lint typecheck train bench system-deps test-deps venv clean-cache
+.PHONY: run stop status test fuzz lint typecheck train bench system-deps test-deps venv viewer clean-cache
 
 run: system-deps venv
 	$(PY) -m awesomme.cli up
@@ -21,6 +21,7 @@ status: venv
 	$(PY) -m awesomme.cli status
 
 test: system-deps test-deps venv
+	cd ohif-plugin && npm test
 	$(PY) -m pytest
 
 # Schemathesis over /api, from the server's OpenAPI schema, as a platform admin and as a cohort member, on a platform
@@ -57,7 +58,20 @@ test-deps:
 	@if [ ! -x /usr/bin/chromium ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		scripts/install-system-deps.sh --test-tools; fi
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed viewer
+
+# The viewer at /viewer/: the prebuilt @ohif/app pinned by integrity in ohif-plugin/ohif-app.lock, unpacked and
+# patched into var/viewer/ (skipped when installed), and our extension and mode built into ohif-plugin/dist/.
+PLUGIN_SOURCES := $(shell find ohif-plugin/src -type f 2>/dev/null) ohif-plugin/build.mjs
+viewer: ohif-plugin/dist/awesomme-extension.mjs
+	$(PYTHON) scripts/install_viewer.py
+
+ohif-plugin/node_modules/.package-lock.json: ohif-plugin/package-lock.json
+	cd ohif-plugin && npm ci --no-audit --no-fund
+	touch $@
+
+ohif-plugin/dist/awesomme-extension.mjs: ohif-plugin/node_modules/.package-lock.json $(PLUGIN_SOURCES)
+	cd ohif-plugin && npm run build
 
 # torch first, then MONAI Label without build isolation: its `sam2` sdist would otherwise build against a CUDA torch.
 $(VENV)/.installed: $(CONSTRAINTS) setup.py

@@ -1,0 +1,76 @@
+// What the panel needs from the host viewer, through the managers OHIF injects (never a second copy of its code).
+import { data as dcmjsData } from 'dcmjs';
+
+const PENDING_KEY = 'awesomme.loadAfterReload';
+
+/** The image series shown in the active viewport: {studyUid, seriesUid, modality}, or null. */
+export function openSeries(servicesManager) {
+  const { viewportGridService, displaySetService } = servicesManager.services;
+  const viewportId = viewportGridService.getActiveViewportId();
+  const uids = viewportGridService.getDisplaySetsUIDsForViewport(viewportId) ?? [];
+  for (const uid of uids) {
+    const displaySet = displaySetService.getDisplaySetByUID(uid);
+    if (!displaySet) continue;
+    const image = displaySet.isOverlayDisplaySet
+      ? displaySetService.getDisplaySetByUID(displaySet.referencedDisplaySetInstanceUID)
+      : displaySet;
+    if (image && image.Modality !== 'SEG') {
+      return { studyUid: image.StudyInstanceUID, seriesUid: image.SeriesInstanceUID, modality: image.Modality };
+    }
+  }
+  return null;
+}
+
+/** The SEG display set whose series is ``segUid``, or undefined while the viewer does not know it. */
+export function segDisplaySet(servicesManager, segUid) {
+  return servicesManager.services.displaySetService
+    .getActiveDisplaySets()
+    .find(displaySet => displaySet.SeriesInstanceUID === segUid && displaySet.Modality === 'SEG');
+}
+
+/** Overlays a SEG of the study on the active viewport; false when the viewer has no such display set. */
+export async function loadSeg(servicesManager, commandsManager, segUid) {
+  const displaySet = segDisplaySet(servicesManager, segUid);
+  if (!displaySet) return false;
+  const viewportId = servicesManager.services.viewportGridService.getActiveViewportId();
+  await commandsManager.runCommand('hydrateSecondaryDisplaySet', { displaySet, viewportId });
+  return true;
+}
+
+/** The segmentation being edited in the active viewport: {segmentationId, sourceSegUid} (the SEG it was loaded from). */
+export function activeSegmentation(servicesManager) {
+  const { segmentationService, viewportGridService, displaySetService } = servicesManager.services;
+  const active = segmentationService.getActiveSegmentation(viewportGridService.getActiveViewportId());
+  if (!active) return null;
+  // A segmentation loaded from a SEG carries that SEG display set's UID as its id.
+  const source = displaySetService.getDisplaySetByUID(active.segmentationId);
+  return { segmentationId: active.segmentationId, sourceSegUid: source?.Modality === 'SEG' ? source.SeriesInstanceUID : null };
+}
+
+/** The segmentation as the DICOM SEG OHIF writes (bitmap, per the data source's store setting), as a Blob. */
+export function encodeSegmentation(commandsManager, segmentationId, description) {
+  const generated = commandsManager.runCommand('generateSegmentation', {
+    segmentationId,
+    options: { dataSource: 'dicomweb', SeriesDescription: description || 'AWESOMME edit' },
+  });
+  const dataset = generated?.dataset;
+  if (!dataset) throw new Error('the viewer wrote no SEG for this segmentation');
+  // datasetToBlob needs Node's Buffer; the dictionary's own writer does not.
+  const bytes = dcmjsData.datasetToDict(dataset).write();
+  return new Blob([bytes], { type: 'application/dicom' });
+}
+
+/**
+ * OHIF 3.13.2 caches a study's metadata under a key its own invalidation never matches, so a SEG stored after the
+ * study opened only shows after a reload: remember which one to overlay, then reload.
+ */
+export function reloadToShow(segUid, storage = window.sessionStorage, reload = () => window.location.reload()) {
+  storage.setItem(PENDING_KEY, segUid);
+  reload();
+}
+
+export function takePending(storage = window.sessionStorage) {
+  const segUid = storage.getItem(PENDING_KEY);
+  storage.removeItem(PENDING_KEY);
+  return segUid;
+}

@@ -1,0 +1,242 @@
+// Our Segmentation panel: who is logged in, the models usable on the open series (run one, see its SEG), the
+// series' SEGs (load, review, delete your own) and Save of the segmentation being edited as a new SEG.
+import React, { useCallback, useEffect, useRef, useState } from 'react';
+import { createClient } from '../api/client.js';
+import * as viewer from '../api/viewer.js';
+
+const box = { padding: '8px', color: '#d8e1ec', fontSize: '13px', fontFamily: 'sans-serif' };
+const button = {
+  background: '#1f4e79', color: '#fff', border: '1px solid #3c78b4', borderRadius: '3px',
+  padding: '2px 8px', margin: '2px', cursor: 'pointer',
+};
+const section = { borderTop: '1px solid #345', marginTop: '8px', paddingTop: '6px' };
+const POLL_MS = 1000;
+
+function validationText(validation) {
+  if (!validation || typeof validation !== 'object') return '';
+  return Object.entries(validation)
+    .filter(([, value]) => typeof value === 'number' || typeof value === 'string')
+    .map(([key, value]) => `${key} ${typeof value === 'number' ? Math.round(value * 1000) / 1000 : value}`)
+    .join(', ');
+}
+
+function runtimeText(runtime) {
+  if (!runtime || typeof runtime !== 'object') return '';
+  return Object.entries(runtime).map(([device, seconds]) => `~${seconds} s on ${device}`).join(', ');
+}
+
+export function SegmentationPanel({ servicesManager, commandsManager, client: givenClient, pollMs = POLL_MS }) {
+  const client = useRef(givenClient ?? createClient()).current;
+  const notify = useCallback(
+    (message, type = 'error') => {
+      servicesManager.services.uiNotificationService?.show({ title: 'AWESOMME', message, type, duration: 6000 });
+    },
+    [servicesManager]
+  );
+  const [me, setMe] = useState(null);
+  const [series, setSeries] = useState(null);
+  const [models, setModels] = useState([]);
+  const [segs, setSegs] = useState([]);
+  const [busy, setBusy] = useState('');
+  const [description, setDescription] = useState('');
+  const [lastRun, setLastRun] = useState(null);
+
+  const attempt = useCallback(
+    async (label, action) => {
+      setBusy(label);
+      try {
+        return await action();
+      } catch (error) {
+        notify(error.message ?? String(error));
+        return undefined;
+      } finally {
+        setBusy('');
+      }
+    },
+    [notify]
+  );
+
+  useEffect(() => {
+    client.me().then(setMe, error => notify(error.message));
+  }, [client, notify]);
+
+  // Follows the active viewport's series (a poll: OHIF's grid events differ between releases).
+  useEffect(() => {
+    const look = () => {
+      let found = null;
+      try {
+        found = viewer.openSeries(servicesManager);
+      } catch {
+        found = null;
+      }
+      setSeries(previous => (previous?.seriesUid === found?.seriesUid ? previous : found));
+    };
+    look();
+    const timer = setInterval(look, pollMs);
+    return () => clearInterval(timer);
+  }, [servicesManager, pollMs]);
+
+  const refresh = useCallback(async () => {
+    if (!series) {
+      setModels([]);
+      setSegs([]);
+      return;
+    }
+    try {
+      const [usable, listed] = await Promise.all([client.models(series.seriesUid), client.segmentations(series.seriesUid)]);
+      setModels(usable);
+      setSegs(listed);
+    } catch (error) {
+      notify(error.message);
+    }
+  }, [client, series, notify]);
+
+  useEffect(() => {
+    refresh();
+  }, [refresh]);
+
+  // A SEG stored before the last reload (a run or a save): overlay it once the viewer knows it.
+  useEffect(() => {
+    const pending = viewer.takePending();
+    if (!pending) return undefined;
+    const timer = setInterval(async () => {
+      if (viewer.segDisplaySet(servicesManager, pending)) {
+        clearInterval(timer);
+        await attempt('Loading', () => viewer.loadSeg(servicesManager, commandsManager, pending));
+      }
+    }, 500);
+    return () => clearInterval(timer);
+  }, [servicesManager, commandsManager, attempt]);
+
+  const run = model =>
+    attempt(`Running ${model.name}`, async () => {
+      const answer = await client.runModel(model.name, series.seriesUid, description);
+      const params = answer?.params ?? answer ?? {};
+      setLastRun({ model: model.name, ...params });
+      if (!params.seg_series_uid) {
+        notify(`${model.name} found nothing on this series`, 'info');
+        return;
+      }
+      notify(`${model.name}: SEG stored, loading it`, 'success');
+      viewer.reloadToShow(params.seg_series_uid);
+    });
+
+  const load = seg =>
+    attempt('Loading', async () => {
+      if (!(await viewer.loadSeg(servicesManager, commandsManager, seg.seg_uid))) viewer.reloadToShow(seg.seg_uid);
+    });
+
+  const save = () =>
+    attempt('Saving', async () => {
+      const active = viewer.activeSegmentation(servicesManager);
+      if (!active) {
+        notify('Nothing to save: add or load a segmentation first', 'warning');
+        return;
+      }
+      const blob = viewer.encodeSegmentation(commandsManager, active.segmentationId, description);
+      const source = segs.find(seg => seg.seg_uid === active.sourceSegUid);
+      const basedOn = source && source.role === 'prediction' ? source.seg_uid : source?.derived_from ?? null;
+      const saved = await client.saveSegmentation({ seriesUid: series.seriesUid, blob, basedOn, description });
+      notify(`Saved as a new SEG (${saved.seg_uid})`, 'success');
+      viewer.reloadToShow(saved.seg_uid);
+    });
+
+  const review = (seg, status) =>
+    attempt('Reviewing', async () => {
+      await client.review(seg.seg_uid, status);
+      await refresh();
+    });
+
+  const remove = seg =>
+    attempt('Deleting', async () => {
+      await client.deleteSegmentation(seg.seg_uid);
+      await refresh();
+    });
+
+  const logout = () =>
+    attempt('Logging out', async () => {
+      await client.logout();
+      window.location.assign(`/login?next=${encodeURIComponent(window.location.pathname + window.location.search)}`);
+    });
+
+  return (
+    <div style={box} data-cy="awesomme-panel">
+      <div data-cy="awesomme-user">
+        {me ? (
+          <>
+            Logged in as <b>{me.username}</b>
+            {me.platform_admin ? ' (platform admin)' : ''}{' '}
+            <button style={button} onClick={logout} data-cy="awesomme-logout">Log out</button>
+          </>
+        ) : (
+          'Checking who is logged in…'
+        )}
+      </div>
+      {busy && <div data-cy="awesomme-busy">{busy}…</div>}
+      {!series ? (
+        <div style={section}>Open a series to segment it.</div>
+      ) : (
+        <>
+          <div style={section}>
+            <b>Models</b> for {series.modality} series
+            <div>
+              <input
+                placeholder="description (optional)"
+                value={description}
+                onChange={event => setDescription(event.target.value)}
+                data-cy="awesomme-description"
+                style={{ width: '95%', background: '#111', color: '#ddd', border: '1px solid #345' }}
+              />
+            </div>
+            {models.length === 0 && <div>No model may run on this series for you.</div>}
+            {models.map(model => (
+              <div key={model.name} data-cy={`awesomme-model-${model.name}`}>
+                <button style={button} disabled={!!busy} onClick={() => run(model)} data-cy={`awesomme-run-${model.name}`}>
+                  Run {model.name}
+                </button>{' '}
+                v{model.version} {runtimeText(model.expected_runtime_s)}
+                <div style={{ opacity: 0.8 }}>{validationText(model.validation)}</div>
+                {model.demo_weights && (
+                  <div style={{ color: '#f0b040' }} data-cy="awesomme-demo">
+                    DEMO weights, trained on phantoms: not for clinical use.
+                  </div>
+                )}
+              </div>
+            ))}
+            {lastRun && (
+              <div data-cy="awesomme-last-run">
+                {lastRun.model}: confidence {lastRun.confidence ?? '–'}
+                {lastRun.segments && ` · ${JSON.stringify(lastRun.segments)}`}
+              </div>
+            )}
+          </div>
+          <div style={section}>
+            <b>Segmentations</b>{' '}
+            <button style={button} disabled={!!busy} onClick={save} data-cy="awesomme-save">Save</button>
+            {segs.length === 0 && <div>None yet.</div>}
+            {segs.map(seg => (
+              <div key={seg.seg_uid} data-cy="awesomme-seg" data-seg-uid={seg.seg_uid} style={{ marginTop: '4px' }}>
+                <div>
+                  {seg.role === 'prediction' ? `${seg.model} v${seg.model_version}` : seg.author || seg.created_by}{' '}
+                  · {seg.algorithm_type} · {seg.created_at?.slice(0, 16).replace('T', ' ')}
+                  {seg.created_by && <> · by <span data-cy="awesomme-seg-by">{seg.created_by}</span></>}
+                </div>
+                <div>
+                  {(seg.reviews ?? []).map(item => `${item.reviewer}: ${item.status}`).join(', ') || 'not reviewed'}
+                </div>
+                <button style={button} disabled={!!busy} onClick={() => load(seg)} data-cy="awesomme-load">Load</button>
+                <button style={button} disabled={!!busy} onClick={() => review(seg, 'accepted')}>Accept</button>
+                <button style={button} disabled={!!busy} onClick={() => review(seg, 'rejected')}>Reject</button>
+                {me && seg.created_by === me.username && (
+                  <button style={button} disabled={!!busy} onClick={() => remove(seg)} data-cy="awesomme-delete">
+                    Delete
+                  </button>
+                )}
+              </div>
+            ))}
+          </div>
+        </>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,114 @@
+import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { SegmentationPanel } from '../src/panels/SegmentationPanel.jsx';
+
+const MR = { displaySetInstanceUID: 'ds-mr', Modality: 'MR', StudyInstanceUID: 'st', SeriesInstanceUID: 'se' };
+const MODEL = {
+  name: 'osteosarcoma_mr', version: '0.1.0', demo_weights: true,
+  expected_runtime_s: { cpu: 1.5 }, validation: { dice: 0.912 },
+};
+const PREDICTION = {
+  seg_uid: 'pred', role: 'prediction', model: 'osteosarcoma_mr', model_version: '0.1.0', algorithm_type: 'AUTOMATIC',
+  created_at: '2026-12-08T01:00:00+00:00', created_by: 'ann', reviews: [],
+};
+
+function services({ active = null } = {}) {
+  const show = vi.fn();
+  return {
+    show,
+    servicesManager: {
+      services: {
+        uiNotificationService: { show },
+        viewportGridService: { getActiveViewportId: () => 'vp', getDisplaySetsUIDsForViewport: () => ['ds-mr'] },
+        displaySetService: {
+          getDisplaySetByUID: uid => (uid === 'ds-mr' ? MR : uid === 'ds-pred' ? { Modality: 'SEG', SeriesInstanceUID: 'pred' } : undefined),
+          getActiveDisplaySets: () => [MR],
+        },
+        segmentationService: { getActiveSegmentation: () => active },
+      },
+    },
+  };
+}
+
+function fakeClient(overrides = {}) {
+  return {
+    me: vi.fn(async () => ({ username: 'ann', platform_admin: false, cohorts: [] })),
+    models: vi.fn(async () => [MODEL]),
+    segmentations: vi.fn(async () => [PREDICTION]),
+    runModel: vi.fn(async () => ({ params: { seg_series_uid: 'new', confidence: 0.9 } })),
+    saveSegmentation: vi.fn(async () => ({ seg_uid: 'saved', segments: 1 })),
+    review: vi.fn(async () => ({})),
+    deleteSegmentation: vi.fn(async () => ({})),
+    logout: vi.fn(async () => null),
+    ...overrides,
+  };
+}
+
+afterEach(() => {
+  cleanup();
+  window.sessionStorage.clear();
+});
+
+describe('the Segmentation panel', () => {
+  it('shows who is logged in, the models usable on the open series with run time, validation and DEMO notice', async () => {
+    const { servicesManager } = services();
+    const client = fakeClient();
+    render(<SegmentationPanel servicesManager={servicesManager} commandsManager={{}} client={client} pollMs={60000} />);
+    await screen.findByText(/Run osteosarcoma_mr/);
+    await waitFor(() => expect(document.querySelector('[data-cy="awesomme-user"]').textContent).toContain('Logged in as ann'));
+    expect(client.models).toHaveBeenCalledWith('se');
+    expect(client.segmentations).toHaveBeenCalledWith('se');
+    expect(screen.getByText(/~1.5 s on cpu/)).toBeTruthy();
+    expect(screen.getByText(/dice 0.912/)).toBeTruthy();
+    expect(screen.getByText(/DEMO weights/)).toBeTruthy();
+  });
+
+  it('runs a model on the open series, then reloads to overlay the SEG it stored', async () => {
+    const { servicesManager } = services();
+    const client = fakeClient();
+    const reload = vi.fn();
+    Object.defineProperty(window, 'location', { value: { ...window.location, reload }, configurable: true });
+    render(<SegmentationPanel servicesManager={servicesManager} commandsManager={{}} client={client} pollMs={60000} />);
+    fireEvent.click(await screen.findByText(/Run osteosarcoma_mr/));
+    await waitFor(() => expect(reload).toHaveBeenCalled());
+    expect(client.runModel).toHaveBeenCalledWith('osteosarcoma_mr', 'se', '');
+    expect(window.sessionStorage.getItem('awesomme.loadAfterReload')).toBe('new');
+  });
+
+  it('shows every refusal as a notification', async () => {
+    const { servicesManager, show } = services();
+    const client = fakeClient({ runModel: vi.fn(async () => { throw new Error('POST /infer/osteosarcoma_mr: 403 not bound'); }) });
+    render(<SegmentationPanel servicesManager={servicesManager} commandsManager={{}} client={client} pollMs={60000} />);
+    fireEvent.click(await screen.findByText(/Run osteosarcoma_mr/));
+    await waitFor(() => expect(show).toHaveBeenCalled());
+    expect(show.mock.calls[0][0]).toMatchObject({ type: 'error', message: expect.stringContaining('403 not bound') });
+  });
+
+  it('saves an edit of a prediction as a new SEG based on it', async () => {
+    const { servicesManager } = services({ active: { segmentationId: 'ds-pred' } });
+    const client = fakeClient();
+    const runCommand = vi.fn(() => ({ dataset: null }));
+    Object.defineProperty(window, 'location', { value: { ...window.location, reload: vi.fn() }, configurable: true });
+    const { show } = services();
+    servicesManager.services.uiNotificationService = { show };
+    render(<SegmentationPanel servicesManager={servicesManager} commandsManager={{ runCommand }} client={client} pollMs={60000} />);
+    await screen.findByText(/osteosarcoma_mr v0.1.0 ·/);
+    await act(async () => fireEvent.click(screen.getByText('Save')));
+    await waitFor(() => expect(runCommand).toHaveBeenCalled());
+    expect(runCommand.mock.calls[0][0]).toBe('generateSegmentation');
+    expect(runCommand.mock.calls[0][1].segmentationId).toBe('ds-pred');
+    // No dataset came back: nothing is sent, the user is told.
+    expect(client.saveSegmentation).not.toHaveBeenCalled();
+    expect(show.mock.calls.at(-1)[0].message).toContain('no SEG');
+  });
+
+  it('lets the author delete their own SEG and anyone review it', async () => {
+    const { servicesManager } = services();
+    const client = fakeClient();
+    render(<SegmentationPanel servicesManager={servicesManager} commandsManager={{}} client={client} pollMs={60000} />);
+    fireEvent.click(await screen.findByText('Accept'));
+    await waitFor(() => expect(client.review).toHaveBeenCalledWith('pred', 'accepted'));
+    fireEvent.click(await screen.findByText('Delete'));
+    await waitFor(() => expect(client.deleteSegmentation).toHaveBeenCalledWith('pred'));
+  });
+});

@@ -53,6 +53,7 @@ from awesomme.api.routes import (  # noqa: E402
     segmentations,
     tokens,
     users,
+    viewer,
     viewer_files,
 )
 from awesomme.api.security_headers import SecurityHeadersMiddleware  # noqa: E402
@@ -129,6 +130,7 @@ def create_app() -> FastAPI:
     monailabel_app.include_router(login.router)
     monailabel_app.include_router(docs.router)
     monailabel_app.include_router(viewer_files.router)
+    monailabel_app.include_router(viewer.router)
     monailabel_app.include_router(dicomweb.router, prefix="/dicom-web")
     monailabel_app.include_router(dicomweb.proxy_router, prefix="/proxy/dicom")
     monailabel_app.add_exception_handler(AwesommeError, _awesomme_error)

@@ -85,6 +85,9 @@ EXPECTED: dict[tuple[str, str], Cell] = {
     ("GET", "/auth/token/valid"): Cell(LOGGED_IN),
     ("GET", "/info/"): Cell(LOGGED_IN),
     ("GET", "/ohif/{path}"): Cell(LOGGED_IN, path="/ohif/"),
+    ("GET", "/viewer/app-config.js"): Cell(LOGGED_IN),
+    ("GET", "/viewer/{path}"): Cell(LOGGED_IN, path="/viewer/"),
+    ("GET", "/viewer-plugins/{path}"): Cell(LOGGED_IN, path="/viewer-plugins/awesomme-mode.mjs"),
     ("GET", "/api/users/me"): Cell(LOGGED_IN),
     ("POST", "/api/users/me/password"): Cell(LOGGED_IN, json={}),
     ("POST", "/api/users/me/tokens"): Cell(LOGGED_IN, json={}),
@@ -182,6 +185,7 @@ EXPECTED: dict[tuple[str, str], Cell] = {
     # -- segmentations: import, interpolation, deletion, review ----------------------------------------------------
     # Which series or SEG, and the right to act on it, are checked in the service: nothing named here exists.
     ("POST", "/api/segmentations/import"): Cell(IN_A_COHORT, data={"series_uid": "1.2.3.999"}),
+    ("POST", "/api/segmentations"): Cell(IN_A_COHORT, data={"series_uid": "1.2.3.999"}),
     ("POST", "/api/segmentations/interpolate"): Cell(IN_A_COHORT, json={}),
     ("DELETE", "/api/segmentations/{seg_uid}"): Cell(IN_A_COHORT, path="/api/segmentations/1.2.3.999"),
     ("POST", "/api/segmentations/{seg_uid}/review"): Cell(
@@ -234,6 +238,9 @@ UNLISTED = [
     ("GET", "/proxy/dicom/{path}"),
     ("POST", "/proxy/dicom/{path}"),
     ("GET", "/ohif/{path}"),
+    ("GET", "/viewer/app-config.js"),
+    ("GET", "/viewer/{path}"),
+    ("GET", "/viewer-plugins/{path}"),
     ("GET", "/login"),
     ("GET", "/"),
     ("GET", "/docs"),

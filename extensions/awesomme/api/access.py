@@ -58,6 +58,8 @@ __all__ = ["ROUTES", "SESSION_COOKIE", "Access", "AccessMiddleware", "Rule", "ac
 
 logger = logging.getLogger(__name__)
 SESSION_COOKIE = "awesomme_session"
+# Pages a browser opens: without a session they send it to /login (other routes answer 401).
+_LOGIN_FIRST = ("/ohif", "/viewer/")
 
 
 class Access(StrEnum):
@@ -424,6 +426,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/auth/token/valid"): Rule(A.USER),
     ("GET", "/info/"): Rule(A.USER, note="models and strategies, no patient data"),
     ("GET", "/ohif/{path:path}"): Rule(A.USER, note="the viewer's files; data comes through the filtered proxy"),
+    ("GET", "/viewer/app-config.js"): Rule(A.USER, note="the AWESOMME viewer's settings: our /dicom-web only"),
+    ("GET", "/viewer/{path:path}"): Rule(A.USER, note="the AWESOMME viewer's files; data comes through /dicom-web"),
+    ("GET", "/viewer-plugins/{path:path}"): Rule(A.USER, note="our extension and mode for the AWESOMME viewer"),
     ("GET", "/api/users/me"): Rule(A.USER),
     ("POST", "/api/users/me/password"): Rule(
         A.USER, note="not with a personal access token", audit="user.password.change", personal_tokens=False
@@ -810,7 +815,7 @@ class AccessMiddleware:
                 if (scope["method"], scope["path"]) == SAMPLE_DOWNLOAD:  # 3D Slicer's sample, fetched with no token
                     granted = await run_in_threadpool(_authorize_by_grant, request, rule, path_params, context)
                 if granted is None:
-                    if scope["path"].startswith("/ohif"):
+                    if scope["path"].startswith(_LOGIN_FIRST):
                         await RedirectResponse(f"/login?next={scope['path']}", status_code=303)(scope, receive, send)
                     else:
                         await _deny(401, "log in first: send Authorization: Bearer <token>")(scope, receive, send)
@@ -826,7 +831,7 @@ class AccessMiddleware:
                     _authorize, request, rule, path_params, token is None, token or cookie or "", context, reader
                 )
         except AwesommeError as error:
-            if isinstance(error, Unauthorized) and token is None and scope["path"].startswith("/ohif"):
+            if isinstance(error, Unauthorized) and token is None and scope["path"].startswith(_LOGIN_FIRST):
                 await RedirectResponse(f"/login?next={scope['path']}", status_code=303)(scope, receive, send)
                 return
             await _deny(error.status_code, str(error))(scope, receive, send)

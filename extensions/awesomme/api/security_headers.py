@@ -14,7 +14,12 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["DATA_POLICY", "DOCS_POLICY", "VIEWER_POLICY", "SecurityHeadersMiddleware", "security_headers"]
+__all__ = [
+    "DATA_POLICY",
+    "DOCS_POLICY",
+    "OHIF_VIEWER_POLICY",
+    "VIEWER_POLICY",
+    "SecurityHeadersMiddleware", "security_headers"]
 
 DATA_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 DOCS_POLICY = (
@@ -30,23 +35,30 @@ VIEWER_POLICY = (
     "connect-src 'self' data: blob:; media-src 'self' data: blob:; object-src 'none'; frame-ancestors 'none'; "
     "base-uri 'self'; form-action 'self'"
 )
+# Our viewer (/viewer/, the prebuilt OHIF 3.13.2 and our plugin): the same needs (its index.html bootstraps inline,
+# its image codecs are WebAssembly, its workers start from its own files and blob: URLs, our panel is an ES module
+# of this server), nothing from another host.
+OHIF_VIEWER_POLICY = VIEWER_POLICY
 _PAGES = {"/", "/docs", "/login"}
 _DOCS_PREFIX = "/docs/"
 _VIEWER_PREFIXES = ("/ohif/", "/static/")
-_STATIC = ("/ohif/", "/static/", "/docs/", "/favicon.ico")
+_OHIF_VIEWER_PREFIXES = ("/viewer/", "/viewer-plugins/")
+_STATIC = ("/ohif/", "/static/", "/docs/", "/favicon.ico", *_OHIF_VIEWER_PREFIXES)
 
 
 def security_headers(path: str) -> dict[str, str]:
     """The headers an answer to ``path`` gets (where the route set none of its own)."""
     headers = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY"}
-    if path == "/ohif" or path.startswith(_VIEWER_PREFIXES):
+    if path.startswith(_OHIF_VIEWER_PREFIXES):
+        policy = OHIF_VIEWER_POLICY
+    elif path == "/ohif" or path.startswith(_VIEWER_PREFIXES):
         policy = VIEWER_POLICY
     elif path in ("/", "/docs") or path.startswith(_DOCS_PREFIX):
         policy = DOCS_POLICY
     else:
         policy = DATA_POLICY
     headers["Content-Security-Policy"] = policy
-    page = path in _PAGES or policy == VIEWER_POLICY
+    page = path in _PAGES or path.startswith((*_VIEWER_PREFIXES, *_OHIF_VIEWER_PREFIXES)) or path == "/ohif"
     headers["Referrer-Policy"] = "same-origin" if page else "no-referrer"
     if not (path.startswith(_STATIC) or path == "/ohif"):
         headers["Cache-Control"] = "no-store"

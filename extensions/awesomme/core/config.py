@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     database_url: str = ""
     app_dir: Path = REPO_ROOT / "apps" / "awesomme"
     infer_configs_dir: Path = REPO_ROOT / "infer_configs"
+    # The viewer at /viewer/: the pinned prebuilt OHIF (scripts/install_viewer.py) and our plugin's bundles.
+    viewer_dist_dir: Path = REPO_ROOT / "var" / "viewer"
+    viewer_plugins_dir: Path = REPO_ROOT / "ohif-plugin" / "dist"
+    viewer_max_web_workers: int = Field(default=2, ge=1, le=16)
 
     orthanc_url: str = "http://127.0.0.1:8042"
     orthanc_username: str = ""

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
+
+
+def has_dciodvfy() -> bool:
+    """Whether ``dciodvfy`` (dicom3tools) is installed; checks that need it are skipped where it is not."""
+    return shutil.which("dciodvfy") is not None
 
 
 def dciodvfy_errors(path: Path) -> list[str]:

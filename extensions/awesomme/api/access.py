@@ -538,6 +538,11 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/segmentations/import"): Rule(
         A.MEMBER, note="into a series of my cohorts (checked in the service)", audit="segmentation.import"
     ),
+    ("POST", "/api/segmentations"): Rule(
+        A.MEMBER,
+        note="a viewer's SEG, as my label of a series of my cohorts (checked in the service)",
+        audit="label.save",
+    ),
     ("POST", "/api/segmentations/interpolate"): Rule(
         A.MEMBER, note="a SEG of a series of my cohorts (checked in the service)", audit="segmentation.interpolate"
     ),

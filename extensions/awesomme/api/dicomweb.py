@@ -5,6 +5,8 @@ Platform admins see everything. Everyone else gets searches narrowed to their co
 part of the query Orthanc answers, so a search costs what the caller can see, not what Orthanc holds) and then
 filtered to their series, retrievals only of what they may see (404 otherwise), and STOW only into a cohort they
 administer (``?cohort=<id>``), the stored series joining it (``services.stow``: what is checked is what is stored).
+A search with ``?cohort=<id>`` (the viewer's study list per cohort) is narrowed to that cohort, which must be one of
+the caller's (any, for platform admins): another is a 404, as an unknown one; the parameter never reaches Orthanc.
 Every URL in an answer points at our ``/dicom-web`` under the host the client used; Orthanc's own error texts never
 reach a client. A study or series whose UID Orthanc holds several times (under other patients or studies) is a 409,
 never served half. MONAI Label's bundled viewer reaches the same code through ``/proxy/dicom/{qido,wado}/...``.
@@ -28,8 +30,10 @@ from starlette.background import BackgroundTask
 from awesomme.api.deps import CurrentPrincipal, CurrentVisibility
 from awesomme.core import audit
 from awesomme.core.config import get_settings
+from awesomme.core.db import session_scope
 from awesomme.core.errors import AwesommeError, Conflict, NotFound
-from awesomme.core.visibility import Principal, Visibility
+from awesomme.core.visibility import Principal, Visibility, visibility_of_cohorts
+from awesomme.models import Cohort
 from awesomme.orthanc.client import KEEPALIVE_EXPIRY_S, get_client
 from awesomme.orthanc.multipart import MalformedRequest, excerpt
 from awesomme.services import stow
@@ -55,6 +59,8 @@ CohortChoice = Callable[[Principal, str | None], int | None]
 # A study list longer than this is asked in several queries (Orthanc refuses URLs much past 16 kB).
 STUDIES_PER_QUERY = 200
 MAX_PAGING = 10**9
+# Our own search parameter (the cohort a search is narrowed to): read here, never forwarded to Orthanc.
+COHORT_PARAM = "cohort"
 
 
 class _Upstream:
@@ -227,6 +233,34 @@ async def filtered_search(
     return kept[offset : offset + limit] if limit is not None else kept[offset:]
 
 
+def _search_params(request: Request) -> list[tuple[str, str]]:
+    return [(key, value) for key, value in request.query_params.multi_items() if key != COHORT_PARAM]
+
+
+def _cohort_choice(request: Request) -> int | None:
+    """The cohort a search names (``?cohort=<id>``), if any: once, a whole number (400 otherwise)."""
+    given = request.query_params.getlist(COHORT_PARAM)
+    if not given:
+        return None
+    if len(given) > 1:
+        raise MalformedRequest(f"{COHORT_PARAM} is given more than once")
+    if not (given[0].isascii() and given[0].isdigit() and len(given[0]) <= 18):
+        raise MalformedRequest(f"{COHORT_PARAM} must be a cohort's id (a whole number), not {excerpt(given[0])}")
+    return int(given[0])
+
+
+def cohort_scope(principal: Principal, cohort_id: int) -> Visibility:
+    """What a search narrowed to ``cohort_id`` may show: that cohort's items, if it is one of the caller's (any
+    existing one for platform admins); otherwise the same 404 as for a cohort that does not exist."""
+    with session_scope() as session:
+        allowed = principal.role_in(cohort_id) is not None or (
+            principal.platform_admin and session.get(Cohort, cohort_id) is not None
+        )
+        if not allowed:
+            raise NotFound(f"no cohort {cohort_id}")
+        return visibility_of_cohorts(session, {cohort_id})
+
+
 async def _filtered_search(request: Request, path: str, visibility: Visibility) -> Response:
     paging = _paging(request)
 
@@ -237,7 +271,7 @@ async def _filtered_search(request: Request, path: str, visibility: Visibility) 
         answer = upstream.json() if upstream.content else []
         return answer if isinstance(answer, list) else []
 
-    kept = await filtered_search(search, request.query_params.multi_items(), path, visibility, paging)
+    kept = await filtered_search(search, _search_params(request), path, visibility, paging)
     return _json_answer(request, kept)
 
 
@@ -263,13 +297,16 @@ def _check_unambiguous(target: Target) -> None:
         raise Conflict(f"study {target.study} exists under several patients in the DICOM store")
 
 
-async def _retrieve(request: Request, path: str, visibility: Visibility) -> Response:
+async def _retrieve(request: Request, path: str, principal: Principal, visibility: Visibility) -> Response:
     if not _ALLOWED_PATH.match(path):
         raise HTTPException(404, f"not a DICOMweb resource: /{excerpt(path)}")
     if _SEARCHES.match(path):
+        cohort = _cohort_choice(request)
+        if cohort is not None:
+            visibility = await run_in_threadpool(cohort_scope, principal, cohort)
         if visibility.everything:
             _paging(request)
-            return await _answer(request, path)
+            return await _answer(request, path, _search_params(request))
         if Target.of(path).study and not visibility.sees_study(str(Target.of(path).study)):
             _paging(request)
             return Response("[]", media_type="application/dicom+json")
@@ -283,18 +320,18 @@ async def _retrieve(request: Request, path: str, visibility: Visibility) -> Resp
     return await _answer(request, path)
 
 
-@router.get("/{path:path}", summary="QIDO-RS and WADO-RS, within your cohorts")
-async def retrieve(path: str, request: Request, visibility: CurrentVisibility) -> Response:
-    return await _retrieve(request, path, visibility)
+@router.get("/{path:path}", summary="QIDO-RS and WADO-RS, within your cohorts (a search: ?cohort=<id> for one)")
+async def retrieve(path: str, request: Request, principal: CurrentPrincipal, visibility: CurrentVisibility) -> Response:
+    return await _retrieve(request, path, principal, visibility)
 
 
 @proxy_router.get("/{path:path}")
-async def proxy(path: str, request: Request, visibility: CurrentVisibility) -> Response:
+async def proxy(path: str, request: Request, principal: CurrentPrincipal, visibility: CurrentVisibility) -> Response:
     """MONAI Label's viewer asks ``/proxy/dicom/qido/...`` and ``/proxy/dicom/wado/...``."""
     service, _, rest = path.partition("/")
     if service not in ("qido", "wado"):
         raise HTTPException(404, "only qido and wado go through the proxy")
-    return await _retrieve(request, rest, visibility)
+    return await _retrieve(request, rest, principal, visibility)
 
 
 # -- STOW-RS ---------------------------------------------------------------------------------------------------

@@ -19,8 +19,21 @@ from pydicom.sr.coding import Code
 
 from awesomme import __version__
 from awesomme.core.errors import InvalidInput
+from awesomme.dicom.label_geometry import GeometryTolerance
 
-__all__ = ["SegContent", "decode_seg", "encode_seg", "seg_content", "segment_masks", "segment_type"]
+__all__ = [
+    "SegContent",
+    "check_seg_frames",
+    "decode_seg",
+    "display_colour",
+    "encode_seg",
+    "rgb_to_dicom_lab",
+    "seg_content",
+    "segment_codes",
+    "segment_colours",
+    "segment_masks",
+    "segment_type",
+]
 
 # Codes spelled out (pydicom's lookup is untyped): DCM "Artificial Intelligence" and SNOMED CT categories and
 # types (DICOM CID 7150/7151) for the structures our models and phantoms know; anything else is "Tissue".
@@ -36,6 +49,25 @@ SEGMENT_CODES: dict[str, tuple[Code, Code]] = {
     "bone": (ANATOMICAL_STRUCTURE, Code("272673000", "SCT", "Bone")),
 }
 SEG_SERIES_NUMBER = 9000
+# Recommended display colours (sRGB): one per structure the platform knows, else one per segment number (a palette
+# of distinct hues, cycled), so a SEG shows the same colours in OHIF, Slicer and our panels every time.
+STRUCTURE_COLOURS: dict[str, tuple[int, int, int]] = {
+    "tumour": (221, 52, 52),
+    "tumor": (221, 52, 52),
+    "nodule": (240, 140, 30),
+    "lung": (200, 200, 235),
+    "bone": (241, 214, 145),
+}
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (128, 174, 128),
+    (70, 130, 220),
+    (230, 200, 40),
+    (180, 90, 200),
+    (60, 190, 190),
+    (230, 120, 170),
+    (140, 100, 60),
+    (120, 200, 60),
+)
 
 
 def segment_type(label: str) -> tuple[Code, Code]:
@@ -60,10 +92,16 @@ class SegContent:
     names: Mapping[int, str]
     counts: Mapping[int, int]
     types: Mapping[int, tuple[Code, Code]] = field(default_factory=dict)
+    # Recommended Display CIELab Values (DICOM's 16-bit encoding) a SEG read back declares, by segment number.
+    colours: Mapping[int, tuple[int, int, int]] = field(default_factory=dict)
 
     def codes(self, number: int) -> tuple[Code, Code]:
         """The (category, type) codes of segment ``number``."""
         return self.types.get(number) or segment_type(self.names[number])
+
+    def colour(self, number: int) -> tuple[int, int, int]:
+        """The Recommended Display CIELab Value of segment ``number``: its own, else the platform's."""
+        return self.colours.get(number) or display_colour(self.names[number], number)
 
     def summary(self, voxel_volume_ml: float) -> list[dict[str, Any]]:
         """Number, label, coded type and volume (mL) of each segment, as a record keeps and a listing shows them."""
@@ -78,8 +116,14 @@ class SegContent:
         ]
 
 
-def seg_content(label_map: np.ndarray, names: Mapping[int, str]) -> SegContent:
-    """``label_map``'s segments numbered 1..N in the order of its values, named by ``names`` (by value).
+def seg_content(
+    label_map: np.ndarray,
+    names: Mapping[int, str],
+    types: Mapping[int, tuple[Code, Code]] | None = None,
+    colours: Mapping[int, tuple[int, int, int]] | None = None,
+) -> SegContent:
+    """``label_map``'s segments numbered 1..N in the order of its values, named by ``names`` (by value), with the
+    coded types and display colours ``types`` and ``colours`` give (by value; the platform's for the others).
 
     A map already numbered 1..N (a model's usual answer) is kept as it is, not copied; others go through one
     lookup-table pass. One ``np.bincount`` counts every segment (not ``np.unique``, a sort of every voxel).
@@ -90,12 +134,38 @@ def seg_content(label_map: np.ndarray, names: Mapping[int, str]) -> SegContent:
     if not counts:
         raise InvalidInput("the label is empty: no voxel is segmented")
     values = sorted(counts)
-    numbers = range(1, len(values) + 1)
+    numbered = list(zip(range(1, len(values) + 1), values, strict=True))
     return SegContent(
         label_map=_numbered_one_to_n(label_map, values),
-        names={n: names.get(v, f"Segment {v}")[:SEGMENT_LABEL_LENGTH] for n, v in zip(numbers, values, strict=True)},
-        counts={n: counts[v] for n, v in zip(numbers, values, strict=True)},
+        names={n: names.get(v, f"Segment {v}")[:SEGMENT_LABEL_LENGTH] for n, v in numbered},
+        counts={n: counts[v] for n, v in numbered},
+        types={n: (types or {})[v] for n, v in numbered if v in (types or {})},
+        colours={n: (colours or {})[v] for n, v in numbered if v in (colours or {})},
     )
+
+
+def rgb_to_dicom_lab(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    """An sRGB colour (0-255) as a Recommended Display CIELab Value: CIELab under D65, the white point viewers
+    (dcmjs, so OHIF) convert back with, scaled to DICOM's 16-bit PCS encoding (PS3.3 C.10.7.1.1)."""
+    linear = [((c / 255 + 0.055) / 1.055) ** 2.4 if c / 255 > 0.04045 else c / 255 / 12.92 for c in rgb]
+    r, g, b = linear
+    xyz = (
+        (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047,
+        0.2126 * r + 0.7152 * g + 0.0722 * b,
+        (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883,
+    )
+    fx, fy, fz = (t ** (1 / 3) if t > 216 / 24389 else (24389 / 27 * t + 16) / 116 for t in xyz)
+    lightness, a_star, b_star = 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+    clip = lambda v, low, high: min(max(v, low), high)  # noqa: E731 - rounding may leave the range by a hair
+    return hd.color.CIELabColor(
+        clip(lightness, 0.0, 100.0), clip(a_star, -128.0, 127.0), clip(b_star, -128.0, 127.0)
+    ).value
+
+
+def display_colour(label: str, number: int) -> tuple[int, int, int]:
+    """The platform's Recommended Display CIELab Value for a segment: its structure's colour, else its number's."""
+    rgb = STRUCTURE_COLOURS.get(label.strip().lower()) or PALETTE[(number - 1) % len(PALETTE)]
+    return rgb_to_dicom_lab(rgb)
 
 
 def _voxel_counts(label_map: np.ndarray) -> dict[int, int]:
@@ -138,16 +208,17 @@ def encode_seg(
     descriptions = []
     for number, label in sorted(content.names.items()):
         category, kind = content.codes(number)
-        descriptions.append(
-            hd.seg.SegmentDescription(
-                segment_number=number,
-                segment_label=label,
-                segmented_property_category=category,
-                segmented_property_type=kind,
-                algorithm_type=algorithm_type,
-                algorithm_identification=identification,
-            )
+        description = hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=label,
+            segmented_property_category=category,
+            segmented_property_type=kind,
+            algorithm_type=algorithm_type,
+            algorithm_identification=identification,
         )
+        # highdicom 0.22 takes no colour argument; viewers warn and guess one without it.
+        description.RecommendedDisplayCIELabValue = list(content.colour(number))
+        descriptions.append(description)
     return hd.seg.Segmentation(
         source_images=list(source),
         pixel_array=content.label_map,
@@ -175,16 +246,27 @@ def decode_seg(seg: Dataset, source: Sequence[Dataset]) -> SegContent:
     label_map = _pixels(parsed, source, combine_segments=True)
     names = _segment_names(parsed)
     counts = _voxel_counts(label_map)
-    return SegContent(label_map, names, {number: counts.get(number, 0) for number in names}, _segment_codes(parsed))
+    return SegContent(
+        label_map,
+        names,
+        {number: counts.get(number, 0) for number in names},
+        _segment_codes(parsed),
+        segment_colours(parsed),
+    )
 
 
-def segment_masks(seg: Dataset, source: Sequence[Dataset]) -> tuple[list[str], list[np.ndarray]]:
+def segment_masks(
+    seg: Dataset, source: Sequence[Dataset], *, frames_checked: bool = False
+) -> tuple[list[str], list[np.ndarray]]:
     """Each segment of a SEG as a mask on the ordered ``source`` grid, in segment-number order, with its label;
-    segments may overlap, and a fractional one counts where it is above one half."""
+    segments may overlap, and a fractional one counts where it is above one half. ``frames_checked``: every
+    frame's geometry was checked against its source instance (``check_seg_frames``), so a SEG that does not declare
+    its spatial locations preserved (OHIF's) is read by its frames' source references all the same."""
     parsed = _parsed(seg)
     names = _segment_names(parsed)
     numbers = sorted(names)
-    pixels = _pixels(parsed, source, combine_segments=False, segment_numbers=numbers)
+    options: dict[str, Any] = {"ignore_spatial_locations": True} if frames_checked else {}
+    pixels = _pixels(parsed, source, combine_segments=False, segment_numbers=numbers, **options)
     return [names[number] for number in numbers], [pixels[..., index] > 0.5 for index in range(len(numbers))]
 
 
@@ -202,7 +284,27 @@ def _segment_names(parsed: hd.seg.Segmentation) -> dict[int, str]:
     return {int(item.SegmentNumber): str(item.SegmentLabel) for item in parsed.SegmentSequence}
 
 
-def _segment_codes(parsed: hd.seg.Segmentation) -> dict[int, tuple[Code, Code]]:
+def segment_colours(seg: Dataset) -> dict[int, tuple[int, int, int]]:
+    """The Recommended Display CIELab Value each segment of a SEG declares (those with a valid one), by number."""
+    colours = {}
+    for item in getattr(seg, "SegmentSequence", None) or []:
+        value = getattr(item, "RecommendedDisplayCIELabValue", None)
+        try:
+            triple = tuple(int(v) for v in value or ())
+            number = int(item.SegmentNumber)
+        except (AttributeError, TypeError, ValueError):
+            continue
+        if len(triple) == 3 and all(0 <= v <= 0xFFFF for v in triple):
+            colours[number] = (triple[0], triple[1], triple[2])
+    return colours
+
+
+def segment_codes(seg: Dataset) -> dict[int, tuple[Code, Code]]:
+    """The (category, type) codes each segment of a SEG declares, by number."""
+    return _segment_codes(seg)
+
+
+def _segment_codes(parsed: Dataset) -> dict[int, tuple[Code, Code]]:
     codes = {}
     for item in parsed.SegmentSequence:
         try:
@@ -225,3 +327,98 @@ def _pixels(parsed: hd.seg.Segmentation, source: Sequence[Dataset], **options: A
         )
     except (ValueError, KeyError, RuntimeError, AttributeError, TypeError) as error:
         raise InvalidInput(f"the SEG cannot be decoded on the series' instances: {error}") from error
+
+
+# -- a SEG's frames against their source instances ---------------------------------------------------------------
+def _floats(item: Any, keyword: str, count: int) -> np.ndarray | None:
+    try:
+        values = np.asarray([float(v) for v in getattr(item, keyword)], dtype=float)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return values if values.shape == (count,) and np.all(np.isfinite(values)) else None
+
+
+def _functional(frame: Any, shared: Any, sequence: str, keyword: str, count: int) -> np.ndarray | None:
+    """A frame's value of ``keyword`` in its functional group ``sequence``: its own, else the shared one."""
+    for group in (frame, shared):
+        items = getattr(group, sequence, None) if group is not None else None
+        if items:
+            return _floats(items[0], keyword, count)
+    return None
+
+
+def _source_uids(frame: Any) -> set[str]:
+    return {
+        str(source.ReferencedSOPInstanceUID)
+        for derivation in getattr(frame, "DerivationImageSequence", None) or []
+        for source in getattr(derivation, "SourceImageSequence", None) or []
+        if "ReferencedSOPInstanceUID" in source
+    }
+
+
+def _angle_deg(first: np.ndarray, second: np.ndarray) -> float:
+    """The largest angle between the row and between the column direction cosines of two orientations."""
+    angles = []
+    for a, b in ((first[:3], second[:3]), (first[3:], second[3:])):
+        norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+        cosine = float(np.dot(a, b) / norms) if norms else -1.0
+        angles.append(float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))))
+    return max(angles)
+
+
+def _triple_text(values: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+
+def check_seg_frames(seg: Dataset, source: Sequence[Dataset], tolerance: GeometryTolerance) -> None:
+    """Every frame of a SEG references one instance of the ``source`` series and lies where it does: same position
+    (within ``tolerance.origin_mm``), orientation (``orientation_deg``), pixel spacing (``spacing_mm``) and size.
+    What lets a SEG that does not declare its spatial locations preserved (OHIF's) be read by its source
+    references; a 422 names the first frame that does not fit."""
+    by_uid = {str(ds.SOPInstanceUID): ds for ds in source}
+    series = str(source[0].SeriesInstanceUID) if source else "(none)"
+    size = (int(getattr(seg, "Rows", 0) or 0), int(getattr(seg, "Columns", 0) or 0))
+    wanted = (int(source[0].Rows), int(source[0].Columns)) if source else (0, 0)
+    if size != wanted:
+        raise InvalidInput(f"the SEG's frames are {size[0]}x{size[1]}, the series' images {wanted[0]}x{wanted[1]}")
+    frames = list(getattr(seg, "PerFrameFunctionalGroupsSequence", None) or [])
+    declared = int(getattr(seg, "NumberOfFrames", 0) or 0)
+    if not frames or len(frames) != declared:
+        raise InvalidInput(f"the SEG describes {len(frames)} frames but holds {declared}")
+    shared_items = getattr(seg, "SharedFunctionalGroupsSequence", None) or [None]
+    shared = shared_items[0]
+    for number, frame in enumerate(frames, start=1):
+        uids = _source_uids(frame)
+        if len(uids) != 1:
+            raise InvalidInput(f"frame {number} references {len(uids)} source instances, not one")
+        uid = uids.pop()
+        instance = by_uid.get(uid)
+        if instance is None:
+            raise InvalidInput(f"frame {number} references instance {uid}, not one of series {series}")
+        position = _functional(frame, shared, "PlanePositionSequence", "ImagePositionPatient", 3)
+        orientation = _functional(frame, shared, "PlaneOrientationSequence", "ImageOrientationPatient", 6)
+        spacing = _functional(frame, shared, "PixelMeasuresSequence", "PixelSpacing", 2)
+        if position is None or orientation is None or spacing is None:
+            raise InvalidInput(f"frame {number} does not give its position, orientation and pixel spacing")
+        expected = _floats(instance, "ImagePositionPatient", 3)
+        assert expected is not None  # the series' instances were sorted by it
+        distance = float(np.linalg.norm(position - expected))
+        if distance > tolerance.origin_mm:
+            raise InvalidInput(
+                f"frame {number} lies at {_triple_text(position)} mm, {distance:.4g} mm from its source instance "
+                f"{uid} at {_triple_text(expected)} (tolerance {tolerance.origin_mm} mm)"
+            )
+        source_orientation = _floats(instance, "ImageOrientationPatient", 6)
+        assert source_orientation is not None
+        angle = _angle_deg(orientation, source_orientation)
+        if angle > tolerance.orientation_deg:
+            raise InvalidInput(
+                f"frame {number} is turned {angle:.4g} degrees from its source instance {uid} "
+                f"(tolerance {tolerance.orientation_deg} degrees)"
+            )
+        source_spacing = _floats(instance, "PixelSpacing", 2)
+        if source_spacing is not None and float(np.abs(spacing - source_spacing).max()) > tolerance.spacing_mm:
+            raise InvalidInput(
+                f"frame {number} has pixel spacing {_triple_text(spacing)} mm, its source instance {uid} "
+                f"{_triple_text(source_spacing)} mm (tolerance {tolerance.spacing_mm} mm)"
+            )

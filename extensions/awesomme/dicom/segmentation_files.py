@@ -18,17 +18,28 @@ import numpy as np
 import pydicom
 from pydicom import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.sr.coding import Code
 
 from awesomme.core.errors import InvalidInput
 from awesomme.dicom.label_geometry import GeometryTolerance, label_map_on_grid
 from awesomme.dicom.rtstruct import RTSTRUCT_STORAGE, check_rtstruct_references, rasterise_rtstruct
-from awesomme.dicom.seg import segment_masks
+from awesomme.dicom.seg import check_seg_frames, segment_codes, segment_colours, segment_masks
 from awesomme.dicom.volumes import LPS_TO_RAS, Grid
 
-__all__ = ["FORMATS", "SEG_STORAGE", "FileLabels", "SourceFile", "format_of", "read_segmentation_file"]
+__all__ = [
+    "FORMATS",
+    "LABELMAP_SEG_STORAGE",
+    "SEG_STORAGE",
+    "FileLabels",
+    "SourceFile",
+    "format_of",
+    "read_binary_seg",
+    "read_segmentation_file",
+]
 
 FORMATS = ("nifti", "nrrd", "dicom-seg", "rtstruct")
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+LABELMAP_SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"
 # Bytes a decoded label may take per voxel of the series (float64 is the widest type a label file uses), plus
 # room for headers: what a compressed file may unpack to before it is refused as a bomb.
 _BYTES_PER_VOXEL = 8
@@ -48,6 +59,9 @@ class SourceFile:
 class FileLabels:
     label_map: np.ndarray  # (slice, row, column), uint16, 0 = background
     names: dict[int, str] = field(default_factory=dict)
+    # What a DICOM SEG declares of its segments, by value in ``label_map``: coded (category, type), CIELab colour.
+    types: dict[int, tuple[Code, Code]] = field(default_factory=dict)
+    colours: dict[int, tuple[int, int, int]] = field(default_factory=dict)
 
 
 def format_of(filename: str, claimed: str | None = None) -> str:
@@ -81,12 +95,13 @@ def read_segmentation_file(
         return claimed, _read_nrrd(data, grid, tolerance, limit)
     dataset = _read_dicom(data)
     sop_class = str(getattr(dataset, "SOPClassUID", ""))
+    _refuse_labelmap(sop_class)
     found = {SEG_STORAGE: "dicom-seg", RTSTRUCT_STORAGE: "rtstruct"}.get(sop_class)
     if found is None or claimed not in ("dicom", found):
         wanted = "a DICOM SEG or RTSTRUCT" if claimed == "dicom" else f"a {claimed}"
         raise InvalidInput(f"the file is not {wanted}: its SOP class is {sop_class or 'missing'}")
     if found == "dicom-seg":
-        return found, _read_seg(dataset, source, only)
+        return found, _read_seg(dataset, source, tolerance, only)
     check_rtstruct_references(dataset, source)
     masks, names = rasterise_rtstruct(dataset, grid, tolerance.origin_mm)
     return found, _combined(masks, names, only)
@@ -192,7 +207,32 @@ def _read_dicom(data: bytes) -> Dataset:
     return dataset
 
 
-def _read_seg(dataset: Dataset, source: Sequence[Dataset], only: Collection[str] | None) -> FileLabels:
+def read_binary_seg(data: bytes, source: Sequence[Dataset], tolerance: GeometryTolerance) -> FileLabels:
+    """A BINARY DICOM SEG (a viewer's save) as labels on the ``source`` grid, every frame checked against its
+    source instance; a LABELMAP, FRACTIONAL or other object is refused naming what it is."""
+    dataset = _read_dicom(data)
+    sop_class = str(getattr(dataset, "SOPClassUID", ""))
+    _refuse_labelmap(sop_class)
+    if sop_class != SEG_STORAGE:
+        raise InvalidInput(f"the file is not a DICOM SEG ({SEG_STORAGE}): its SOP class is {sop_class or 'missing'}")
+    kind = str(getattr(dataset, "SegmentationType", "") or "missing")
+    if kind != "BINARY":
+        raise InvalidInput(f"the SEG's SegmentationType is {kind}: only BINARY segmentations are saved here")
+    return _read_seg(dataset, source, tolerance, None)
+
+
+def _refuse_labelmap(sop_class: str) -> None:
+    if sop_class == LABELMAP_SEG_STORAGE:
+        raise InvalidInput(
+            f"the file is a Label Map Segmentation (SOP class {LABELMAP_SEG_STORAGE}, LABELMAP), which is not read: "
+            f"save it as a BINARY segmentation (SOP class {SEG_STORAGE}; in OHIF, the segmentation store mode "
+            "'bitmap')"
+        )
+
+
+def _read_seg(
+    dataset: Dataset, source: Sequence[Dataset], tolerance: GeometryTolerance, only: Collection[str] | None
+) -> FileLabels:
     frame, series = str(getattr(source[0], "FrameOfReferenceUID", "")), str(source[0].SeriesInstanceUID)
     if str(getattr(dataset, "FrameOfReferenceUID", "")) != frame:
         raise InvalidInput(
@@ -202,8 +242,19 @@ def _read_seg(dataset: Dataset, source: Sequence[Dataset], only: Collection[str]
     referenced = {str(item.SeriesInstanceUID) for item in getattr(dataset, "ReferencedSeriesSequence", None) or []}
     if series not in referenced:
         raise InvalidInput(f"the SEG references series {', '.join(sorted(referenced)) or '(none)'}, not {series}")
-    names, masks = segment_masks(dataset, source)
-    return _combined(masks, names, only)
+    check_seg_frames(dataset, source, tolerance)
+    names, masks = segment_masks(dataset, source, frames_checked=True)
+    labels = _combined(masks, names, only)
+    # _combined numbers the file's segments 1..N in segment-number order: carry their codes and colours along.
+    codes, colours = segment_codes(dataset), segment_colours(dataset)
+    numbers = sorted(int(item.SegmentNumber) for item in dataset.SegmentSequence)
+    by_value = dict(enumerate(numbers, start=1))
+    return FileLabels(
+        labels.label_map,
+        labels.names,
+        {value: codes[by_value[value]] for value in labels.names if by_value[value] in codes},
+        {value: colours[by_value[value]] for value in labels.names if by_value[value] in colours},
+    )
 
 
 def _combined(masks: list[np.ndarray], names: list[str], only: Collection[str] | None) -> FileLabels:

@@ -28,7 +28,7 @@ from awesomme.core.errors import Forbidden, InvalidInput, NotFound
 from awesomme.core.visibility import Principal, cohorts_of_series, current_visibility
 from awesomme.dicom.label_geometry import GeometryTolerance
 from awesomme.dicom.seg import encode_seg, seg_content
-from awesomme.dicom.segmentation_files import SourceFile, format_of, read_segmentation_file
+from awesomme.dicom.segmentation_files import SourceFile, format_of, read_binary_seg, read_segmentation_file
 from awesomme.dicom.volumes import grid_from_datasets
 from awesomme.models import (
     Segmentation,
@@ -44,17 +44,30 @@ from awesomme.services.seg_store import cohort_text
 __all__ = [
     "REVIEW_STATUSES",
     "ImportRequest",
+    "SaveRequest",
     "delete_segmentation",
     "import_segmentation",
     "interpolate_segmentation",
     "review_segmentation",
     "reviews_and_owners",
+    "save_segmentation",
 ]
 
 logger = logging.getLogger(__name__)
 REVIEW_STATUSES = ("accepted", "rejected")
 IMPORT_TAG = "imported"
+SAVE_TAG = "final"  # a label saved from the viewer is a person's final work, as MONAI Label's save label makes it
 INTERPOLATION_ALGORITHM = "AWESOMME slice interpolation"
+
+
+@dataclass(frozen=True)
+class SaveRequest:
+    """A SEG a viewer wrote (OHIF's bitmap SEG), to be stored as the caller's label of ``series_uid``."""
+
+    series_uid: str
+    filename: str
+    based_on: str = ""  # the model's SEG the edit started from: a prediction of this very series
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,7 +173,7 @@ def import_segmentation(
     found, labels = read_segmentation_file(data, claimed, source, grid, tolerance, only)
     clock.lap("read")
     values = [int(v) for v in np.unique(labels.label_map) if v != 0]
-    content = seg_content(labels.label_map, _segment_names(labels.names, values, request))
+    content = seg_content(labels.label_map, _segment_names(labels.names, values, request), labels.types, labels.colours)
     reader = _reader(request.reader)
     author = reader or audit.acting_user()  # the importer is the login, never a form field
     automatic = algorithm_type != SegmentAlgorithmTypeValues.MANUAL
@@ -203,6 +216,86 @@ def import_segmentation(
         "series_uid": state.series_uid,
         "format": found,
         "segments": record.segments,
+        "seconds": clock.phases,
+    }
+
+
+# -- saving a viewer's SEG --------------------------------------------------------------------------------------
+def _prediction_of(session: Session, seg_uid: str, series_uid: str) -> Segmentation:
+    """``seg_uid`` as the prediction of ``series_uid`` an edit started from; anything else is refused (422)."""
+    record = session.get(Segmentation, seg_uid)
+    if record is None or record.role != SegmentationRole.PREDICTION or record.source_series_uid != series_uid:
+        raise InvalidInput(f"based_on {seg_uid} is not a prediction of series {series_uid}")
+    session.expunge(record)
+    return record
+
+
+def save_segmentation(
+    datastore: OrthancDatastore, principal: Principal, request: SaveRequest, data: bytes
+) -> dict[str, Any]:
+    """Store a viewer's BINARY SEG as a new label of the series, re-written by the platform's SEG writer: drawn by
+    the logged-in user, SEMIAUTOMATIC when it corrects a prediction (``based_on``), MANUAL otherwise; its segments
+    keep their names, coded types and colours. Every frame is checked against its source instance first."""
+    if not data:
+        raise InvalidInput("the file is empty")
+    clock = _PhaseClock()
+    state = _visible_state(datastore, request.series_uid)
+    with session_scope() as session:
+        _require_role(session, principal, state)
+        corrected = _prediction_of(session, request.based_on, state.series_uid) if request.based_on else None
+    source = datastore.source_metadata(state)
+    clock.lap("series")
+    grid = grid_from_datasets(source)
+    labels = read_binary_seg(data, source, GeometryTolerance.from_settings(get_settings()))
+    clock.lap("read")
+    content = seg_content(labels.label_map, labels.names, labels.types, labels.colours)
+    author = audit.acting_user()  # the login: a client's author or reader field is never read here
+    if corrected is not None:
+        algorithm_type, note = SegmentAlgorithmTypeValues.SEMIAUTOMATIC, f" correcting {corrected.model_name}"
+    else:
+        algorithm_type, note = SegmentAlgorithmTypeValues.MANUAL, ""
+    description = request.description or f"Label ({SAVE_TAG})"
+    seg = encode_seg(
+        source,
+        content,
+        algorithm_type=algorithm_type,
+        series_description=description,
+        content_description=f"saved from the viewer{note}"[:64],
+        author=author,
+        algorithm_name=corrected.model_name if corrected else None,
+        algorithm_version=(corrected.model_version or "") if corrected else "",
+    )
+    record = Segmentation(
+        source_series_uid=state.series_uid,
+        study_uid=state.study_uid,
+        role=SegmentationRole.LABEL,
+        tag=SAVE_TAG,
+        author=author,
+        algorithm_type=algorithm_type.value,
+        model_name=corrected.model_name if corrected else None,
+        model_version=corrected.model_version if corrected else None,
+        description=description[:256],
+        segments=content.summary(grid.voxel_volume_ml),
+        derived_from=corrected.seg_series_uid if corrected else None,
+    )
+    clock.lap("build")
+    seg_uid = datastore.seg_store.store(
+        seg,
+        record,
+        SegmentationOperation.LABEL,
+        params={"format": "dicom-seg", "bytes": len(data), "from": "viewer"},
+        source_file=SourceFile("dicom-seg", request.filename or "segmentation.dcm", hashlib.sha256(data).hexdigest()),
+    )
+    clock.lap("store")
+    logger.info("Saved the viewer's SEG as %s in %s", seg_uid, clock.phases)
+    return {
+        "seg_uid": seg_uid,
+        "series_uid": state.series_uid,
+        "format": "dicom-seg",
+        "segments": record.segments,
+        "algorithm_type": record.algorithm_type,
+        "author": author,
+        "derived_from": record.derived_from,
         "seconds": clock.phases,
     }
 

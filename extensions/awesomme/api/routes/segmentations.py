@@ -134,6 +134,37 @@ def import_segmentation(
     return schemas.SegmentationImported.model_validate(imported)
 
 
+@router.post(
+    "/segmentations",
+    status_code=201,
+    summary="Save a viewer's DICOM SEG (BINARY) as your new label of a series: MANUAL, or SEMIAUTOMATIC with based_on",
+)
+def save_segmentation(
+    principal: CurrentPrincipal,
+    datastore: CurrentDatastore,
+    file: Annotated[UploadFile, File(description="a BINARY DICOM SEG (SOP class 1.2.840.10008.5.1.4.1.1.66.4)")],
+    series_uid: Annotated[str, Form(min_length=3, max_length=64, pattern=UID_PATTERN)],
+    based_on: Annotated[
+        str,
+        Form(
+            max_length=64,
+            pattern=f"^(|{UID_PATTERN.strip('^$')})$",
+            description="the model's SEG (a prediction of this series) the edit started from",
+        ),
+    ] = "",
+    description: Annotated[str, Form(max_length=64)] = "",
+) -> schemas.SegmentationSaved:
+    request = segmentations.SaveRequest(
+        series_uid=series_uid, filename=file.filename or "", based_on=based_on, description=description
+    )
+    try:
+        data = file.file.read()  # a plain def: FastAPI runs it in a worker thread, where a blocking read is fine
+    finally:
+        file.file.close()
+    saved = segmentations.save_segmentation(datastore, principal, request, data)
+    return schemas.SegmentationSaved.model_validate(saved)
+
+
 class InterpolationRequest(BaseModel):
     series_uid: DicomUid
     seg_uid: DicomUid

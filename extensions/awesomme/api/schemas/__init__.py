@@ -321,6 +321,17 @@ class SegmentationImported(BaseModel):
     seconds: dict[str, float]
 
 
+class SegmentationSaved(BaseModel):
+    seg_uid: str = Field(description="the stored SEG's SeriesInstanceUID")
+    series_uid: str
+    format: str
+    segments: Any = Field(description="number, label, coded type and volume (mL) of each segment")
+    algorithm_type: str = Field(description="SEMIAUTOMATIC with based_on, else MANUAL")
+    author: str = Field(description="the logged-in user: the SEG's Content Creator's Name")
+    derived_from: str | None = Field(description="the prediction the edit started from (based_on)")
+    seconds: dict[str, float]
+
+
 class SegmentationInterpolated(BaseModel):
     seg_uid: str
     derived_from: str

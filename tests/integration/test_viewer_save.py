@@ -258,6 +258,15 @@ def test_a_seg_whose_frame_references_another_series_or_lies_elsewhere_is_refuse
     reply = _save(server_url, cohorts.alpha_member, stored.patient.series_uid, _bytes(moved))
     assert reply.status_code == 422 and reply.json()["detail"].startswith("frame 3 lies at"), reply.text
 
+    reply = _save(
+        server_url,
+        cohorts.alpha_member,
+        stored.patient.series_uid,
+        _bytes(_fixture(BITMAP_FIXTURE)),
+        description="two\\values",
+    )
+    assert reply.status_code == 422 and "backslash" in reply.json()["detail"], reply.text
+
     # the whole SEG on another series (beta's member saving to their own series): its frame of reference differs
     reply = _save(
         server_url, cohorts.beta_member, patients["beta"].patient.series_uid, _bytes(_fixture(BITMAP_FIXTURE))

@@ -300,8 +300,19 @@ def segment_colours(seg: Dataset) -> dict[int, tuple[int, int, int]]:
 
 
 def segment_codes(seg: Dataset) -> dict[int, tuple[Code, Code]]:
-    """The (category, type) codes each segment of a SEG declares, by number."""
-    return _segment_codes(seg)
+    """The (category, type) codes each segment of a file declares, by number: only those the platform's writer can
+    write again (each part given, within its VR's length); a segment without valid ones gets its label's."""
+    return {number: codes for number, codes in _segment_codes(seg).items() if all(map(_writable, codes))}
+
+
+def _writable(code: Code) -> bool:
+    if not (str(code.value) and str(code.scheme_designator) and str(code.meaning)):
+        return False
+    try:
+        hd.sr.CodedConcept(str(code.value), str(code.scheme_designator), str(code.meaning))
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _segment_codes(parsed: Dataset) -> dict[int, tuple[Code, Code]]:
@@ -377,12 +388,15 @@ def check_seg_frames(seg: Dataset, source: Sequence[Dataset], tolerance: Geometr
     references; a 422 names the first frame that does not fit."""
     by_uid = {str(ds.SOPInstanceUID): ds for ds in source}
     series = str(source[0].SeriesInstanceUID) if source else "(none)"
-    size = (int(getattr(seg, "Rows", 0) or 0), int(getattr(seg, "Columns", 0) or 0))
+    try:
+        size = (int(getattr(seg, "Rows", 0) or 0), int(getattr(seg, "Columns", 0) or 0))
+        declared = int(getattr(seg, "NumberOfFrames", 0) or 0)
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"the SEG's Rows, Columns or Number of Frames cannot be read: {error}") from error
     wanted = (int(source[0].Rows), int(source[0].Columns)) if source else (0, 0)
     if size != wanted:
         raise InvalidInput(f"the SEG's frames are {size[0]}x{size[1]}, the series' images {wanted[0]}x{wanted[1]}")
     frames = list(getattr(seg, "PerFrameFunctionalGroupsSequence", None) or [])
-    declared = int(getattr(seg, "NumberOfFrames", 0) or 0)
     if not frames or len(frames) != declared:
         raise InvalidInput(f"the SEG describes {len(frames)} frames but holds {declared}")
     shared_items = getattr(seg, "SharedFunctionalGroupsSequence", None) or [None]

@@ -238,6 +238,8 @@ def save_segmentation(
     keep their names, coded types and colours. Every frame is checked against its source instance first."""
     if not data:
         raise InvalidInput("the file is empty")
+    if any(char == "\\" or not char.isprintable() for char in request.description):
+        raise InvalidInput("description may hold no backslash or control character")
     clock = _PhaseClock()
     state = _visible_state(datastore, request.series_uid)
     with session_scope() as session:

@@ -194,3 +194,28 @@ def test_a_re_written_viewer_seg_is_dciodvfy_clean(small_mr: SmallSeries, tmp_pa
     )
     seg.save_as(tmp_path / "seg.dcm")
     assert dciodvfy_errors(tmp_path / "seg.dcm") == []
+
+
+def test_a_code_the_writer_could_not_write_again_falls_back_to_the_labels_codes(small_mr: SmallSeries) -> None:
+    seg = _ohif(small_mr)
+    seg.SegmentSequence[1].SegmentedPropertyTypeCodeSequence[0].CodeMeaning = "m" * 200  # an LO holds 64
+    source = _source(small_mr)
+    labels = read_binary_seg(_bytes(seg), source, TOLERANCE)
+    assert 2 not in labels.types and labels.types[1][1].value == "85756007"
+    content = seg_content(labels.label_map, labels.names, labels.types, labels.colours)
+    written = encode_seg(
+        source,
+        content,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+        series_description="s",
+        content_description="c",
+        author="alpha.member",
+    )
+    assert written.SegmentSequence[1].SegmentedPropertyTypeCodeSequence[0].CodeMeaning == "Tissue"
+
+
+def test_an_unreadable_number_of_frames_is_a_422_not_a_crash(small_mr: SmallSeries) -> None:
+    data = _bytes(_ohif(small_mr)).replace(b"IS\x02\x007 ", b"IS\x02\x00x ")  # NumberOfFrames "7 " -> "x "
+    assert data != _bytes(_ohif(small_mr))
+    with pytest.raises(InvalidInput, match="Number of Frames cannot be read"):
+        read_binary_seg(data, _source(small_mr), TOLERANCE)

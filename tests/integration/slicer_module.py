@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import mimetypes
+import re
 import urllib.request
 import warnings
 from pathlib import Path
@@ -174,3 +175,21 @@ class SlicerModule:
         selector = f"/datastore/label?image={quote_plus(image_id)}"
         _, answer, _ = self.multipart("PUT", selector, {"params": json.dumps(params)}, {"label": str(label_file)})
         return answer
+
+    def original_label(self, image_id: str) -> tuple[list[str], Path]:
+        """The "original label" setting after Next Sample: the label names the datastore lists for the image's
+        ``original`` label, and that label's file, saved under the name the answer gives."""
+        status, answer = self.method("GET", "/datastore/?output=all")
+        if status != 200:
+            raise SlicerModuleError(status, answer)
+        info = json.loads(answer)["objects"][image_id]["labels"]["original"]["info"]
+        names = list(info.get("params", {}).get("label_names", {}))
+        selector = f"/datastore/label?label={quote_plus(image_id)}&tag={quote_plus('original')}"
+        status, data, response = self._send("GET", selector, None, dict(self.headers))
+        if status != 200:
+            raise SlicerModuleError(status, data)
+        disposition = response.getheader("content-disposition") or ""
+        filename = re.findall('filename="(.+)"', disposition, flags=re.IGNORECASE)[0]
+        path = self.tmpdir / f"original{''.join(Path(filename).suffixes)}"
+        path.write_bytes(data)
+        return names, path

@@ -106,7 +106,9 @@ def test_a_label_saved_with_a_models_name_corrects_its_prediction_and_agreement_
         series_uid, str(stored.patient.truth["tumour"]), params={"label_info": TUMOUR, "model": "everything_mr"}
     )
     # a client's tag "original" (MONAI Label's tag of a model's output) does not make a prediction either
-    tagged = client.save_label(series_uid, str(stored.patient.truth["tumour"]), tag="original")
+    tagged = client.save_label(
+        series_uid, str(stored.patient.truth["tumour"]), tag="original", params={"label_info": TUMOUR}
+    )
     listing = _listing(server_url, cohorts.alpha_member, series_uid)
     label = listing[saved["label"]]
     assert (label["role"], label["algorithm_type"], label["derived_from"], label["model"], label["author"]) == (

@@ -141,3 +141,32 @@ def test_the_modules_session_saves_the_members_correction_of_the_model(
     assert tumour_pair["dice"] == pytest.approx(2 * kept / (kept + everything), rel=1e-6)
     unmatched = matched[(2, None) if mine_first else (None, 2)]  # the model segments no such structure
     assert unmatched["dice"] == 0.0 and (unmatched["label_a"] if mine_first else unmatched["label_b"]) == other
+
+
+def test_the_modules_original_label_is_the_models_newest_output(
+    server_url: str, admin: Account, cohorts: Cohorts, orthanc: OrthancClient, tmp_path: Path
+) -> None:
+    """As stock MONAI Label names it: the image's id and the tag ``original``, a model's output's tag."""
+    member, stored = _stage(server_url, admin, orthanc, "original", tmp_path / "patient")
+    series_uid = stored.patient.series_uid
+    slicer = SlicerModule(server_url, member.username, member.password, tmp_path)
+    slicer.connect()
+    slicer.run(MODEL, series_uid)
+    names, path = slicer.original_label(series_uid)
+    assert names == ["tumour"]
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+    assert mask.shape == (len(stored.datasets), int(stored.datasets[0].Rows), int(stored.datasets[0].Columns))
+    assert set(np.unique(mask)) == {1}  # the test model labels every voxel
+
+    stranger = create_account("slicer.stranger")
+    attach = httpx.post(
+        f"{server_url}/api/cohorts",
+        json={"name": "slicer-elsewhere", "description": "x"},
+        headers=admin.headers(server_url),
+    )
+    assert attach.status_code == 201
+    url = f"{server_url}/api/cohorts/{attach.json()['id']}/members/{stranger.username}"
+    assert httpx.put(url, json={"role": "member"}, headers=admin.headers(server_url)).status_code == 200
+    with client_for(server_url, stranger) as http:
+        refused = http.get("/datastore/label", params={"label": series_uid, "tag": "original"})
+    assert refused.status_code == 404  # another cohort's image reads as absent

@@ -48,8 +48,9 @@ from awesomme.core.visibility import (
     visibility_of_cohorts,
 )
 from awesomme.inference.registry import get_registry
-from awesomme.models import Segmentation, User
+from awesomme.models import User
 from awesomme.orthanc.client import IMAGE_MODALITIES, counting_calls, get_client, path_shape
+from awesomme.orthanc.datastore import find_label
 from awesomme.orthanc.visible import one_lookup_per_request, visible_series_state
 from awesomme.services import app_info, identity, personal_tokens, sample_grants
 from awesomme.services.cohorts import bound_cohorts
@@ -255,7 +256,9 @@ def series_uid_param(call: Call) -> None:
 
 
 def label_param(call: Call) -> None:
-    record = call.session.get(Segmentation, call.query.get("label", ""))
+    """``label`` names a SEG, or (with ``tag``) an image whose newest SEG of that tag is served (as the datastore
+    finds it)."""
+    record = find_label(call.session, call.query.get("label", ""), call.query.get("tag", ""))
     if record is None or not call.visibility.sees_series(record.study_uid, record.source_series_uid):
         raise NotFound(f"no label {call.query.get('label', '')} in your cohorts")
 
@@ -628,6 +631,12 @@ def access_table_markdown() -> str:
         "- `GET /datastore/image` passes once without a token for 3D Slicer's Next Sample: an active learning answer",
         "  grants its user one download of that series, from the address that asked, within 5 minutes; it acts as",
         "  that user (their cohorts, journaled as theirs). Every other call without a token is 401.",
+        "- `GET /datastore/label?label=<image>&tag=<tag>` names a label as stock MONAI Label does (the image's newest",
+        "  SEG of that tag; a model's output has the tag `original`): the same lookup is checked and served.",
+        "- Sessions (`/session/`, `PUT /datastore/`: a local volume brought into MONAI Label) stay with platform",
+        "  admins: such a volume belongs to no study and no cohort, so no member's cohort could hold it, and a",
+        "  model run on it would read data that nothing de-identified. Members bring data in through their cohort",
+        "  admin (STOW into the cohort, or the import of the intake), where it is checked and journaled.",
         "",
         "| method | path | who | checked | note |",
         "|---|---|---|---|---|",

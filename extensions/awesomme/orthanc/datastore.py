@@ -27,6 +27,7 @@ from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
 from pydicom import Dataset
 from pydicom.errors import InvalidDicomError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from awesomme.core import audit
 from awesomme.core.db import session_scope
@@ -42,11 +43,27 @@ from awesomme.orthanc.client import IMAGE_MODALITIES, OrthancClient, SeriesState
 from awesomme.orthanc.headers import SeriesHeaders, without_pixels
 from awesomme.orthanc.visible import forget_series, series_state, visible_series_state
 
-__all__ = ["OrthancDatastore"]
+__all__ = ["OrthancDatastore", "find_label"]
 
 logger = logging.getLogger(__name__)
 # The tag of the platform's predictions (MONAI Label's tag for a model's output); a client's label with it is a label.
 PREDICTION_TAG = DefaultLabelTag.ORIGINAL.value
+
+
+def find_label(session: Session, label_id: str, label_tag: str = "") -> Segmentation | None:
+    """A SEG's record by its series UID; with a tag, also as stock MONAI Label names a label: by its image's id, the
+    newest SEG of that tag (a model's output has the tag ``original``: what 3D Slicer's module loads as the
+    "original label"). Used by the access check and the datastore alike, so what is checked is what is served."""
+    record = session.get(Segmentation, label_id)
+    if record is None and label_tag:
+        newest = (
+            select(Segmentation)
+            .where(Segmentation.source_series_uid == label_id, Segmentation.tag == label_tag)
+            .order_by(Segmentation.created_at.desc())
+            .limit(1)
+        )
+        record = session.scalars(newest).first()
+    return record
 
 
 def _visibility() -> Visibility:
@@ -121,9 +138,11 @@ class OrthancDatastore(Datastore):
     def _seg_uids(self) -> set[str]:
         return {str(hit.SeriesInstanceUID) for hit in self.client.find_series(("SEG",))}
 
-    def _labels(self, tag: str | None = None) -> list[Segmentation]:
-        """Label records whose SEG is still in Orthanc."""
-        query = select(Segmentation).where(Segmentation.role == SegmentationRole.LABEL)
+    def _labels(self, tag: str | None = None, *, predictions: bool = False) -> list[Segmentation]:
+        """Label records (and predictions' too, if asked) whose SEG is still in Orthanc, oldest first."""
+        query = select(Segmentation)
+        if not predictions:
+            query = query.where(Segmentation.role == SegmentationRole.LABEL)
         if tag:
             query = query.where(Segmentation.tag == tag)
         with session_scope() as session:
@@ -360,18 +379,21 @@ class OrthancDatastore(Datastore):
         present = self._seg_uids() if records else set()
         return [record for record in records if record.seg_series_uid in present]
 
-    def _label_record(self, label_id: str) -> Segmentation:
+    def _label_record(self, label_id: str, label_tag: str = "") -> Segmentation:
         with session_scope() as session:
-            record = session.get(Segmentation, label_id)
+            record = find_label(session, label_id, label_tag)
         if record is None or not _visibility().sees_series(record.study_uid, record.source_series_uid):
-            raise NotFound(f"no segmentation {label_id}")
+            raise NotFound(
+                f"no segmentation {label_id}"
+                + (f" and no {label_tag} label of an image {label_id}" if label_tag else "")
+            )
         return record
 
     def get_label(self, label_id: str, label_tag: str, params: Any = None) -> Any:
         return self.get_label_uri(label_id, label_tag)
 
     def get_label_uri(self, label_id: str, label_tag: str) -> str:
-        return str(self._cached_label(self._label_record(label_id)))
+        return str(self._cached_label(self._label_record(label_id, label_tag)))
 
     def _cached_label(self, record: Segmentation) -> Path:
         """The SEG decoded on its series' grid as a NIfTI label map (values: segment numbers), through the cache:
@@ -389,7 +411,7 @@ class OrthancDatastore(Datastore):
         return self.cache.get(record.seg_series_uid, record.seg_sop_uid, decode)
 
     def get_label_info(self, label_id: str, label_tag: str) -> dict[str, Any]:
-        record = self._label_record(label_id)
+        record = self._label_record(label_id, label_tag)
         return {
             "SeriesInstanceUID": record.seg_series_uid,
             "image": record.source_series_uid,
@@ -468,10 +490,15 @@ class OrthancDatastore(Datastore):
         for uid, hit in sorted(self._image_series().items()):
             info = {"Modality": str(getattr(hit, "Modality", "")), "StudyInstanceUID": str(hit.StudyInstanceUID)}
             objects[uid] = {"image": {"info": info}, "labels": {}}
-        for record in self._labels():
+        for record in self._labels(predictions=True):  # a model's output under its tag, original, as MONAI Label's
             if record.source_series_uid in objects:
+                names = {str(item["label"]): int(item["number"]) for item in record.segments or []}
                 objects[record.source_series_uid]["labels"][record.tag] = {
-                    "info": {"SeriesInstanceUID": record.seg_series_uid, "author": record.author}
+                    "info": {
+                        "SeriesInstanceUID": record.seg_series_uid,
+                        "author": record.author,
+                        "params": {"label_names": names},  # what a client maps the label file's values with
+                    }
                 }
         return {"name": self._name, "description": self._description, "objects": objects}
 

@@ -460,3 +460,26 @@ class SampleGrant(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# -- import jobs (migration 0015) ----------------------------------------------------------------------------------
+
+
+class ImportJob(Base):
+    """One import of DICOM or legacy NIfTI files into a cohort: its state and its report (``items``: one per stored
+    series, one per refused file). Never a patient's identity: the identity map lives encrypted under ``var/``."""
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # dicom | nifti
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | done | failed
+    files: Mapped[int] = mapped_column(Integer, default=0)
+    done_files: Mapped[int] = mapped_column(Integer, default=0)
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    mapping_state: Mapped[str] = mapped_column(String(16), default="none")  # none | ready | taken | expired

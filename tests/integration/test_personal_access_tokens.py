@@ -202,6 +202,8 @@ def test_a_cohort_token_sees_only_that_cohort(server_url: str, admin: Account, c
     assert outside.status_code == 404
     cohorts_listed = httpx.get(f"{server_url}/api/cohorts", headers=headers).json()
     assert [cohort["id"] for cohort in cohorts_listed] == [cohorts.alpha]
+    me = httpx.get(f"{server_url}/api/users/me", headers=headers).json()
+    assert [(cohort["id"], cohort["role"]) for cohort in me["cohorts"]] == [(cohorts.alpha, "member")]
     # A cohort the user is not in: refused at creation.
     stranger = httpx.post(
         f"{server_url}/api/users/me/tokens",
@@ -235,9 +237,11 @@ def test_a_token_cannot_manage_tokens_or_change_the_password(server_url: str, ad
     root = _bearer(_create(server_url, admin.headers(server_url), name="root script")["token"])
     attempts.append(httpx.get(f"{server_url}/api/users/{member.username}/tokens", headers=root))
     attempts.append(httpx.delete(f"{server_url}/api/users/{member.username}/tokens/1", headers=root))
-    assert [reply.status_code for reply in attempts] == [403] * 6
+    attempts.append(httpx.post(f"{server_url}/api/auth/logout", headers=headers))  # no session to end
+    assert [reply.status_code for reply in attempts] == [403] * 7
     assert all("personal access token" in reply.json()["detail"] for reply in attempts)
     assert httpx.get(f"{server_url}/api/users/me", headers=member.headers(server_url)).status_code == 200
+    assert httpx.get(f"{server_url}/api/users/me", headers=headers).status_code == 200  # the token still works
 
 
 def test_lifetimes_are_capped_by_the_setting(server_url: str, cohorts: Cohorts) -> None:

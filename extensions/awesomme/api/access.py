@@ -425,7 +425,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/auth/"): Rule(A.ANYONE, note="MONAI Label clients ask whether login is needed"),
     ("POST", "/auth/token"): Rule(A.ANYONE, audit="auth.token"),
     # Any logged-in user.
-    ("POST", "/api/auth/logout"): Rule(A.USER, audit="auth.logout"),
+    ("POST", "/api/auth/logout"): Rule(
+        A.USER, note="not with a personal access token (it has no session)", audit="auth.logout", personal_tokens=False
+    ),
     ("GET", "/auth/token/valid"): Rule(A.USER),
     ("GET", "/info/"): Rule(A.USER, note="models and strategies, no patient data"),
     ("GET", "/ohif/{path:path}"): Rule(A.USER, note="the viewer's files; data comes through the filtered proxy"),
@@ -721,7 +723,8 @@ def _within_token(
         personal_tokens.note_use(session, use.id, request.method, request.url.path, context.source, context.actor)
     if not rule.personal_tokens:
         raise Forbidden(
-            "a personal access token cannot manage tokens or change the password: log in with your password"
+            "a personal access token cannot manage tokens, change the password or log out (it has no session): log in"
+            " with your password; revoke a token with DELETE /api/users/me/tokens/{id}"
         )
     if use.read_only and not personal_tokens.read_only_allows(request.method, request.url.path):
         raise Forbidden("this personal access token is read-only: it may GET, HEAD and POST /activelearning/ only")

@@ -39,12 +39,20 @@ def _account(user: User) -> schemas.Account:
 
 @router.get("/me", summary="Who I am and my role in each of my cohorts; any logged-in user")
 def me(principal: CurrentPrincipal, session: DbSession) -> schemas.Me:
-    rows = session.execute(
-        select(Cohort.id, Cohort.name, Membership.role)
-        .join(Membership, Membership.cohort_id == Cohort.id)
-        .where(Membership.user_id == principal.user_id)
-        .order_by(Cohort.name)
-    )
+    rows: list[tuple[int, str, str]]
+    if principal.platform_admin:  # their own memberships (they act everywhere)
+        memberships = session.execute(
+            select(Cohort.id, Cohort.name, Membership.role)
+            .join(Membership, Membership.cohort_id == Cohort.id)
+            .where(Membership.user_id == principal.user_id)
+            .order_by(Cohort.name)
+        )
+        rows = [(cohort_id, name, role) for cohort_id, name, role in memberships]
+    else:  # the cohorts the caller acts in: a cohort's personal access token, that cohort only
+        names = session.execute(
+            select(Cohort.id, Cohort.name).where(Cohort.id.in_(principal.roles)).order_by(Cohort.name)
+        )
+        rows = [(cohort_id, name, principal.roles[cohort_id]) for cohort_id, name in names]
     cohorts = [schemas.CohortWithRole(id=cohort_id, name=name, role=role) for cohort_id, name, role in rows]
     return schemas.Me(username=principal.username, platform_admin=principal.platform_admin, cohorts=cohorts)
 

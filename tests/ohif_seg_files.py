@@ -7,13 +7,16 @@ and spacing shared, no SpatialLocationsPreserved, an empty Content Creator's Nam
 manufacturer. ``labelmap_seg`` builds what OHIF writes by default: a Label Map Segmentation (66.7), RLE Lossless.
 
 ``python -m tests.ohif_seg_files`` writes the fixtures under ``tests/fixtures/ohif/``, each with a ``.json``
-naming the phantom (kind, seed, shape) whose series its frames reference. A SEG captured from a real OHIF run may
-sit beside them (``ohif-bitmap-seg.dcm``); without its ``.json`` the tests find its phantom by its series UID.
+naming the phantom (kind, seed, shape) whose series its frames reference; with ``--dcmjs`` it also has dcmjs
+(the library OHIF's adapter runs, from ``ohif-plugin/node_modules``) write the same segments as
+``dcmjs-bitmap-seg.dcm``. A SEG captured from a real OHIF run may sit beside them (``ohif-bitmap-seg.dcm``);
+without its ``.json`` the tests find its phantom by its series UID.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -39,6 +42,7 @@ FIXTURE_PHANTOM = {"kind": "osteosarcoma-mr", "seed": 612, "shape": [24, 160, 16
 # The captured SEG's name (added by the viewer's end-to-end run), and ours.
 CAPTURED = "ohif-bitmap-seg.dcm"
 BITMAP_FIXTURE = "ohif-like-bitmap-seg.dcm"
+DCMJS_FIXTURE = "dcmjs-bitmap-seg.dcm"
 LABELMAP_FIXTURE = "ohif-like-labelmap-seg.dcm"
 
 
@@ -261,19 +265,39 @@ def fixture_label_map(source: Sequence[Dataset], truth: np.ndarray) -> np.ndarra
     return label_map
 
 
-def write_fixtures(out: Path = FIXTURES) -> None:
+def _dcmjs_seg(scratch: Path, files: list[Path], source: Sequence[Dataset], label_map: np.ndarray, out: Path) -> None:
+    by_uid = {str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID): path for path in files}
+    inputs = {
+        "files": [str(by_uid[str(instance.SOPInstanceUID)]) for instance in source],
+        "positions": [[float(v) for v in instance.ImagePositionPatient] for instance in source],
+        "shape": list(label_map.shape),
+        "segments": [
+            {"number": s.number, "label": s.label, "category": s.category, "kind": s.kind, "rgb": s.rgb}
+            for s in SEGMENTS
+        ],
+    }
+    (scratch / "input.json").write_text(json.dumps(inputs))
+    np.ascontiguousarray(label_map, dtype=np.uint8).tofile(scratch / "labelmap.u8")
+    subprocess.run(["node", str(FIXTURES / "make_dcmjs_seg.cjs"), str(scratch), str(out)], check=True)
+
+
+def write_fixtures(out: Path = FIXTURES, dcmjs: bool = False) -> None:
     from tests.seg_files import truth_mask
 
     out.mkdir(parents=True, exist_ok=True)
+    phantom = FIXTURE_PHANTOM
     with tempfile.TemporaryDirectory() as scratch:
-        phantom = FIXTURE_PHANTOM
         patient = generate_patient(phantom["kind"], phantom["seed"], Path(scratch), shape=tuple(phantom["shape"]))
         source = sort_by_position([pydicom.dcmread(path) for path in patient.dicom_files])
         label_map = fixture_label_map(source, truth_mask(patient.truth["tumour"]))
+        if dcmjs:
+            _dcmjs_seg(Path(scratch), list(patient.dicom_files), source, label_map, out / DCMJS_FIXTURE)
+            (out / DCMJS_FIXTURE).with_suffix(".json").write_text(json.dumps(phantom) + "\n")
     for name, build in ((BITMAP_FIXTURE, bitmap_seg), (LABELMAP_FIXTURE, labelmap_seg)):
         build(source, label_map).save_as(out / name, write_like_original=False)
         (out / name).with_suffix(".json").write_text(json.dumps(phantom) + "\n")
 
 
 if __name__ == "__main__":
-    write_fixtures(Path(sys.argv[1]) if len(sys.argv) > 1 else FIXTURES)
+    arguments = [argument for argument in sys.argv[1:] if argument != "--dcmjs"]
+    write_fixtures(Path(arguments[0]) if arguments else FIXTURES, dcmjs="--dcmjs" in sys.argv)

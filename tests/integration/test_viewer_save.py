@@ -1,5 +1,6 @@
 """The viewer's save path on the real stack (real Orthanc, real server): a SEG as OHIF 3.13 writes it in the
-browser (``tests/fixtures/ohif/``; a SEG captured from a real OHIF run too, when one is there) saved with
+browser (``tests/fixtures/ohif/``: written with pydicom as OHIF's adapter lays it out, written by dcmjs itself, and
+a SEG captured from a real OHIF run when one is there) saved with
 ``POST /api/segmentations``, re-written by the platform's writer; the checks that refuse what cannot be stored;
 the import of the same file; and the study list narrowed to a cohort (``/dicom-web/studies?cohort=<id>``)."""
 
@@ -35,6 +36,7 @@ from tests.integration.conftest import (
 from tests.ohif_seg_files import (
     BITMAP_FIXTURE,
     CAPTURED,
+    DCMJS_FIXTURE,
     FIXTURES,
     LABELMAP_FIXTURE,
     SEGMENTS,
@@ -43,7 +45,8 @@ from tests.ohif_seg_files import (
 )
 
 LABELMAP_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
-BITMAP_FIXTURES = [name for name in (BITMAP_FIXTURE, CAPTURED) if (FIXTURES / name).exists()]
+# ours (pydicom, as OHIF's adapter lays it out), dcmjs's own (the library the adapter runs), and a captured one
+BITMAP_FIXTURES = [name for name in (BITMAP_FIXTURE, DCMJS_FIXTURE, CAPTURED) if (FIXTURES / name).exists()]
 
 
 @pytest.fixture(scope="module")

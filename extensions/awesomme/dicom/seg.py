@@ -145,21 +145,38 @@ def seg_content(
 
 
 def rgb_to_dicom_lab(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
-    """An sRGB colour (0-255) as a Recommended Display CIELab Value: CIELab under D65, the white point viewers
-    (dcmjs, so OHIF) convert back with, scaled to DICOM's 16-bit PCS encoding (PS3.3 C.10.7.1.1)."""
-    linear = [((c / 255 + 0.055) / 1.055) ** 2.4 if c / 255 > 0.04045 else c / 255 / 12.92 for c in rgb]
-    r, g, b = linear
-    xyz = (
-        (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047,
-        0.2126 * r + 0.7152 * g + 0.0722 * b,
-        (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883,
-    )
-    fx, fy, fz = (t ** (1 / 3) if t > 216 / 24389 else (24389 / 27 * t + 16) / 116 for t in xyz)
+    """An sRGB colour (0-255) as a Recommended Display CIELab Value: CIELab relative to D50, the ICC Profile
+    Connection Space DICOM encodes (PS3.3 C.10.7.1.1), sRGB's D65 adapted with the linear Bradford transform
+    (CSS Color 4's constants, as DCMTK and dcmjs, so OHIF, use them), each value scaled to 16 bits and rounded."""
+    linear = np.array([c / 255 / 12.92 if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb])
+    xyz_d50 = _BRADFORD_D65_TO_D50 @ (_SRGB_TO_XYZ_D65 @ linear)
+    ratios = xyz_d50 / _D50_WHITE
+    fx, fy, fz = (t ** (1 / 3) if t > 216 / 24389 else (24389 / 27 * t + 16) / 116 for t in ratios)
     lightness, a_star, b_star = 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
-    clip = lambda v, low, high: min(max(v, low), high)  # noqa: E731 - rounding may leave the range by a hair
-    return hd.color.CIELabColor(
-        clip(lightness, 0.0, 100.0), clip(a_star, -128.0, 127.0), clip(b_star, -128.0, 127.0)
-    ).value
+    encoded = (lightness * 0xFFFF / 100, (a_star + 128) * 0xFFFF / 255, (b_star + 128) * 0xFFFF / 255)
+    low, high = 0, 0xFFFF
+    return (
+        min(max(round(encoded[0]), low), high),
+        min(max(round(encoded[1]), low), high),
+        min(max(round(encoded[2]), low), high),
+    )
+
+
+_SRGB_TO_XYZ_D65 = np.array(
+    [
+        [506752 / 1228815, 87881 / 245763, 12673 / 70218],
+        [87098 / 409605, 175762 / 245763, 12673 / 175545],
+        [7918 / 409605, 87881 / 737289, 1001167 / 1053270],
+    ]
+)
+_BRADFORD_D65_TO_D50 = np.array(
+    [
+        [1.0479297925449969, 0.022946870601609652, -0.05019226628920524],
+        [0.02962780877005599, 0.9904344267538799, -0.017073799063418826],
+        [-0.009243040646204504, 0.015055191490298152, 0.7518742814281371],
+    ]
+)
+_D50_WHITE = np.array([0.3457 / 0.3585, 1.0, (1.0 - 0.3457 - 0.3585) / 0.3585])
 
 
 def display_colour(label: str, number: int) -> tuple[int, int, int]:

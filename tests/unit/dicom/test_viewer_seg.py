@@ -5,6 +5,7 @@ SEG refused naming its SOP class; and the colours the platform's writer gives ev
 from __future__ import annotations
 
 import io
+import tempfile
 from pathlib import Path
 
 import highdicom as hd
@@ -18,8 +19,18 @@ from awesomme.dicom.label_geometry import GeometryTolerance
 from awesomme.dicom.seg import decode_seg, display_colour, encode_seg, rgb_to_dicom_lab, seg_content
 from awesomme.dicom.segmentation_files import LABELMAP_SEG_STORAGE, read_binary_seg, read_segmentation_file
 from awesomme.dicom.volumes import grid_from_datasets, sort_by_position
+from awesomme.phantoms import generate_patient
 from tests.dicom_checks import dciodvfy_errors, has_dciodvfy
-from tests.ohif_seg_files import SEGMENTS, bitmap_seg, decode_frames, fixture_label_map, labelmap_seg
+from tests.ohif_seg_files import (
+    DCMJS_FIXTURE,
+    FIXTURES,
+    SEGMENTS,
+    bitmap_seg,
+    decode_frames,
+    fixture_label_map,
+    labelmap_seg,
+    phantom_of,
+)
 from tests.seg_files import truth_mask
 from tests.unit.conftest import SmallSeries
 
@@ -134,6 +145,23 @@ def test_a_labelmap_seg_is_refused_naming_its_sop_class(small_mr: SmallSeries, r
             read_segmentation_file(data, "dicom", source, grid_from_datasets(source), TOLERANCE)
 
 
+def test_the_seg_dcmjs_itself_wrote_reads_as_the_segments_it_was_given() -> None:
+    fixture = FIXTURES / DCMJS_FIXTURE
+    phantom = phantom_of(fixture)
+    with tempfile.TemporaryDirectory() as scratch:
+        patient = generate_patient(phantom["kind"], phantom["seed"], Path(scratch), shape=tuple(phantom["shape"]))
+        source = sort_by_position([pydicom.dcmread(path) for path in patient.dicom_files])
+        truth = truth_mask(patient.truth["tumour"])
+    labels = read_binary_seg(fixture.read_bytes(), source, TOLERANCE)
+    assert np.array_equal(labels.label_map, fixture_label_map(source, truth))
+    assert labels.names == {1: "tumour", 2: "oedema"} and labels.types[2][1].meaning == "Edema"
+    assert all(
+        abs(a - b) <= 1
+        for n in (1, 2)
+        for a, b in zip(labels.colours[n], rgb_to_dicom_lab(SEGMENTS[n - 1].rgb), strict=True)
+    )
+
+
 def test_an_ohif_seg_imports_as_the_same_labels(small_mr: SmallSeries) -> None:
     source = _source(small_mr)
     found, labels = read_segmentation_file(
@@ -171,13 +199,12 @@ def test_every_segment_the_platform_writes_has_a_stable_display_colour(small_mr:
     assert len(set(colours)) == 3
 
 
-def test_srgb_red_white_and_black_in_dicom_lab() -> None:
-    assert rgb_to_dicom_lab((255, 255, 255))[0] >= 0xFFFE  # L* 100 (highdicom truncates)
-    assert rgb_to_dicom_lab((0, 0, 0)) == hd.color.CIELabColor(0, 0, 0).value
-    lightness, a_star, b_star = rgb_to_dicom_lab((255, 0, 0))
-    assert abs(lightness / 0xFFFF * 100 - 53.24) < 0.1  # sRGB red: L* 53.24, a* 80.09, b* 67.20 (D65)
-    assert abs(a_star / 0xFFFF * 255 - 128 - 80.09) < 0.2
-    assert abs(b_star / 0xFFFF * 255 - 128 - 67.20) < 0.2
+def test_srgb_colours_in_dicom_lab_as_dcmjs_writes_them() -> None:
+    assert rgb_to_dicom_lab((255, 255, 255)) == (0xFFFF, 0x8080, 0x8080)  # white: L* 100, a* = b* = 0
+    assert rgb_to_dicom_lab((0, 0, 0)) == (0, 0x8080, 0x8080)
+    # what dcmjs 0.52.2's Colors.rgb2DICOMLAB (OHIF's own conversion) gives for the fixture's two colours, rounded
+    assert rgb_to_dicom_lab((230, 60, 60)) == (34786, 49658, 43635)
+    assert rgb_to_dicom_lab((60, 120, 230)) == (33421, 35403, 16778)
 
 
 @pytest.mark.skipif(not has_dciodvfy(), reason="dciodvfy (dicom3tools) is not installed")

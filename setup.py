@@ -25,6 +25,8 @@ setup(
         "pydicom<3",
         "highdicom",
         "dicomweb-client",
+        # DICOM PS3.15 Table E.1-1 (2024b) as data for our de-identification (dicom/deidentify.py); BSD-3-Clause.
+        "dicom-anonymizer",
         "nibabel",
         # ISA-L gzip: the .nii.gz answer of every inference, written 4-5x faster than with zlib
         "isal",

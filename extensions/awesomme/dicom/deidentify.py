@@ -10,9 +10,10 @@ Only that table is used; the engine is ours:
 * combined actions take the choice that keeps an instance valid without keeping information: Z/D is Z (D for the
   Patient ID, which becomes the pseudonym, and the content date and time), X/Z, X/D and X/Z/D are X, and X/Z/U* on
   a sequence keeps its items, cleaned, with their UIDs replaced;
-* U: a UID becomes ``2.25.<HMAC-SHA256(key, uid), first 128 bits as an integer>``, so the same UID with the same
-  (per-cohort) key always gives the same UID and another key another; UIDs named in ``keep_uids`` (already stored in
-  the target cohort: its SEGs, series imported before) and the standard's own registered UIDs are kept;
+* U: a UID becomes ``2.25.<128 bits of HMAC-SHA256(key, uid) and a 48-bit check, as one integer>``, so the same
+  UID with the same (per-cohort) key always gives the same UID and another key another; UIDs named in ``keep_uids``
+  (already stored in the target cohort: its SEGs, series imported before), UIDs this key made (the check verifies)
+  and the standard's own registered UIDs are kept;
 * D: a dummy value of the element's VR (dates and times: 19000101, 000000);
 * options (CID 7050): ``retain_longitudinal_modified_dates`` (113107) shifts every date and date-time back by a
   keyed per-patient number of days (1 to 3650), so intervals between studies are kept; times are kept.
@@ -29,7 +30,6 @@ Only that table is used; the engine is ours:
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import hmac
 import io
@@ -58,6 +58,9 @@ __all__ = [
     "IdentityRow",
     "deidentify",
     "encode",
+    "is_keyed_pseudonym",
+    "is_keyed_uid",
+    "keyed_pseudonym",
     "keyed_uid",
     "meets_policy",
 ]
@@ -244,15 +247,45 @@ class DeidentifiedInstance:
     date_shift_days: int = 0
 
 
+def _mac(key: bytes, label: bytes, value: bytes, size: int) -> bytes:
+    return hmac.new(key, label + value, hashlib.sha256).digest()[:size]
+
+
 def keyed_uid(key: bytes, uid: str) -> str:
-    """The UID ``uid`` becomes under ``key``: 2.25 form, 128 bits of HMAC-SHA256 (44 characters at most)."""
-    digest = hmac.new(key, b"uid:" + uid.encode("ascii", "replace"), hashlib.sha256).digest()
-    return "2.25." + str(int.from_bytes(digest[:16], "big") or 1)
+    """The UID ``uid`` becomes under ``key``: ``2.25.`` and 176 bits as an integer (58 characters at most): 128 bits
+    of HMAC-SHA256 of ``uid``, then 48 bits that authenticate them, so a UID this key made is recognised as such
+    (``is_keyed_uid``) and never mapped twice (a SEG of a de-identified series keeps its references)."""
+    body = _mac(key, b"uid:", uid.encode("ascii", "replace"), 16)
+    check = _mac(key, b"uid-check:", body, 6)
+    return "2.25." + str(int.from_bytes(body + check, "big"))
+
+
+def is_keyed_uid(key: bytes, uid: str) -> bool:
+    """Whether ``uid`` is one ``keyed_uid`` made with ``key``."""
+    if not uid.startswith("2.25.") or not uid[5:].isdigit() or len(uid) > 64:
+        return False
+    number = int(uid[5:])
+    if number >= 1 << 176:
+        return False
+    raw = number.to_bytes(22, "big")
+    return hmac.compare_digest(_mac(key, b"uid-check:", raw[:16], 6), raw[16:])
 
 
 def keyed_pseudonym(key: bytes, patient_id: str) -> str:
-    digest = hmac.new(key, b"patient:" + patient_id.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
-    return "P" + digest[:15].upper()
+    """``P`` and 16 hexadecimal digits from the patient ID, then 6 that authenticate them (``is_keyed_pseudonym``)."""
+    body = _mac(key, b"patient:", patient_id.encode("utf-8", "replace"), 8)
+    return "P" + (body + _mac(key, b"patient-check:", body, 3)).hex().upper()
+
+
+def is_keyed_pseudonym(key: bytes, value: str) -> bool:
+    text = value.strip()
+    if len(text) != 23 or not text.startswith("P"):
+        return False
+    try:
+        raw = bytes.fromhex(text[1:])
+    except ValueError:
+        return False
+    return hmac.compare_digest(_mac(key, b"patient-check:", raw[:8], 3), raw[8:])
 
 
 def date_shift_days(key: bytes, patient_id: str) -> int:
@@ -302,7 +335,7 @@ class _Walk:
 
     def uid(self, value: str, keyword: str) -> str:
         value = value.strip().rstrip("\x00")
-        if not value or value in self.keep_uids or _is_registered_uid(value):
+        if not value or value in self.keep_uids or _is_registered_uid(value) or is_keyed_uid(self.key, value):
             return value
         mapped = keyed_uid(self.key, value)
         if value not in self.uid_rows:
@@ -544,6 +577,16 @@ def _new_file_meta(dataset: Dataset, old: FileMetaDataset | None) -> FileMetaDat
     return meta
 
 
+def _dates_shifted_before(ds: Dataset, key: bytes, keep_uids: Collection[str]) -> bool:
+    """An instance of a study already de-identified (kept or made by this key) that says its dates were shifted
+    keeps its dates: shifting them again would move it away from its study."""
+    study = str(ds.get("StudyInstanceUID", "") or "")
+    already = study in keep_uids or is_keyed_uid(key, study)
+    flagged = str(ds.get("PatientIdentityRemoved", "")).upper() == "YES"
+    modified = str(ds.get("LongitudinalTemporalInformationModified", "")).upper() == "MODIFIED"
+    return already and flagged and modified
+
+
 def deidentify(
     ds: Dataset,
     policy: DeidentificationPolicy,
@@ -560,15 +603,20 @@ def deidentify(
     for instances the policy does not let in.
     """
     if policy.identified:
-        return DeidentifiedInstance(dataset=copy.deepcopy(ds))
+        return DeidentifiedInstance(dataset=_copy(ds))
     if not key:
         raise ValueError("a de-identification key is required")
     _refuse_risky(ds, policy)
     original_id = str(ds.get("PatientID", "") or "")
     original_name = str(ds.get("PatientName", "") or "")
-    new_id = _check_pseudonym(pseudonym) if pseudonym is not None else keyed_pseudonym(key, original_id)
-    shift = date_shift_days(key, original_id or new_id)
-    out = copy.deepcopy(ds)
+    if pseudonym is not None:
+        new_id = _check_pseudonym(pseudonym)
+    elif is_keyed_pseudonym(key, original_id):
+        new_id = original_id.strip()  # de-identified with this key before (a SEG drawn on our series)
+    else:
+        new_id = keyed_pseudonym(key, original_id)
+    shift = 0 if _dates_shifted_before(ds, key, keep_uids) else date_shift_days(key, original_id or new_id)
+    out = _copy(ds)
     walk = _Walk(policy, key, keep_uids, shift, new_id, _scrubber(ds))
     walk.dataset(out, top=True)
     if "PatientID" not in out:
@@ -582,6 +630,17 @@ def deidentify(
     return DeidentifiedInstance(
         dataset=out, rows=rows, date_shift_days=shift if RETAIN_MODIFIED_DATES in policy.options else 0
     )
+
+
+def _copy(ds: Dataset) -> Dataset:
+    """An independent copy, written and read back (pydicom 2's deep copy follows each item's parent and takes
+    seconds, or exhausts the stack, on a dataset with many sequences)."""
+    meta = FileMetaDataset(getattr(ds, "file_meta", None) or FileMetaDataset())
+    if "TransferSyntaxUID" not in meta:
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    copied = Dataset(ds)
+    copied.file_meta = meta
+    return pydicom.dcmread(io.BytesIO(encode(copied)))
 
 
 def encode(dataset: Dataset) -> bytes:

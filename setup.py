@@ -24,6 +24,12 @@ setup(
         "torchvision",
         "pydicom<3",
         "highdicom",
+        # Compressed pixel data as archives hold it, decoded by pydicom's pylibjpeg handler: JPEG 2000 (openjpeg),
+        # JPEG baseline/extended/lossless and JPEG-LS (libjpeg), RLE (rle).
+        "pylibjpeg",
+        "pylibjpeg-openjpeg",
+        "pylibjpeg-libjpeg",
+        "pylibjpeg-rle",
         "dicomweb-client",
         # DICOM PS3.15 Table E.1-1 (2024b) as data for our de-identification (dicom/deidentify.py); BSD-3-Clause.
         "dicom-anonymizer",
@@ -54,6 +60,11 @@ setup(
         "skrebate",
         "skops",
         "krippendorff",
+        # Cohort batches: a LocalCluster of worker processes the server starts, or a site's cluster over tls://.
+        "dask",
+        "distributed",
+        # The CLI's progress bars (`awesomme batch watch`).
+        "tqdm",
     ],
     # schemathesis fuzzes /api from its OpenAPI schema (tests/fuzz, `make fuzz`).
     # playwright drives Debian's chromium in tests/integration/test_viewer_browser.py (it never downloads a browser).

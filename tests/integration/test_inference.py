@@ -50,7 +50,12 @@ def test_an_inference_answers_in_the_series_grid_and_stores_a_valid_seg(
 
     voxels = volume.array.size
     assert params["segments"] == [
-        {"number": 1, "label": "tumour", "volume_ml": round(voxels * volume.grid.voxel_volume_ml, 3)}
+        {
+            "number": 1,
+            "label": "tumour",
+            "type": {"scheme": "SCT", "value": "108369006", "meaning": "Neoplasm"},
+            "volume_ml": round(voxels * volume.grid.voxel_volume_ml, 3),
+        }
     ]
     assert params["model_version"] == "0.0.1"
     assert 0.5 < params["confidence"] <= 1.0
@@ -72,9 +77,12 @@ def test_an_inference_answers_in_the_series_grid_and_stores_a_valid_seg(
     seg.save_as(tmp_path / "seg.dcm")
     assert dciodvfy_errors(tmp_path / "seg.dcm") == []
 
-    # A prediction is not a label: the labelled set is unchanged; nothing temporary stays behind.
+    # A prediction is not a label: the labels are unchanged, the prediction is listed only under the tag of a model's
+    # output (`original`, as MONAI Label lists it); nothing temporary stays behind.
     after = client.datastore()
-    assert after["objects"][image_id]["labels"] == labeled_before["objects"][image_id]["labels"]
+    labels_after = dict(after["objects"][image_id]["labels"])
+    assert labels_after.pop("original")["info"]["SeriesInstanceUID"] == params["seg_series_uid"]
+    assert labels_after == {k: v for k, v in labeled_before["objects"][image_id]["labels"].items() if k != "original"}
     time.sleep(0.5)
     assert leftovers(platform) == []
 

@@ -76,10 +76,28 @@ class Settings(BaseSettings):
     # What serves the server's memory (runtime/allocator.py): tcmalloc where installed, or the C library's
     allocator: Literal["tcmalloc", "system"] = "tcmalloc"
     upload_max_bytes: int = Field(default=512 * 1024**2, gt=0)
+    # How far the gaps between a series' slices may differ (mm) and it still be one evenly spaced volume.
+    slice_spacing_tolerance_mm: float = Field(default=0.01, gt=0, le=1.0)
     # An imported segmentation must lie on its series' grid: differences up to these count as rounding.
     seg_import_spacing_tolerance_mm: float = Field(default=0.01, ge=0)
     seg_import_origin_tolerance_mm: float = Field(default=0.1, ge=0)
     seg_import_orientation_tolerance_deg: float = Field(default=0.1, ge=0)
+    # An import's zip: at most this many members, this many bytes unpacked in all, this unpacked/packed ratio each.
+    import_zip_max_members: int = Field(default=20000, ge=1)
+    import_zip_max_bytes: int = Field(default=2 * 1024**3, ge=1)
+    import_zip_max_ratio: float = Field(default=100.0, ge=1)
+    # An imported NIfTI volume's voxels at most (a 4-D or absurd header is refused before reading its data).
+    import_nifti_max_voxels: int = Field(default=512 * 512 * 2000, ge=1)
+    # Cohort batches run on Dask: by default a LocalCluster of this many worker processes (loopback, TLS with
+    # in-memory certificates), started at the first batch and closed after this many idle seconds.
+    dask_workers: int = Field(default=2, ge=1, le=64)
+    dask_idle_s: float = Field(default=300.0, ge=1)
+    # An existing cluster instead: its scheduler's tls:// address (plain tcp:// is refused: anyone who reaches an
+    # unauthenticated scheduler runs code on its workers) and this client's certificate, key and CA (PEM files).
+    dask_scheduler: str = ""
+    dask_tls_ca: str = ""
+    dask_tls_cert: str = ""
+    dask_tls_key: str = ""
     # Encrypts the token signing keys at rest (32+ characters); empty: a random one in var/keys/signing.key (0600).
     key_encryption_key: str = Field(default="", repr=False)
 
@@ -93,6 +111,16 @@ class Settings(BaseSettings):
         if self.environment == "production":
             self._refuse_weak_secrets()
         return self
+
+    @field_validator("dask_scheduler")
+    @classmethod
+    def _scheduler_over_tls(cls, value: str) -> str:
+        if value and not value.startswith("tls://"):
+            raise ValueError(
+                f"AWESOMME_DASK_SCHEDULER={value[:80]!r}: a Dask scheduler is reached over tls:// only (plain tcp:// "
+                "lets anyone who reaches it run code on its workers)"
+            )
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

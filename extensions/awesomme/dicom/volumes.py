@@ -14,6 +14,7 @@ import nibabel as nib
 import numpy as np
 from pydicom import Dataset
 
+from awesomme.core.config import get_settings
 from awesomme.core.errors import InvalidInput
 
 __all__ = [
@@ -27,8 +28,6 @@ __all__ = [
 ]
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-# Slices closer than this (mm) to the mean spacing count as evenly spaced.
-SLICE_SPACING_TOLERANCE_MM = 1e-3
 
 
 @dataclass(frozen=True)
@@ -74,27 +73,55 @@ def _normal(ds: Dataset) -> np.ndarray:
     return np.cross(orientation[:3], orientation[3:])
 
 
-def sort_by_position(datasets: Sequence[Dataset]) -> list[Dataset]:
-    """Order the instances of a series along the slice normal; refuse what is not one regular grid."""
+def sort_by_position(datasets: Sequence[Dataset], tolerance_mm: float | None = None) -> list[Dataset]:
+    """Order the instances of a series along the slice normal; refuse, naming the reason, what is not one regular
+    grid: several frames of reference, instances of other sizes or orientations, two instances at one position
+    (even with identical pixels: never repaired silently), or slice gaps varying by more than ``tolerance_mm``
+    (the setting ``AWESOMME_SLICE_SPACING_TOLERANCE_MM`` when not given: missing slices)."""
     if not datasets:
         raise InvalidInput("the series has no instances")
     for attribute in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns"):
         if any(attribute not in ds for ds in datasets):
             raise InvalidInput(f"an instance lacks {attribute}: not a volume")
+    frames = {str(ds.FrameOfReferenceUID) for ds in datasets if "FrameOfReferenceUID" in ds}
+    if len(frames) > 1:
+        raise InvalidInput(f"the series spans {len(frames)} frames of reference: not one volume")
     normal = _normal(datasets[0])
     ordered = sorted(datasets, key=lambda ds: float(np.dot(normal, np.asarray(ds.ImagePositionPatient, float))))
     first = ordered[0]
     for ds in ordered[1:]:
-        if (ds.Rows, ds.Columns) != (first.Rows, first.Columns) or not np.allclose(
+        if (ds.Rows, ds.Columns) != (first.Rows, first.Columns):
+            raise InvalidInput(
+                f"instances of the series differ in size ({first.Rows}x{first.Columns}, {ds.Rows}x{ds.Columns})"
+            )
+        if not np.allclose(
             np.asarray(ds.ImageOrientationPatient, float), np.asarray(first.ImageOrientationPatient, float)
         ):
-            raise InvalidInput("instances of the series differ in size or orientation")
-    if len(ordered) > 2:
-        positions = np.array([np.dot(normal, np.asarray(ds.ImagePositionPatient, float)) for ds in ordered])
-        gaps = np.diff(positions)
-        if np.ptp(gaps) > SLICE_SPACING_TOLERANCE_MM or gaps.min() <= 0:
-            raise InvalidInput("slices are not evenly spaced (missing or duplicate instances?)")
+            raise InvalidInput("instances of the series differ in orientation")
+    if len(ordered) > 1:
+        _check_spacing(ordered, normal, _tolerance(tolerance_mm))
     return ordered
+
+
+def _tolerance(given: float | None) -> float:
+    return given if given is not None else get_settings().slice_spacing_tolerance_mm
+
+
+def _check_spacing(ordered: Sequence[Dataset], normal: np.ndarray, tolerance_mm: float) -> None:
+    positions = np.array([np.dot(normal, np.asarray(ds.ImagePositionPatient, float)) for ds in ordered])
+    gaps = np.diff(positions)
+    duplicate = np.flatnonzero(gaps <= tolerance_mm)
+    if duplicate.size:
+        a, b = ordered[int(duplicate[0])], ordered[int(duplicate[0]) + 1]
+        raise InvalidInput(
+            f"instances {a.SOPInstanceUID} and {b.SOPInstanceUID} lie at the same position "
+            f"({positions[int(duplicate[0])]:.3f} mm along the slice normal): duplicate slices"
+        )
+    if np.ptp(gaps) > tolerance_mm:
+        raise InvalidInput(
+            f"slice spacing varies from {gaps.min():.3f} to {gaps.max():.3f} mm (more than {tolerance_mm} mm): "
+            "missing slices, or not one evenly spaced volume"
+        )
 
 
 def affine_from_datasets(ordered: Sequence[Dataset]) -> np.ndarray:

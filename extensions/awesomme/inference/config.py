@@ -88,6 +88,15 @@ class InferenceSpec(_Strict):
     downsample: tuple[int, int, int] = (1, 1, 1)
     threshold: float | None = Field(default=None, gt=0, lt=1)
 
+    @property
+    def slices_needed(self) -> int:
+        """The fewest slices a series needs: one for a 2D model; a 3D model's window depth (in the series' own
+        slices, before any down-sampling) for a 3D one."""
+        if self.mode == "slices":
+            return 1
+        depth = self.roi_size[0] if self.axes == "zyx" else self.roi_size[2]
+        return depth * self.downsample[0]
+
     @model_validator(mode="after")
     def _roi(self) -> InferenceSpec:
         expected = 2 if self.mode == "slices" else 3

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 from monai.utils import convert_to_tensor
 
+from awesomme.core.errors import InvalidInput
 from awesomme.inference.config import SegmentationModelConfig
 from awesomme.inference.windows import side_by_side
 
@@ -148,6 +149,9 @@ def mean_confidence(top: torch.Tensor, labels: torch.Tensor, slab: int = 32) -> 
 
 
 def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationModelConfig) -> Prediction:
+    needed = config.inference.slices_needed
+    if array.shape[0] < needed:  # a 3D window padded mostly with nothing would answer a mask of nothing
+        raise InvalidInput(f"model {config.name} reads windows of {needed} slices; the series has {array.shape[0]}")
     timings: dict[str, float] = {}
     start = time.perf_counter()
     axes = config.inference.axes

@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 IMAGE_MODALITIES = ("CT", "MR")
+# WADO-RS retrievals ask for the instances in the transfer syntax they were stored in.
+AS_STORED = (("application/dicom", "*"),)
 # Orthanc 1.10 closes a kept-alive connection after about a second idle (configurable only from 1.11.3), so a
 # request sent on a pooled connection at that moment meets a closed socket. Pools that can expire connections drop
 # them before Orthanc does; every pool sends such a request once more on a new connection. Resending is safe: all
@@ -207,11 +209,14 @@ class OrthancClient:
 
     # -- DICOMweb ---------------------------------------------------------------------------------------------
     def retrieve_series(self, study_uid: str, series_uid: str) -> list[Dataset]:
-        return self.dicomweb.retrieve_series(study_uid, series_uid)
+        """The instances as stored (``transfer-syntax=*``): compressed pixel data is decoded here by pydicom's
+        handlers (pylibjpeg: JPEG 2000, JPEG-LS, JPEG, RLE), never transcoded by Orthanc, whose DICOMweb plugin
+        cannot transcode every syntax archives hold (JPEG 2000 among them)."""
+        return self.dicomweb.retrieve_series(study_uid, series_uid, media_types=AS_STORED)
 
     def retrieve_instance(self, study_uid: str, series_uid: str, sop_instance_uid: str) -> Dataset:
         try:
-            return self.dicomweb.retrieve_instance(study_uid, series_uid, sop_instance_uid)
+            return self.dicomweb.retrieve_instance(study_uid, series_uid, sop_instance_uid, media_types=AS_STORED)
         except requests.HTTPError as error:
             if error.response is not None and error.response.status_code == 404:
                 raise NotFound(f"no instance {sop_instance_uid[:80]} in the DICOM store") from None

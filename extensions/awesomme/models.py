@@ -12,6 +12,8 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "Base",
+    "Batch",
+    "BatchItem",
     "BrowserSession",
     "Cohort",
     "CohortItem",
@@ -483,3 +485,46 @@ class ImportJob(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     mapping_state: Mapped[str] = mapped_column(String(16), default="none")  # none | ready | taken | expired
+
+
+# -- cohort batches (migration 0017) -------------------------------------------------------------------------------
+
+
+class Batch(Base):
+    """A cohort batch: one kind of work (segmentation, radiomics, classification) over the series a selection
+    chose. ``spec`` holds the request (model or preset, seg choice, selection); its items hold each series' state."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # segmentation | radiomics | classification
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    description: Mapped[str] = mapped_column(String(256), default="")
+    tag: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | running | done | cancelled
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class BatchItem(Base):
+    """One series of a batch: ``item_key`` is the series UID; ``output`` what was stored for it (a SEG's series UID,
+    a feature set's id), derived from the batch and the item so that a re-run finds it instead of storing twice."""
+
+    __tablename__ = "batch_items"
+    __table_args__ = (UniqueConstraint("batch_id", "item_key", name="uq_batch_items_batch_item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
+    item_key: Mapped[str] = mapped_column(String(64))
+    study_uid: Mapped[str] = mapped_column(String(64))
+    patient: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | running | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. the SEG a radiomics item reads
+    output: Mapped[str] = mapped_column(String(64), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -56,6 +56,7 @@ from awesomme.api.routes import (  # noqa: E402
     viewer,
     viewer_files,
 )
+from awesomme.api.routes import batches as batch_routes  # noqa: E402
 from awesomme.api.security_headers import SecurityHeadersMiddleware  # noqa: E402
 from awesomme.core.errors import AwesommeError, TooManyRequests, Unauthorized  # noqa: E402
 
@@ -124,6 +125,7 @@ def create_app() -> FastAPI:
     analysis = (radiomics, classification, scores, agreement, exports)
     for module in (*routers, *analysis):
         monailabel_app.include_router(module.router, prefix="/api")
+    monailabel_app.include_router(batch_routes.router, prefix="/api")
     monailabel_app.include_router(app_info.router)
     monailabel_app.include_router(jobs.router)
     monailabel_app.include_router(monailabel_auth.router)

@@ -230,6 +230,13 @@ EXPECTED: dict[tuple[str, str], Cell] = {
         ALPHA, params={"cohort": "{alpha}", "score_type": "mrs"}, on_hidden_data=True
     ),
     ("GET", "/api/cohorts/{cohort_id}/export.csv"): Cell(ADMINS, path="/api/cohorts/{alpha}/export.csv"),
+    # cohort batches: cohort admins (the body's cohort and the batch's are checked in the service; no batch 999999)
+    ("POST", "/api/batches"): Cell(ADMINS, json={}),
+    ("GET", "/api/batches"): Cell(ADMINS, params={"cohort": "{alpha}"}, on_hidden_data=True),
+    ("GET", "/api/batches/{batch_id}"): Cell(ADMINS, path="/api/batches/999999"),
+    ("GET", "/api/batches/{batch_id}/items"): Cell(ADMINS, path="/api/batches/999999/items"),
+    ("POST", "/api/batches/{batch_id}/cancel"): Cell(ADMINS, path="/api/batches/999999/cancel"),
+    ("POST", "/api/batches/{batch_id}/resume"): Cell(ADMINS, path="/api/batches/999999/resume"),
 }
 # Not in the OpenAPI schema, walked all the same.
 UNLISTED = [

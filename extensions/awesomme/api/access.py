@@ -559,6 +559,17 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/segmentations/{seg_uid}/review"): Rule(
         A.MEMBER, note="members of its cohorts (checked in the service)", audit="segmentation.review"
     ),
+    # -- cohort batches (the cohort and the model's binding are checked in the service) ---------------------------
+    ("POST", "/api/batches"): Rule(
+        A.COHORT_ADMIN,
+        note="admins of the body's cohort, for models bound to it (another cohort 404, its member 403); dry_run too",
+        audit="batch.create",
+    ),
+    ("GET", "/api/batches"): Rule(A.COHORT_ADMIN, note="?cohort=: a cohort I administer (another cohort 404)"),
+    ("GET", "/api/batches/{batch_id}"): Rule(A.COHORT_ADMIN, note="a batch of a cohort I administer"),
+    ("GET", "/api/batches/{batch_id}/items"): Rule(A.COHORT_ADMIN, note="a batch of a cohort I administer"),
+    ("POST", "/api/batches/{batch_id}/cancel"): Rule(A.COHORT_ADMIN, audit="batch.cancel"),
+    ("POST", "/api/batches/{batch_id}/resume"): Rule(A.COHORT_ADMIN, audit="batch.resume"),
     # -- radiomics ---------------------------------------------------------------------------------------------------
     ("POST", "/api/radiomics"): Rule(
         A.MEMBER, note="404 unless the series is in my cohorts; 201 once stored", audit="radiomics.extract"

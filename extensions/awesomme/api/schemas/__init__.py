@@ -19,6 +19,12 @@ __all__ = [
     "Attachment",
     "AuditEventOut",
     "AuthEnabled",
+    "BatchCounts",
+    "BatchCreated",
+    "BatchDryRun",
+    "BatchItemOut",
+    "BatchPatientPlan",
+    "BatchStatus",
     "BrowserSession",
     "ClassificationModel",
     "CohenKappa",
@@ -476,3 +482,62 @@ class ScoreAgreement(BaseModel):
     fleiss_kappa: float | None
     krippendorff_alpha: float | None
     krippendorff_level: str
+
+
+# -- cohort batches ------------------------------------------------------------------------------------------------
+class BatchCounts(BaseModel):
+    pending: int
+    running: int
+    done: int
+    failed: int
+
+
+class BatchCreated(BaseModel):
+    id: int
+    status: str
+    counts: BatchCounts
+
+
+class BatchStatus(BaseModel):
+    id: int
+    cohort: int
+    kind: str
+    status: str = Field(description="pending, running, done or cancelled")
+    description: str
+    tag: str
+    spec: dict[str, Any] = Field(description="the model or preset, its version, the seg choice and the selection")
+    counts: BatchCounts
+    total: int
+    created_by: str
+    created: str | None
+    started: str | None
+    finished: str | None
+    eta_s: float | None = Field(description="seconds left at the pace so far; null until an item has finished")
+
+
+class BatchItemOut(BaseModel):
+    series_uid: str
+    study_uid: str
+    patient: str
+    status: str
+    attempts: int
+    inputs: dict[str, Any]
+    output: str | None = Field(description="the stored SEG's series UID, or the feature set's or prediction's id")
+    error: str | None
+    duration_s: float | None
+    updated: str | None
+
+
+class BatchPatientPlan(BaseModel):
+    patient: str
+    matched: list[dict[str, Any]]
+    unmatched: list[dict[str, Any]] = Field(description="each with the reason it does not run")
+    ambiguous: list[dict[str, Any]] = Field(description="each with its candidate SEGs or feature sets")
+
+
+class BatchDryRun(BaseModel):
+    kind: str
+    dry_run: bool
+    spec: dict[str, Any]
+    patients: list[BatchPatientPlan]
+    counts: dict[str, int]

@@ -165,6 +165,11 @@ class Cohort(Base):
     description: Mapped[str] = mapped_column(String(1024), default="")
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    # De-identification policy (dicom/deidentify.py): identified cohorts store data as sent; the others apply PS3.15
+    # Annex E's Basic Profile with these options before anything reaches Orthanc. Its key is a file, never a column.
+    identified: Mapped[bool] = mapped_column(Boolean, default=False)
+    deidentification_options: Mapped[list[str]] = mapped_column(JSON, default=list)
+    allow_burned_in: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Membership(Base):

@@ -119,7 +119,7 @@ def ensure_demo_cohorts(seeded: list[SeededSeries]) -> dict[str, int]:
         if owner is None:
             raise NotFound(f"the demo admin {DEMO_ADMIN} does not exist: run ensure_demo_admin first")
         for kind, (name, description) in DEMO_COHORTS.items():
-            cohort = ensure_cohort(session, owner, name, description)
+            cohort = ensure_cohort(session, owner, name, description, identified=True)  # synthetic phantoms
             ids[name] = cohort.id
             studies = {s.study_uid for s in seeded if s.kind == kind}
             present = set(

@@ -132,7 +132,9 @@ def cohorts(server_url: str, admin: Account) -> Cohorts:
     headers = admin.headers(server_url)
     ids = {}
     for name in ("alpha", "beta"):
-        reply = httpx.post(f"{server_url}/api/cohorts", json={"name": name, "description": name}, headers=headers)
+        # Synthetic phantoms: the test cohorts store data as sent (a new cohort de-identifies unless told).
+        body = {"name": name, "description": name, "identified": True}
+        reply = httpx.post(f"{server_url}/api/cohorts", json=body, headers=headers)
         assert reply.status_code == 201, reply.text
         ids[name] = reply.json()["id"]
     people = {name: create_account(name) for name in ("alpha.admin", "alpha.member", "beta.member", "lone.user")}

@@ -95,6 +95,9 @@ EXPECTED: dict[tuple[str, str], Cell] = {
     ("DELETE", "/api/users/me/tokens/{token_id}"): Cell(LOGGED_IN, path="/api/users/me/tokens/999999"),
     ("GET", "/api/cohorts"): Cell(LOGGED_IN),
     ("GET", "/api/cohorts/{cohort_id}"): Cell(ALPHA, path="/api/cohorts/{alpha}", on_hidden_data=True),
+    ("GET", "/api/cohorts/{cohort_id}/deidentification"): Cell(
+        ALPHA, path="/api/cohorts/{alpha}/deidentification", on_hidden_data=True
+    ),
     ("POST", "/api/invites/redeem"): Cell(LOGGED_IN, json={}),
     ("GET", "/api/models"): Cell(LOGGED_IN),
     # cohort data
@@ -153,6 +156,9 @@ EXPECTED: dict[tuple[str, str], Cell] = {
     ("POST", "/scoring/{method}"): Cell(ADMINS, path="/scoring/dice", content=NOT_A_JOB),
     # platform admins
     ("POST", "/api/cohorts"): Cell(ROOT, json={}),
+    ("PUT", "/api/cohorts/{cohort_id}/deidentification"): Cell(
+        ROOT, path="/api/cohorts/{alpha}/deidentification", json={}
+    ),
     ("PUT", "/api/models/{name}/cohorts"): Cell(ROOT, path="/api/models/everything_mr/cohorts", json={}),
     ("GET", "/api/users"): Cell(ROOT),
     ("POST", "/api/users"): Cell(ROOT, json={}),

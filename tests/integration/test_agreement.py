@@ -168,7 +168,7 @@ def scored(
     """A cohort of its own (so no other test's scores mix in), two patients, three raters scoring mRS."""
     out = tmp_path_factory.mktemp("scored")
     with client_for(server_url, admin) as http:
-        reply = http.post("/api/cohorts", json={"name": f"raters-{uuid.uuid4().hex[:8]}"})
+        reply = http.post("/api/cohorts", json={"name": f"raters-{uuid.uuid4().hex[:8]}", "identified": True})
         assert reply.status_code == 201, reply.text
         cohort = int(reply.json()["id"])
         rater_admin, rater_member = create_account("agreement.admin"), create_account("agreement.member")

@@ -47,7 +47,9 @@ def _bound_cohort(server_url: str, admin: Account) -> int:
         existing = [c["id"] for c in http.get("/api/cohorts").json() if c["name"] == BOUND_COHORT]
         if existing:
             return int(existing[0])
-        reply = http.post("/api/cohorts", json={"name": BOUND_COHORT, "description": "osteosarcoma response"})
+        reply = http.post(
+            "/api/cohorts", json={"name": BOUND_COHORT, "description": "osteosarcoma response", "identified": True}
+        )
         assert reply.status_code == 201, reply.text
         return int(reply.json()["id"])
 

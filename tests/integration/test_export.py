@@ -46,7 +46,9 @@ def _cohort(http: httpx.Client) -> int:
     existing = [c["id"] for c in http.get("/api/cohorts").json() if c["name"] == BOUND_COHORT]
     if existing:
         return int(existing[0])
-    reply = http.post("/api/cohorts", json={"name": BOUND_COHORT, "description": "osteosarcoma response"})
+    reply = http.post(
+        "/api/cohorts", json={"name": BOUND_COHORT, "description": "osteosarcoma response", "identified": True}
+    )
     assert reply.status_code == 201, reply.text
     return int(reply.json()["id"])
 

@@ -40,7 +40,9 @@ def _stage(
     member = create_account(f"slicer.{version.replace('.', '')}")
     name = f"slicer-replay-{version}"
     reply = httpx.post(
-        f"{server_url}/api/cohorts", json={"name": name, "description": name}, headers=admin.headers(server_url)
+        f"{server_url}/api/cohorts",
+        json={"name": name, "description": name, "identified": True},
+        headers=admin.headers(server_url),
     )
     assert reply.status_code == 201, reply.text
     cohort = int(reply.json()["id"])

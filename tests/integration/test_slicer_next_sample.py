@@ -42,7 +42,9 @@ class Stage:
 
 def _new_cohort(server_url: str, admin: Account, name: str, members: list[Account]) -> int:
     headers = admin.headers(server_url)
-    reply = httpx.post(f"{server_url}/api/cohorts", json={"name": name, "description": name}, headers=headers)
+    reply = httpx.post(
+        f"{server_url}/api/cohorts", json={"name": name, "description": name, "identified": True}, headers=headers
+    )
     assert reply.status_code == 201, reply.text
     cohort = int(reply.json()["id"])
     for person in members:

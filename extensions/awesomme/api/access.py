@@ -447,6 +447,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/api/cohorts"): Rule(A.USER, note="mine (all, for platform admins)"),
     ("GET", "/api/cohorts/{cohort_id}"): Rule(A.USER, note="404 unless mine"),
+    ("GET", "/api/cohorts/{cohort_id}/deidentification"): Rule(A.USER, note="404 unless mine (any: platform admins)"),
     ("POST", "/api/invites/redeem"): Rule(A.USER, audit="invite.redeem"),
     ("GET", "/api/models"): Rule(A.USER, note="models usable on my cohorts' data"),
     # Members: their cohorts' data, filtered or checked object by object.
@@ -505,6 +506,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/audit"): Rule(A.PLATFORM_ADMIN),
     ("GET", "/api/audit.csv"): Rule(A.PLATFORM_ADMIN),
     ("POST", "/api/cohorts"): Rule(A.PLATFORM_ADMIN, audit="cohort.create"),
+    ("PUT", "/api/cohorts/{cohort_id}/deidentification"): Rule(
+        A.PLATFORM_ADMIN, note="identified or not, Basic Profile options", audit="cohort.deidentification.set"
+    ),
     ("PUT", "/api/models/{name}/cohorts"): Rule(A.PLATFORM_ADMIN, audit="model.bind"),
     ("GET", "/api/users"): Rule(A.PLATFORM_ADMIN),
     ("POST", "/api/users"): Rule(A.PLATFORM_ADMIN, audit="user.create"),

@@ -19,6 +19,7 @@ from awesomme.inference.config import SegmentationModelConfig
 from awesomme.models import Cohort, CohortItem, CohortRole, Membership, ModelBinding, User
 from awesomme.orthanc.client import OrthancClient
 from awesomme.orthanc.visible import visible_series_state
+from awesomme.services.deidentification import refuse_unless_meets_policy
 
 __all__ = [
     "CohortView",
@@ -46,6 +47,7 @@ class CohortView:
     role: str | None  # the caller's role there (admin for platform admins)
     members: int
     items: int
+    identified: bool = False  # stores data as sent (else de-identifies: services.deidentification)
 
     def as_json(self) -> dict[str, object]:
         return self.__dict__.copy()
@@ -55,7 +57,13 @@ def _view(session: Session, cohort: Cohort, principal: Principal) -> CohortView:
     members = session.scalar(select(func.count()).select_from(Membership).where(Membership.cohort_id == cohort.id))
     items = session.scalar(select(func.count()).select_from(CohortItem).where(CohortItem.cohort_id == cohort.id))
     return CohortView(
-        cohort.id, cohort.name, cohort.description, principal.role_in(cohort.id), members or 0, items or 0
+        cohort.id,
+        cohort.name,
+        cohort.description,
+        principal.role_in(cohort.id),
+        members or 0,
+        items or 0,
+        bool(cohort.identified),
     )
 
 
@@ -77,12 +85,15 @@ def cohort_for_admin(session: Session, principal: Principal, cohort_id: int) -> 
     return cohort
 
 
-def create_cohort(session: Session, principal: Principal, name: str, description: str) -> CohortView:
+def create_cohort(
+    session: Session, principal: Principal, name: str, description: str, identified: bool = False
+) -> CohortView:
+    """A new cohort, the caller its admin; it de-identifies what is stored into it unless created ``identified``."""
     if not COHORT_NAME.match(name):
         raise InvalidInput("a cohort name has 1 to 64 letters, digits, spaces, '.', '-' or '_', and starts alnum")
     if session.scalar(select(Cohort).where(Cohort.name == name)) is not None:
         raise Conflict(f"a cohort named {name} exists")
-    cohort = Cohort(name=name, description=description, created_by=principal.username)
+    cohort = Cohort(name=name, description=description, created_by=principal.username, identified=identified)
     session.add(cohort)
     session.flush()
     session.add(Membership(cohort_id=cohort.id, user_id=principal.user_id, role=CohortRole.ADMIN))
@@ -90,11 +101,11 @@ def create_cohort(session: Session, principal: Principal, name: str, description
     return _view(session, cohort, principal)
 
 
-def ensure_cohort(session: Session, owner: User, name: str, description: str) -> Cohort:
+def ensure_cohort(session: Session, owner: User, name: str, description: str, identified: bool = False) -> Cohort:
     """The named cohort, created with ``owner`` as its admin when missing (demo data, scripts)."""
     cohort = session.scalar(select(Cohort).where(Cohort.name == name))
     if cohort is None:
-        cohort = Cohort(name=name, description=description, created_by=owner.username)
+        cohort = Cohort(name=name, description=description, created_by=owner.username, identified=identified)
         session.add(cohort)
         session.flush()
         session.add(Membership(cohort_id=cohort.id, user_id=owner.id, role=CohortRole.ADMIN))
@@ -133,6 +144,8 @@ def attach(
     for series_uid in series_uids:
         state = visible_series_state(orthanc, visible, series_uid)  # absent and not yours: the same 404
         wanted.append((state.study_uid, series_uid))
+    for study_uid, series_uid in wanted:
+        refuse_unless_meets_policy(orthanc, cohort, study_uid, series_uid)
     attached = []
     for study_uid, series_uid in wanted:
         exists = session.scalar(

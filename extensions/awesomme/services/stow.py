@@ -4,10 +4,12 @@ The body is read once, strictly (``orthanc.multipart``, ``orthanc.checked_instan
 write around the checked instances, never the client's bytes. Before storing, every study, series and SOP instance
 is looked up in Orthanc: a study under another patient, a series under another study (or several), an instance in
 another series, or an existing instance with other content is a 409 naming it (Orthanc never overwrites:
-``OverwriteInstances`` is off); an identical re-send is accepted. After storing, what Orthanc reports and holds
-must be what was checked, and nothing stored may belong to a cohort the caller does not administer; otherwise the
-instances this request added are deleted and the request is refused. STOWs run one at a time, so nothing another
-STOW stores falls between the checks and the store.
+``OverwriteInstances`` is off); an identical re-send is accepted. A STOW into a cohort that de-identifies stores
+the instances as its policy makes them (``services.deidentification``): every check below, the store and the check
+after it see the de-identified instances and their mapped UIDs, never the ones sent. After storing, what Orthanc
+reports and holds must be what was checked, and nothing stored may belong to a cohort the caller does not
+administer; otherwise the instances this request added are deleted and the request is refused. STOWs run one at a
+time, so nothing another STOW stores falls between the checks and the store.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from awesomme.orthanc.checked_instance import CheckedInstance, check_instance
 from awesomme.orthanc.client import OrthancClient, get_client
 from awesomme.orthanc.multipart import MalformedRequest, encode_multipart, parse_content_type, split_parts
 from awesomme.services.cohorts import attach_stored
+from awesomme.services.deidentification import deidentify_for_cohort
 
 __all__ = [
     "FAILED_SOP_SEQUENCE",
@@ -249,6 +252,10 @@ def store(
     instances = _read(body, content_type, study_in_path)
     orthanc = get_client()
     with _ONE_AT_A_TIME:
+        if cohort_id is not None:
+            # The cohort's policy first: from here on, the instances are what Orthanc receives and what is verified.
+            with session_scope() as session:
+                instances = deidentify_for_cohort(session, orthanc, cohort_id, instances)
         if not principal.platform_admin:
             # What the caller sees now: a STOW that ended while this one waited (a viewer sends one file per request,
             # several at once) may have joined the same study to the caller's cohort.

@@ -10,7 +10,7 @@ from awesomme.api.deps import CurrentPrincipal, DbSession, RowId
 from awesomme.core import audit
 from awesomme.core.errors import NotFound
 from awesomme.orthanc.client import get_client
-from awesomme.services import cohorts
+from awesomme.services import cohorts, deidentification
 
 router = APIRouter(prefix="/cohorts", tags=["cohorts"], responses=schemas.errors(401, 403, 404, 409, 422))
 
@@ -18,6 +18,9 @@ router = APIRouter(prefix="/cohorts", tags=["cohorts"], responses=schemas.errors
 class NewCohort(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     description: str = Field(default="", max_length=1024)
+    identified: bool = Field(
+        default=False, description="store data as sent (synthetic data only); by default a cohort de-identifies"
+    )
 
 
 class Attachment(BaseModel):
@@ -31,8 +34,10 @@ class MemberRole(BaseModel):
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a cohort (platform admins; you become its admin)")
 def create(body: NewCohort, principal: CurrentPrincipal, session: DbSession) -> schemas.CohortView:
-    view = cohorts.create_cohort(session, principal, body.name, body.description)
-    audit.record(session, "cohort.create", cohort=str(view.id), params={"name": body.name})
+    view = cohorts.create_cohort(session, principal, body.name, body.description, body.identified)
+    audit.record(
+        session, "cohort.create", cohort=str(view.id), params={"name": body.name, "identified": body.identified}
+    )
     return schemas.CohortView.model_validate(view.as_json())
 
 
@@ -81,3 +86,23 @@ def remove_member(cohort_id: RowId, username: str, principal: CurrentPrincipal, 
     cohorts.remove_member(session, principal, cohort_id, username)
     audit.record(session, "membership.remove", target=username, cohort=str(cohort_id))
     return schemas.Removed(status="removed", username=username)
+
+
+@router.get("/{cohort_id}/deidentification", summary="The cohort's de-identification policy (its members)")
+def read_deidentification(
+    cohort_id: RowId, principal: CurrentPrincipal, session: DbSession
+) -> schemas.DeidentificationPolicyOut:
+    view = deidentification.read_policy(session, principal, cohort_id)
+    return schemas.DeidentificationPolicyOut.model_validate(view.as_json())
+
+
+@router.put("/{cohort_id}/deidentification", summary="Set the cohort's de-identification policy (platform admins)")
+def set_deidentification(
+    cohort_id: RowId, body: schemas.DeidentificationPolicyIn, principal: CurrentPrincipal, session: DbSession
+) -> schemas.DeidentificationPolicyOut:
+    view = deidentification.set_policy(
+        session, principal, cohort_id, body.identified, body.options, body.allow_burned_in
+    )
+    params = {"identified": view.identified, "options": view.options, "allow_burned_in": view.allow_burned_in}
+    audit.record(session, "cohort.deidentification.set", cohort=str(cohort_id), params=params)
+    return schemas.DeidentificationPolicyOut.model_validate(view.as_json())

@@ -32,6 +32,8 @@ __all__ = [
     "CohortView",
     "CohortWithRole",
     "CsvResponse",
+    "DeidentificationPolicyIn",
+    "DeidentificationPolicyOut",
     "Deleted",
     "ErrorBody",
     "FeatureSet",
@@ -166,6 +168,7 @@ class CohortView(BaseModel):
     role: str | None
     members: int
     items: int
+    identified: bool = Field(description="true: data stored as sent; false: de-identified before storing")
 
 
 class AttachedItem(BaseModel):
@@ -541,3 +544,21 @@ class BatchDryRun(BaseModel):
     spec: dict[str, Any]
     patients: list[BatchPatientPlan]
     counts: dict[str, int]
+
+
+class DeidentificationPolicyIn(BaseModel):
+    """A cohort's de-identification policy (PS3.15 Annex E Basic Profile and the options named)."""
+
+    identified: bool = Field(description="true: data stored as sent (synthetic data only); false: de-identified")
+    options: list[str] = Field(
+        default_factory=list,
+        max_length=3,
+        description="retain_longitudinal_modified_dates, retain_patient_characteristics, clean_descriptors",
+    )
+    allow_burned_in: bool = Field(
+        default=False, description="let in burned-in annotation and high-risk kinds (US, secondary capture, documents)"
+    )
+
+
+class DeidentificationPolicyOut(DeidentificationPolicyIn):
+    cohort_id: int

@@ -3,9 +3,14 @@
 # tcmalloc, the server's memory allocator (extensions/awesomme/runtime/allocator.py).
 # With --test-tools also chromium (/usr/bin/chromium), the real browser the viewer tests drive through Playwright,
 # and postgresql: the tests start throwaway clusters from its /usr/lib/postgresql/<version>/bin (tests/postgres.py).
+# What a bare Debian 12 lacks for `make run`: python3-venv (the platform's virtual environment), python3-dev and
+# build-essential (a wheel-less Python package compiles against them), and nodejs with npm (the viewer's plugin is
+# built with esbuild and tested with vitest; the prebuilt OHIF viewer is fetched with npm), unless a Node.js with
+# npm is already installed (e.g. a newer one from NodeSource, which Debian's package would conflict with).
 # Orthanc's own service is not started: the platform runs its own instance with a private configuration under var/.
 set -euo pipefail
-packages=(orthanc orthanc-dicomweb dicom3tools libtcmalloc-minimal4)
+packages=(orthanc orthanc-dicomweb dicom3tools libtcmalloc-minimal4 python3-venv python3-dev build-essential)
+if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
 if [ "${1:-}" = "--test-tools" ]; then packages+=(chromium postgresql); fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

@@ -29,8 +29,6 @@ def _settings_with_secrets() -> Settings:
 
 
 def cmd_serve(_args: argparse.Namespace) -> int:
-    import uvicorn
-
     from awesomme.runtime.allocator import preload_environment
     from awesomme.runtime.hardening import secure_installation
 
@@ -42,6 +40,27 @@ def cmd_serve(_args: argparse.Namespace) -> int:
     for line in secure_installation(settings).lines:
         print(f"start: {line}", flush=True)
     _log_to_stderr()
+    runner = _start_batch_runner(settings)
+    try:
+        _run_server(settings)
+    finally:
+        runner.stop()
+    return 0
+
+
+def _start_batch_runner(settings: Settings) -> Any:
+    """The batch runner thread (it starts the Dask cluster at the first batch): started here, from the entry point,
+    never at import (worker processes are spawned). The app first: it configures MONAI Label before anything
+    imports it."""
+    import awesomme.server  # noqa: F401
+    from awesomme.services.batch_runner import start_runner
+
+    return start_runner(settings)
+
+
+def _run_server(settings: Settings) -> None:
+    import uvicorn
+
     uvicorn.run(
         "awesomme.server:app",
         host=settings.host,
@@ -52,7 +71,6 @@ def cmd_serve(_args: argparse.Namespace) -> int:
         proxy_headers=bool(settings.trusted_proxy_list),
         forwarded_allow_ips=settings.trusted_proxy_list or None,
     )
-    return 0
 
 
 def _log_to_stderr() -> None:
@@ -177,8 +195,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     orthanc_version = None
+    ambiguous: dict[str, list[str]] | None = None
     with contextlib.suppress(Exception):
-        orthanc_version = OrthancClient(settings).system().get("Version")
+        orthanc = OrthancClient(settings)
+        orthanc_version = orthanc.system().get("Version")
+        ambiguous = orthanc.ambiguous_series()
     report: dict[str, dict[str, Any]] = {
         "services": {
             "server": {
@@ -202,6 +223,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             if settings.db_url.startswith("sqlite")
             else None,
         },
+        # series UIDs stored under several studies: their routes answer 409 until a platform admin resolves them
+        "ambiguous_series": {uid: ", ".join(studies) for uid, studies in (ambiguous or {}).items()},
     }
     if args.json:
         print(json.dumps(report, indent=2))

@@ -8,7 +8,10 @@ never overwritten; a legitimate STOW still stores and joins the caller's cohort,
 from __future__ import annotations
 
 import io
+import json
 import struct
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,7 +251,7 @@ def test_stow_refuses_a_series_uid_stored_under_another_study(
 
 
 def test_a_series_under_several_studies_is_reported_not_served_half(
-    server_url: str, cohorts: Cohorts, world: World, orthanc: OrthancClient, tmp_path: Path
+    server_url: str, admin: Account, cohorts: Cohorts, world: World, orthanc: OrthancClient, tmp_path: Path
 ) -> None:
     """Stored straight into Orthanc (not through the platform): the same series UID under a second study."""
     patient = generate_patient("osteosarcoma-mr", 7803, tmp_path, shape=(1, 16, 16))
@@ -257,10 +260,27 @@ def test_a_series_under_several_studies_is_reported_not_served_half(
     orthanc.store([twin])
     try:
         path = f"/dicom-web/studies/{world.victim.patient.study_uid}/series/{world.victim.patient.series_uid}"
+        series_uid, study_uid = world.victim.patient.series_uid, world.victim.patient.study_uid
         with client_for(server_url, cohorts.beta_member) as beta:
             reply = beta.get(path + "/metadata")
             assert reply.status_code == 409
             assert world.victim.patient.series_uid in reply.json()["detail"]
+            # every route: the studies the caller sees are named, the others only counted
+            for answer in (reply, beta.get("/datastore/image/info", params={"image": series_uid})):
+                assert answer.status_code == 409, answer.text
+                detail = answer.json()["detail"]
+                assert study_uid in detail and patient.study_uid not in detail and "1 other you may not see" in detail
+        with client_for(server_url, cohorts.alpha_member) as alpha:  # sees neither copy: an unknown series
+            assert alpha.get("/datastore/image/info", params={"image": series_uid}).status_code == 404
+        with client_for(server_url, admin) as root:
+            detail = root.get("/datastore/image/info", params={"image": series_uid}).json()["detail"]
+            assert study_uid in detail and patient.study_uid in detail
+        status = subprocess.run(
+            [sys.executable, "-m", "awesomme.cli", "status", "--json"], capture_output=True, text=True, check=True
+        )
+        assert json.loads(status.stdout)["ambiguous_series"][series_uid] == ", ".join(
+            sorted([study_uid, patient.study_uid])
+        )
     finally:
         for study_id in orthanc.lookup_all(patient.study_uid, "Study"):
             orthanc._rest("DELETE", f"/studies/{study_id}").raise_for_status()

@@ -36,6 +36,7 @@ from awesomme.core.visibility import Principal, Visibility, visibility_of_cohort
 from awesomme.models import Cohort
 from awesomme.orthanc.client import KEEPALIVE_EXPIRY_S, get_client
 from awesomme.orthanc.multipart import MalformedRequest, excerpt
+from awesomme.orthanc.visible import ambiguous_series_conflict
 from awesomme.services import stow
 
 router = APIRouter(tags=["dicomweb"])
@@ -288,11 +289,11 @@ def _check_retrieval(path: str, visibility: Visibility) -> None:
         raise NotFound("no such study or series in your cohorts")
 
 
-def _check_unambiguous(target: Target) -> None:
+def _check_unambiguous(target: Target, visibility: Visibility) -> None:
     """A series (or study) UID stored under several studies (patients) is reported, never served half."""
     orthanc = get_client()
     if target.series is not None and len(orthanc.lookup_all(target.series, "Series")) > 1:
-        raise Conflict(f"series {target.series} exists under several studies or patients in the DICOM store")
+        raise ambiguous_series_conflict(orthanc, visibility, target.series)
     if target.series is None and target.study and len(orthanc.lookup_all(target.study, "Study")) > 1:
         raise Conflict(f"study {target.study} exists under several patients in the DICOM store")
 
@@ -314,7 +315,7 @@ async def _retrieve(request: Request, path: str, principal: Principal, visibilit
     if not visibility.everything:
         _check_retrieval(path, visibility)
     target = Target.of(path)
-    await run_in_threadpool(_check_unambiguous, target)
+    await run_in_threadpool(_check_unambiguous, target, visibility)
     if target.study:
         await run_in_threadpool(audit.record_view, target.study)
     return await _answer(request, path)

@@ -170,6 +170,28 @@ class OrthancClient:
             raise NotFound(f"no series with SeriesInstanceUID {series_uid}")
         return orthanc_id
 
+    def studies_of_series(self, series_uid: str) -> list[str]:
+        """The StudyInstanceUIDs a SeriesInstanceUID is stored under (several only where the DICOM model is broken:
+        the same series UID sent under other studies or patients)."""
+        studies = []
+        for orthanc_id in self.lookup_all(series_uid, "Series"):
+            parent = self._rest("GET", f"/series/{orthanc_id}").json()["ParentStudy"]
+            studies.append(str(self._rest("GET", f"/studies/{parent}").json()["MainDicomTags"]["StudyInstanceUID"]))
+        return sorted(set(studies))
+
+    def ambiguous_series(self) -> dict[str, list[str]]:
+        """Every SeriesInstanceUID stored under several studies, with those studies' UIDs (one listing of Orthanc's
+        series and one of its studies)."""
+        studies = {
+            str(item["ID"]): str(item["MainDicomTags"].get("StudyInstanceUID", ""))
+            for item in self._rest("GET", "/studies", params={"expand": ""}).json()
+        }
+        by_uid: dict[str, set[str]] = {}
+        for item in self._rest("GET", "/series", params={"expand": ""}).json():
+            uid = str(item["MainDicomTags"].get("SeriesInstanceUID", ""))
+            by_uid.setdefault(uid, set()).add(studies.get(str(item["ParentStudy"]), ""))
+        return {uid: sorted(found) for uid, found in sorted(by_uid.items()) if len(found) > 1}
+
     def study_exists(self, study_uid: str) -> bool:
         return self._lookup(study_uid, "Study") is not None
 

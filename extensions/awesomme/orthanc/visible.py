@@ -1,6 +1,8 @@
-"""A series as one caller may know it: absent, another cohort's, or ambiguous all answer the same 404.
+"""A series as one caller may know it: absent and another cohort's answer the same 404.
 
-Two texts for "no such series" and "not yours" would tell any logged-in user which series UIDs exist anywhere.
+Two texts for "no such series" and "not yours" would tell any logged-in user which series UIDs exist anywhere. A
+series UID stored under several studies (the DICOM model broken: Orthanc then refuses to serve it) is a 409 naming
+the studies the caller may see and counting the others; to a caller who sees none of them, it is the same 404.
 
 Within one request (``one_lookup_per_request``), a series is looked up in Orthanc once: the access check, the
 datastore and the services all get the state the check resolved, so what was checked is what is used, and a
@@ -17,7 +19,14 @@ from awesomme.core.errors import Conflict, NotFound
 from awesomme.core.visibility import Visibility
 from awesomme.orthanc.client import OrthancClient, SeriesState
 
-__all__ = ["forget_series", "one_lookup_per_request", "series_not_found", "series_state", "visible_series_state"]
+__all__ = [
+    "ambiguous_series_conflict",
+    "forget_series",
+    "one_lookup_per_request",
+    "series_not_found",
+    "series_state",
+    "visible_series_state",
+]
 
 # The series the current request has resolved, by SeriesInstanceUID (None outside a request: every call asks).
 _resolved: ContextVar[dict[str, SeriesState] | None] = ContextVar("awesomme_resolved_series", default=None)
@@ -59,17 +68,29 @@ def series_not_found(uid: str) -> str:
 def visible_series_state(client: OrthancClient, visibility: Visibility, uid: str) -> SeriesState:
     """The series' state when ``visibility`` sees it; otherwise 404 with ``series_not_found``'s text.
 
-    A UID stored under several studies is a conflict only for those who see everything: to others, whether another
-    cohort's copy exists is not theirs to learn.
+    A UID stored under several studies is ``ambiguous_series_conflict``'s 409 (or 404).
     """
     try:
         state = series_state(client, uid)
     except NotFound:
         raise NotFound(series_not_found(uid)) from None
     except Conflict:
-        if visibility.everything:
-            raise
-        raise NotFound(series_not_found(uid)) from None
+        raise ambiguous_series_conflict(client, visibility, uid) from None
     if not visibility.sees_series(state.study_uid, uid):
         raise NotFound(series_not_found(uid))
     return state
+
+
+def ambiguous_series_conflict(client: OrthancClient, visibility: Visibility, uid: str) -> Conflict | NotFound:
+    """What to answer about a series UID stored under several studies: a 409 naming the studies ``visibility``
+    sees (and counting the others), or the 404 of an unknown series when it sees none of them."""
+    studies = client.studies_of_series(uid)
+    seen = [study for study in studies if visibility.sees_series(study, uid)]
+    if not seen:
+        return NotFound(series_not_found(uid))
+    others = len(studies) - len(seen)
+    hidden = f" and {others} other{'s' if others > 1 else ''} you may not see" if others else ""
+    return Conflict(
+        f"series {uid[:80]} is stored under {len(studies)} studies ({', '.join(seen)}{hidden}): a series belongs to "
+        "one study; a platform admin must remove or re-identify the copies (`awesomme status` lists them)"
+    )

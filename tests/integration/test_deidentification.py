@@ -253,3 +253,28 @@ def test_no_value_orthancs_basic_profile_removes_survives_ours(
     assert not survivors, survivors
     removed_by_them = {e.keyword for e in planted if e.tag not in theirs and not e.tag.is_private}
     assert {"InstitutionName", "StudyDescription", "SeriesDescription", "ImageComments"} <= removed_by_them
+
+
+def test_the_bundled_viewers_upload_one_file_per_request_lands_in_one_deidentified_series(
+    server_url: str, orthanc: OrthancClient, deid_cohort: DeidCohort, tmp_path: Path
+) -> None:
+    """MONAI Label's bundled OHIF uploads a series one file per request: each is de-identified on its own and they
+    still land in one study and one series (keyed UIDs), none of them under its original UIDs."""
+    datasets = planted_patient(tmp_path / "viewer", 9307)
+    boundary = str(uuid.uuid4())
+    content_type = f'multipart/related; type="{DICOM}"; boundary="{boundary}"'
+    sop_uids = []
+    with httpx.Client(base_url=server_url, timeout=120) as browser:
+        form = {"username": deid_cohort.admin.username, "password": deid_cohort.admin.password}
+        assert browser.post("/api/auth/session", data=form).status_code == 200
+        for ds in datasets:
+            body = f"\r\n--{boundary}\r\nContent-Type: {DICOM}\r\n\r\n".encode() + encode(ds)
+            body += f"\r\n--{boundary}--".encode()
+            reply = browser.post("/proxy/dicom/wado/studies", content=body, headers={"Content-Type": content_type})
+            assert reply.status_code == 200, reply.text
+            sop_uids += stored_sop_uids(reply)
+    stored = [pydicom.dcmread(io.BytesIO(stored_file(orthanc, uid))) for uid in sop_uids]
+    assert len({ds.StudyInstanceUID for ds in stored}) == 1 and len({ds.SeriesInstanceUID for ds in stored}) == 1
+    assert stored[0].SeriesInstanceUID != datasets[0].SeriesInstanceUID
+    assert not orthanc.lookup_all(str(datasets[0].StudyInstanceUID), "Study")
+    assert all(ds.PatientIdentityRemoved == "YES" and "CanaryFamily" not in str(ds.PatientName) for ds in stored)

@@ -2,6 +2,12 @@
 
 PyRadiomics comes from the ``pyradiomics-bhklab`` distribution (``import radiomics``); never the ``pyradiomics``
 package. Feature names are PyRadiomics' (``<image type>_<feature class>_<feature>``), which map onto IBSI terms.
+
+Every image and mask is put in one canonical orientation before extraction (``CANONICAL_ORIENTATION``, with
+SimpleITK's ``DICOMOrient``: the array axes permuted and flipped so that they run as close as possible to the
+patient's Left, Posterior and Superior, no resampling). PyRadiomics' mesh features (MeshVolume, Sphericity,
+SurfaceVolumeRatio) depend on the array's axis order; in one orientation the same physical volume gives the same
+features however its slices were stored (reversed, rows or columns flipped). The effective parameters record it.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from awesomme.core.provenance import installed_versions
 
 __all__ = [
     "BUILTIN_PRESETS",
+    "CANONICAL_ORIENTATION",
     "InvalidParameters",
     "builtin_preset",
+    "canonical",
     "check_bounds",
     "check_work",
     "effective_parameters",
@@ -66,6 +74,8 @@ MAX_LBP3D_LEVELS = 3
 MAX_LBP3D_ICOSPHERE_SUBDIVISION = 2
 MIN_RESAMPLED_SPACING_MM = 0.1
 MAX_REGION_VOXELS = 32 * 1024**2  # the cropped region after resampling
+# Array axes of every extraction's input: i towards the patient's Left, j Posterior, k Superior (DICOM's LPS).
+CANONICAL_ORIENTATION = "LPS"
 
 
 @cache
@@ -219,11 +229,18 @@ def extract_features(
 def extract_with_parameters(
     image: sitk.Image, mask: sitk.Image, parameters: dict[str, Any], label: int = 1
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """The features, and the effective parameters of the very extractor that computed them (see above)."""
+    """The features of the image and mask in the canonical orientation, and the effective parameters of the very
+    extractor that computed them (see above), the orientation among them."""
     extractor = featureextractor.RadiomicsFeatureExtractor(copy.deepcopy(parameters))
-    result = extractor.execute(image, mask, label=label)
+    result = extractor.execute(canonical(image), canonical(mask), label=label)
     features = {name: float(value) for name, value in result.items() if not name.startswith("diagnostics_")}
-    return features, _effective(extractor)
+    return features, {**_effective(extractor), "canonicalOrientation": CANONICAL_ORIENTATION}
+
+
+def canonical(image: sitk.Image) -> sitk.Image:
+    """``image`` with its array axes in ``CANONICAL_ORIENTATION`` (a permutation and flips of its voxels, the same
+    physical image)."""
+    return sitk.DICOMOrient(image, CANONICAL_ORIENTATION)
 
 
 def image_from_array(array: np.ndarray, affine_ras: np.ndarray) -> sitk.Image:

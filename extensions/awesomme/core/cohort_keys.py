@@ -40,4 +40,3 @@ def cohort_key(settings: Settings, cohort_id: int) -> bytes:
     if len(key) != KEY_BYTES:
         raise ValueError(f"the pseudonymisation key of cohort {cohort_id} ({path}) is not {KEY_BYTES} bytes")
     return key
-

@@ -278,3 +278,32 @@ def test_the_bundled_viewers_upload_one_file_per_request_lands_in_one_deidentifi
     assert stored[0].SeriesInstanceUID != datasets[0].SeriesInstanceUID
     assert not orthanc.lookup_all(str(datasets[0].StudyInstanceUID), "Study")
     assert all(ds.PatientIdentityRemoved == "YES" and "CanaryFamily" not in str(ds.PatientName) for ds in stored)
+
+
+def test_uids_the_cohort_holds_are_kept_not_mapped_again(
+    server_url: str, admin: Account, orthanc: OrthancClient, tmp_path: Path
+) -> None:
+    """A cohort that stored a series as sent, then de-identifies: a new instance of that series (referencing one
+    stored before) joins the stored study and series and keeps its reference; only its own new UID is mapped."""
+    datasets = [pydicom.dcmread(p) for p in generate_patient("chest-ct", 9308, tmp_path / "k", SHAPE).dicom_files]
+    with client_for(server_url, admin) as root:
+        created = root.post("/api/cohorts", json={"name": f"switch-{uuid.uuid4().hex[:8]}", "identified": True})
+        cohort_id = created.json()["id"]
+        assert stow(root, cohort_id, datasets[:2]).status_code == 200
+        policy = root.put(f"/api/cohorts/{cohort_id}/deidentification", json={"identified": False, "options": []})
+        assert policy.status_code == 200, policy.text
+        extra = datasets[2]
+        source = Dataset()
+        source.ReferencedSOPClassUID = datasets[0].SOPClassUID
+        source.ReferencedSOPInstanceUID = datasets[0].SOPInstanceUID
+        extra.SourceImageSequence = Sequence([source])
+        reply = stow(root, cohort_id, [extra])
+        assert reply.status_code == 200, reply.text
+    [sop_uid] = stored_sop_uids(reply)
+    assert sop_uid != extra.SOPInstanceUID
+    stored = pydicom.dcmread(io.BytesIO(stored_file(orthanc, sop_uid)))
+    assert stored.StudyInstanceUID == extra.StudyInstanceUID and stored.SeriesInstanceUID == extra.SeriesInstanceUID
+    assert stored.FrameOfReferenceUID == extra.FrameOfReferenceUID
+    assert stored.SourceImageSequence[0].ReferencedSOPInstanceUID == datasets[0].SOPInstanceUID
+    assert stored.PatientIdentityRemoved == "YES" and stored.PatientID == datasets[0].PatientID  # the stored study's
+    assert len(orthanc.lookup_all(str(extra.SeriesInstanceUID), "Series")) == 1

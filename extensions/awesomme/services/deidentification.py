@@ -9,9 +9,13 @@ platform admins) read its policy; only platform admins change it, and every chan
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pydicom
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from sqlalchemy.orm import Session
 
 from awesomme.core.cohort_keys import cohort_key
@@ -33,11 +37,15 @@ from awesomme.orthanc.client import OrthancClient
 __all__ = [
     "PolicyView",
     "deidentify_for_cohort",
+    "kept_uids",
     "policy_of",
     "read_policy",
     "refuse_unless_meets_policy",
     "set_policy",
 ]
+
+
+UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 
 @dataclass(frozen=True)
@@ -114,28 +122,47 @@ def refuse_unless_meets_policy(orthanc: OrthancClient, cohort: Cohort, study_uid
             )
 
 
-def _kept_uids(session: Session, orthanc: OrthancClient, cohort_id: int, instances: list[CheckedInstance]) -> set[str]:
-    """The request's study, series and SOP instance UIDs that the cohort holds already (stored there before): they
-    are kept, not mapped again."""
+def _uids_in(dataset: Dataset, found: set[str]) -> None:
+    """Every UID value of ``dataset`` and its items (the candidates for keeping)."""
+    for element in dataset:
+        if element.VR == "SQ":
+            for item in element.value or []:
+                _uids_in(item, found)
+        elif element.VR == "UI" and element.value:
+            values = element.value if isinstance(element.value, list | MultiValue) else [element.value]
+            found.update(str(value) for value in values)
+
+
+def kept_uids(session: Session, orthanc: OrthancClient, cohort_id: int, datasets: Sequence[Dataset]) -> set[str]:
+    """The UIDs of ``datasets`` (their own and those they reference) that the cohort holds already: its studies, its
+    series with their frame of reference, and their instances. They are kept, not mapped again (a SEG drawn on the
+    cohort's series keeps pointing at them; more instances join their series)."""
+    candidates: set[str] = set()
+    for dataset in datasets:
+        _uids_in(dataset, candidates)
+    candidates = {uid for uid in candidates if UID_PATTERN.match(uid) and len(uid) <= 64}
+    if not candidates:
+        return set()
     visible = visibility_of_cohorts(session, {cohort_id})
-    kept: set[str] = set()
-    studies = sorted({i.study_uid for i in instances})
-    kept |= {study for study in studies if visible.sees_study(study)}
-    series_hits = orthanc.find("Series", {"SeriesInstanceUID": sorted({i.series_uid for i in instances})})
-    study_of: dict[str, str] = {}
-    for hit in series_hits:
-        parent = orthanc.resource("studies", hit["ParentStudy"])["MainDicomTags"]["StudyInstanceUID"]
-        study_of[hit["ID"]] = parent
+    kept = {uid for uid in candidates if visible.sees_study(uid)}
+    kept_series: set[str] = set()
+    for hit in orthanc.find("Series", {"SeriesInstanceUID": sorted(candidates)}):
+        study = orthanc.resource("studies", hit["ParentStudy"])["MainDicomTags"]["StudyInstanceUID"]
         uid = hit["MainDicomTags"]["SeriesInstanceUID"]
-        if visible.sees_series(parent, uid):
-            kept.add(uid)
-    for hit in orthanc.find("Instance", {"SOPInstanceUID": sorted({i.sop_instance_uid for i in instances})}):
-        parent_series = hit.get("ParentSeries", "")
-        series_uid = next(
-            (h["MainDicomTags"]["SeriesInstanceUID"] for h in series_hits if h["ID"] == parent_series), ""
-        )
-        if series_uid in kept:
-            kept.add(hit["MainDicomTags"]["SOPInstanceUID"])
+        if not visible.sees_series(study, uid):
+            continue
+        kept |= {study, uid}
+        kept_series.add(hit["ID"])
+        instances = hit.get("Instances") or []
+        if instances:
+            tags = orthanc.resource("instances", f"{instances[0]}/simplified-tags")
+            frame = str(tags.get("FrameOfReferenceUID") or "")
+            if frame:
+                kept.add(frame)
+    if kept_series:
+        for hit in orthanc.find("Instance", {"SOPInstanceUID": sorted(candidates)}):
+            if hit.get("ParentSeries") in kept_series:
+                kept.add(hit["MainDicomTags"]["SOPInstanceUID"])
     return kept
 
 
@@ -159,10 +186,10 @@ def deidentify_for_cohort(
     if policy.identified:
         return instances
     key = cohort_key(get_settings(), cohort_id)
-    keep = _kept_uids(session, orthanc, cohort_id, instances)
+    datasets = [pydicom.dcmread(io.BytesIO(instance.encoded)) for instance in instances]
+    keep = kept_uids(session, orthanc, cohort_id, datasets)
     out: list[CheckedInstance] = []
-    for index, instance in enumerate(instances, 1):
-        dataset = pydicom.dcmread(io.BytesIO(instance.encoded))
+    for index, (instance, dataset) in enumerate(zip(instances, datasets, strict=True), 1):
         pseudonym = _stored_patient(orthanc, instance.study_uid) if instance.study_uid in keep else None
         try:
             result = deidentify(dataset, policy, key, pseudonym=pseudonym or None, keep_uids=keep)

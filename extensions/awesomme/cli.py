@@ -377,6 +377,14 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from awesomme.runtime.import_client import run_import
+    from awesomme.runtime.platform import base_url
+
+    server = args.server or base_url(load_settings())
+    return run_import(server, args.token, args.cohort, args.kind, args.paths, args.sheet, args.mapping)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from awesomme.phantoms import KINDS
 
@@ -425,6 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
     phantom.add_argument("--out", required=True)
     phantom.add_argument("--shape", type=_shape, default=None, help="SLICESxROWSxCOLS")
     phantom.set_defaults(func=cmd_phantom)
+    importer = commands.add_parser("import", help="import DICOM or legacy NIfTI into a cohort (through the API)")
+    importer.add_argument("kind", choices=("dicom", "nifti"))
+    importer.add_argument("paths", nargs="+", help="files, folders or one zip")
+    importer.add_argument("--cohort", required=True, help="the target cohort's id or name")
+    importer.add_argument("--sheet", help="nifti: the CSV metadata sheet")
+    importer.add_argument("--mapping", help="write the identity map here (it can be downloaded once)")
+    importer.add_argument("--server", help="the platform's URL (default: this machine's)")
+    importer.add_argument("--token", default="", help="a personal access token (default: $AWESOMME_TOKEN)")
+    importer.set_defaults(func=cmd_import)
     return parser
 
 

@@ -43,6 +43,7 @@ from awesomme.api.routes import (  # noqa: E402
     docs,
     exports,
     health,
+    imports,
     invites,
     jobs,
     login,
@@ -125,6 +126,7 @@ def create_app() -> FastAPI:
     analysis = (radiomics, classification, scores, agreement, exports)
     for module in (*routers, *analysis):
         monailabel_app.include_router(module.router, prefix="/api")
+    monailabel_app.include_router(imports.router, prefix="/api")
     monailabel_app.include_router(batch_routes.router, prefix="/api")
     monailabel_app.include_router(app_info.router)
     monailabel_app.include_router(jobs.router)

@@ -197,6 +197,11 @@ EXPECTED: dict[tuple[str, str], Cell] = {
     ("POST", "/api/segmentations/{seg_uid}/review"): Cell(
         IN_A_COHORT, path="/api/segmentations/1.2.3.999/review", json={}
     ),
+    # -- imports: cohort admins (the target cohort is checked in the service) ----------------------------------------
+    ("POST", "/api/imports"): Cell(ADMINS, data={"cohort": "{alpha}", "kind": "dicom"}),
+    ("GET", "/api/imports"): Cell(ADMINS),
+    ("GET", "/api/imports/{import_id}"): Cell(ADMINS, path="/api/imports/999999"),
+    ("GET", "/api/imports/{import_id}/mapping.csv"): Cell(ADMINS, path="/api/imports/999999/mapping.csv"),
     # -- radiomics ---------------------------------------------------------------------------------------------------
     ("POST", "/api/radiomics"): Cell(IN_A_COHORT, json={}),
     ("GET", "/api/radiomics"): Cell(ALPHA, params={"series_uid": "{alpha_series}"}, on_hidden_data=True),

@@ -563,6 +563,17 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/segmentations/{seg_uid}/review"): Rule(
         A.MEMBER, note="members of its cohorts (checked in the service)", audit="segmentation.review"
     ),
+    # -- imports: DICOM and legacy NIfTI into a cohort ----------------------------------------------------------------
+    ("POST", "/api/imports"): Rule(
+        A.COHORT_ADMIN,
+        note="into a cohort I administer (another's: 404, a member's: 403; checked in the service)",
+        audit="import.request",
+    ),
+    ("GET", "/api/imports"): Rule(A.COHORT_ADMIN, note="mine"),
+    ("GET", "/api/imports/{import_id}"): Rule(A.COHORT_ADMIN, note="mine (all: platform admins); others 404"),
+    ("GET", "/api/imports/{import_id}/mapping.csv"): Rule(
+        A.COHORT_ADMIN, note="the importer only, once, within 24 h", audit="import.mapping.request"
+    ),
     # -- cohort batches (the cohort and the model's binding are checked in the service) ---------------------------
     ("POST", "/api/batches"): Rule(
         A.COHORT_ADMIN,

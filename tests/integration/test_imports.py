@@ -1,0 +1,314 @@
+"""Imports on the real server and Orthanc: DICOM files (pydicom's test files, phantoms) and legacy NIfTI images
+with masks land de-identified in the cohort; a re-import stores nothing new; bad input is named and leaves nothing
+behind (counted in Orthanc and in the cohort); only the cohort's admins import, and only the importer reads the
+identity map, once."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import highdicom as hd
+import httpx
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from awesomme.orthanc.client import OrthancClient
+from awesomme.phantoms import generate_patient
+from tests.integration.conftest import Account, Cohorts, client_for, create_account
+
+CANARY_ID = "CANARY-PATIENT-4711"
+CANARY_NAME = "Canary^Ida"
+
+
+@pytest.fixture(scope="module")
+def intake(server_url: str, admin: Account, cohorts: Cohorts) -> dict[str, Any]:
+    """A de-identifying cohort administered by alpha's admin, with alpha's member as a plain member."""
+    headers = admin.headers(server_url)
+    reply = httpx.post(f"{server_url}/api/cohorts", json={"name": "intake", "description": "imports"}, headers=headers)
+    assert reply.status_code == 201, reply.text
+    cohort_id = reply.json()["id"]
+    for username, role in (("alpha.admin", "admin"), ("alpha.member", "member")):
+        reply = httpx.put(
+            f"{server_url}/api/cohorts/{cohort_id}/members/{username}", json={"role": role}, headers=headers
+        )
+        assert reply.status_code == 200, reply.text
+    return {"id": cohort_id, "admin": cohorts.alpha_admin, "member": cohorts.alpha_member}
+
+
+def _finished(http: httpx.Client, job_id: int, timeout_s: float = 180.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        report = http.get(f"/api/imports/{job_id}").json()
+        if report["status"] != "running":
+            return dict(report)
+        time.sleep(0.3)
+    raise AssertionError(f"import {job_id} still running after {timeout_s} s")
+
+
+def _import(
+    http: httpx.Client, cohort: int | str, kind: str, files: list[tuple[str, bytes]], sheet: bytes | None = None
+):
+    parts = [("files", (name, data, "application/octet-stream")) for name, data in files]
+    if sheet is not None:
+        parts.append(("sheet", ("sheet.csv", sheet, "text/csv")))
+    return http.post("/api/imports", data={"cohort": str(cohort), "kind": kind}, files=parts, timeout=120)
+
+
+def _instances(orthanc: OrthancClient) -> int:
+    return int(orthanc.statistics()["CountInstances"])
+
+
+def _cohort_items(http: httpx.Client, cohort_id: int) -> int:
+    return int(http.get(f"/api/cohorts/{cohort_id}").json()["items"])
+
+
+def _canary_files(tmp_path: Path) -> list[tuple[str, bytes]]:
+    """pydicom's CT and MR test files and a small phantom CT series, each with a planted identity."""
+    files = []
+    for name in ("CT_small.dcm", "MR_small.dcm"):
+        ds = pydicom.dcmread(get_testdata_file(name))
+        ds.PatientID, ds.PatientName = CANARY_ID, CANARY_NAME
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        files.append((name, buffer.getvalue()))
+    patient = generate_patient("chest-ct", 4242, tmp_path / "phantom", shape=(4, 32, 32))
+    for path in patient.dicom_files:
+        ds = pydicom.dcmread(path)
+        ds.PatientID, ds.PatientName = CANARY_ID, CANARY_NAME
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        files.append((path.name, buffer.getvalue()))
+    return files
+
+
+@pytest.fixture(scope="module")
+def dicom_import(server_url: str, intake: dict[str, Any], orthanc: OrthancClient, tmp_path_factory):
+    files = _canary_files(tmp_path_factory.mktemp("canary"))
+    with client_for(server_url, intake["admin"]) as http:
+        before = _instances(orthanc)
+        reply = _import(http, "intake", "dicom", files)
+        assert reply.status_code == 202, reply.text
+        report = _finished(http, reply.json()["id"])
+    return {"report": report, "files": files, "before": before, "after": _instances(orthanc)}
+
+
+def test_a_dicom_import_lands_de_identified_in_the_cohort(dicom_import, intake, orthanc: OrthancClient, server_url):
+    report = dicom_import["report"]
+    assert report["status"] == "done", report
+    stored = [item for item in report["items"] if item.get("series_uid")]
+    assert len(stored) == 3 and all(item["status"] == "stored" for item in stored)
+    assert dicom_import["after"] - dicom_import["before"] == len(dicom_import["files"])
+    with client_for(server_url, intake["member"]) as http:
+        found = http.get("/dicom-web/series", params={"cohort": intake["id"]}).json()
+    series_found = {entry["0020000E"]["Value"][0] for entry in found}
+    assert {item["series_uid"] for item in stored} <= series_found
+    for item in stored:
+        for dataset in orthanc.retrieve_series(item["study_uid"], item["series_uid"]):
+            raw = io.BytesIO()
+            dataset.save_as(raw)
+            assert CANARY_ID.encode() not in raw.getvalue() and b"Canary" not in raw.getvalue()
+            assert dataset.PatientIdentityRemoved == "YES"
+
+
+def test_an_identical_re_import_is_already_present_and_stores_nothing(dicom_import, intake, orthanc, server_url):
+    with client_for(server_url, intake["admin"]) as http:
+        before, items_before = _instances(orthanc), _cohort_items(http, intake["id"])
+        reply = _import(http, intake["id"], "dicom", dicom_import["files"])
+        assert reply.status_code == 202, reply.text
+        report = _finished(http, reply.json()["id"])
+        assert _cohort_items(http, intake["id"]) == items_before
+    assert report["status"] == "done", report
+    first = {(i["study_uid"], i["series_uid"]) for i in dicom_import["report"]["items"] if i.get("series_uid")}
+    again = {(i["study_uid"], i["series_uid"]) for i in report["items"] if i.get("series_uid")}
+    assert again == first
+    assert all(item["status"] == "already present" for item in report["items"])
+    assert _instances(orthanc) == before
+
+
+def test_the_identity_map_is_the_importers_once(dicom_import, intake, server_url, admin):
+    job_id = dicom_import["report"]["id"]
+    assert "24 hours" in dicom_import["report"]["mapping_note"] and "restart" in dicom_import["report"]["mapping_note"]
+    with client_for(server_url, admin) as http:
+        assert http.get(f"/api/imports/{job_id}/mapping.csv").status_code == 403  # not the importer
+    with client_for(server_url, intake["member"]) as http:
+        assert http.get(f"/api/imports/{job_id}/mapping.csv").status_code == 403  # a member imports nothing
+    with client_for(server_url, intake["admin"]) as http:
+        reply = http.get(f"/api/imports/{job_id}/mapping.csv")
+        assert reply.status_code == 200, reply.text
+        rows = list(csv.DictReader(io.StringIO(reply.text)))
+        assert {row["original_patient_id"] for row in rows} == {CANARY_ID}
+        assert all(row["patient_id"] != CANARY_ID for row in rows)
+        assert http.get(f"/api/imports/{job_id}/mapping.csv").status_code == 410
+        assert http.get(f"/api/imports/{job_id}").json()["mapping"] == "taken"
+
+
+def test_a_corrupt_file_is_refused_by_name_and_the_rest_is_stored(intake, orthanc, server_url):
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.75", "1.2.826.0.1.3680043.8.498.76"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.77"
+    good = io.BytesIO()
+    ds.save_as(good)
+    with client_for(server_url, intake["admin"]) as http:
+        before = _instances(orthanc)
+        reply = _import(
+            http, intake["id"], "dicom", [("broken.dcm", b"DICM but not really" * 10), ("ok.dcm", good.getvalue())]
+        )
+        report = _finished(http, reply.json()["id"])
+    errors = [item for item in report["items"] if item.get("error")]
+    assert [item["error"] for item in errors] == ["broken.dcm is not a readable DICOM file"]
+    assert _instances(orthanc) == before + 1, report
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("members", "expected"),
+    [
+        ({"a.dcm": b"x", "../../escape.dcm": b"y"}, "escape.dcm has a path that leaves the archive"),
+        ({"zeros.dcm": bytes(6 * 1024**2)}, "zip bomb"),
+    ],
+    ids=["traversal-member", "zip-bomb"],
+)
+def test_a_hostile_zip_is_refused_naming_it_and_nothing_is_stored(intake, orthanc, server_url, members, expected):
+    with client_for(server_url, intake["admin"]) as http:
+        before, items, jobs = (
+            _instances(orthanc),
+            _cohort_items(http, intake["id"]),
+            len(http.get("/api/imports").json()),
+        )
+        reply = _import(http, intake["id"], "dicom", [("upload.zip", _zip(members))])
+        assert reply.status_code == 422, reply.text
+        assert expected in reply.text and "upload.zip" in reply.text
+        assert (_instances(orthanc), _cohort_items(http, intake["id"])) == (before, items)
+        assert len(http.get("/api/imports").json()) == jobs
+
+
+def test_an_oversize_upload_is_refused(intake, server_url):
+    with client_for(server_url, intake["admin"]) as http:
+        reply = _import(http, intake["id"], "dicom", [("huge.dcm", bytes(9_000_000))])
+    assert reply.status_code == 413
+
+
+def test_only_the_cohorts_admins_import(intake, cohorts: Cohorts, server_url):
+    with client_for(server_url, intake["member"]) as http:
+        assert _import(http, intake["id"], "dicom", [("a.dcm", b"x")]).status_code == 403
+    outsider = create_account("intake.outsider")
+    with client_for(server_url, cohorts.alpha_admin) as http:  # admin of alpha and intake, not of beta
+        assert _import(http, cohorts.beta, "dicom", [("a.dcm", b"x")]).status_code == 404
+        assert _import(http, "beta", "dicom", [("a.dcm", b"x")]).status_code == 404
+    with client_for(server_url, outsider) as http:
+        assert _import(http, intake["id"], "dicom", [("a.dcm", b"x")]).status_code == 403
+
+
+# -- legacy NIfTI ----------------------------------------------------------------------------------------------
+def _oblique_affine() -> np.ndarray:
+    theta = np.deg2rad(10.0)
+    rotation = np.array([[1, 0, 0], [0, np.cos(theta), -np.sin(theta)], [0, np.sin(theta), np.cos(theta)]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([0.9, 0.8, 2.5])
+    affine[0, :3] *= -1  # left-right flipped
+    affine[:3, 3] = [20.0, -15.0, 40.0]
+    return affine
+
+
+def _nifti(data: np.ndarray, affine: np.ndarray) -> bytes:
+    image = nib.Nifti1Image(data, affine)
+    image.set_qform(affine, 1)
+    image.set_sform(affine, 1)
+    return gzip.compress(image.to_bytes())
+
+
+SHEET_HEADER = "image,PatientID,Modality,PatientSex,StudyDate,SeriesDescription,mask,label_map,reader,algorithm_type\n"
+
+
+def test_a_nifti_import_stores_the_image_and_its_mask_as_a_seg_with_the_same_voxels(intake, orthanc, server_url):
+    rng = np.random.default_rng(3)
+    image = rng.integers(-500, 800, size=(28, 24, 5)).astype(np.int16)
+    mask = np.zeros(image.shape, np.uint8)
+    mask[6:15, 4:12, 1:4] = 1
+    affine = _oblique_affine()
+    sheet = (
+        SHEET_HEADER
+        + "case1.nii.gz,STUDY-SUBJ-01,CT,F,2018-05-06,Legacy CT,"
+        + 'case1_mask.nii.gz,"{""1"": ""tumour""}",Dr Reader,MANUAL\n'
+    )
+    files = [("case1.nii.gz", _nifti(image, affine)), ("case1_mask.nii.gz", _nifti(mask, affine))]
+    with client_for(server_url, intake["admin"]) as http:
+        reply = _import(http, intake["id"], "nifti", files, sheet.encode())
+        assert reply.status_code == 202, reply.text
+        report = _finished(http, reply.json()["id"])
+        assert report["status"] == "done", report
+        image_item = next(item for item in report["items"] if item.get("file") == "case1.nii.gz")
+        mask_item = next(item for item in report["items"] if item.get("seg_uid"))
+        assert image_item["status"] == "stored", report
+        again = _finished(http, _import(http, intake["id"], "nifti", files, sheet.encode()).json()["id"])
+    assert {item.get("status") for item in again["items"]} == {"already present"}
+    study, series = image_item["study_uid"], image_item["series_uid"]
+    sources = sorted(orthanc.retrieve_series(study, series), key=lambda ds: int(ds.InstanceNumber))
+    assert sources[0].PatientID == "STUDY-SUBJ-01"  # the sheet's pseudonym survives
+    assert np.array_equal(np.stack([ds.pixel_array for ds in sources], axis=-1), np.transpose(image, (1, 0, 2)))
+    seg_dataset = orthanc.retrieve_series(study, mask_item["seg_uid"])[0]
+    seg = hd.seg.Segmentation.from_dataset(seg_dataset)
+    voxels = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=[str(ds.SOPInstanceUID) for ds in sources], combine_segments=True
+    )
+    assert np.array_equal(np.transpose(voxels, (2, 1, 0)) > 0, mask > 0)
+
+
+def test_a_bad_sheet_row_is_refused_naming_it_and_nothing_is_stored(intake, orthanc, server_url):
+    sheet = SHEET_HEADER + "case9.nii.gz,SUBJ-9,PET,,,,,,,\n"
+    files = [("case9.nii.gz", _nifti(np.zeros((4, 4, 2), np.int16), np.eye(4)))]
+    with client_for(server_url, intake["admin"]) as http:
+        before = _instances(orthanc)
+        reply = _import(http, intake["id"], "nifti", files, sheet.encode())
+    assert reply.status_code == 422
+    assert "sheet row 2, column Modality" in reply.text
+    assert _instances(orthanc) == before
+
+
+def test_a_non_integer_ct_is_refused_per_file_with_its_reason(intake, orthanc, server_url):
+    sheet = SHEET_HEADER + "float.nii.gz,SUBJ-8,CT,,,,,,,\n"
+    files = [("float.nii.gz", _nifti(np.full((4, 4, 2), 0.5, np.float32), np.eye(4)))]
+    with client_for(server_url, intake["admin"]) as http:
+        before = _instances(orthanc)
+        report = _finished(http, _import(http, intake["id"], "nifti", files, sheet.encode()).json()["id"])
+    assert [item["error"] for item in report["items"]] == [
+        "float.nii.gz (sheet row 2, image): a CT image with non-integer values (Hounsfield units are integers)"
+    ]
+    assert _instances(orthanc) == before
+
+
+def test_the_cli_imports_a_folder_through_the_api_with_a_personal_token(intake, server_url, tmp_path: Path):
+    with client_for(server_url, intake["admin"]) as http:
+        reply = http.post("/api/users/me/tokens", json={"name": "cli import", "expires_in_days": 1})
+        assert reply.status_code == 201, reply.text
+        token = reply.json()["token"]
+    folder = generate_patient("chest-ct", 4343, tmp_path / "patient", shape=(3, 32, 32)).dicom_files[0].parent
+    mapping = tmp_path / "map.csv"
+    command = [sys.executable, "-m", "awesomme.cli", "import", "dicom", str(folder), "--cohort", "intake"]
+    command += ["--server", server_url, "--mapping", str(mapping)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "AWESOMME_TOKEN": token}, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "done" in done.stdout and "stored" in done.stdout
+    assert mapping.stat().st_mode & 0o077 == 0
+    assert "original_patient_id" in mapping.read_text()

@@ -89,6 +89,7 @@ class AwesommeApp(MONAILabelApp):
             "description": self.description,
             "version": self.version,
             "labels": self.labels or _labels_of(models),
+            "device": str(get_registry().device),  # where the served networks run: cpu or cuda:<n>
             "models": models,
             "trainers": {name: task.info() for name, task in self._trainers.items()},
             "strategies": {name: strategy.info() for name, strategy in self._strategies.items()},

@@ -11,6 +11,7 @@ import nibabel as nib
 import nrrd
 import numpy as np
 import pydicom
+import torch
 
 from awesomme.core.config import Settings
 from awesomme.dicom.volumes import volume_from_datasets
@@ -20,13 +21,16 @@ from tests.integration.conftest import Account, StoredPatient, leftovers, monail
 
 
 def test_info_lists_the_loadable_models_and_health_names_the_broken_one(http: httpx.Client) -> None:
-    models = http.get("/info/").json()["models"]
+    info = http.get("/info/").json()
+    models = info["models"]
     assert models["everything_mr"]["config"]["version"] == "0.0.1"
     assert "broken_mr" not in models
     health = http.get("/api/health").json()
     assert health["status"] == "ok"
     assert "everything_mr" in health["models"]
     assert "sha256" in health["disabled_models"]["broken_mr.yaml"]
+    # AWESOMME_DEVICE=auto: the GPU where there is one, else the CPU; both answers name it
+    assert health["device"] == info["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")
 
 
 def test_an_inference_answers_in_the_series_grid_and_stores_a_valid_seg(

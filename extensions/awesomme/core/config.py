@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # What serves the server's memory (runtime/allocator.py): tcmalloc where installed, or the C library's
     allocator: Literal["tcmalloc", "system"] = "tcmalloc"
     upload_max_bytes: int = Field(default=512 * 1024**2, gt=0)
+    # Where served networks, the uncertainty strategy and /train run: auto (CUDA when present), cpu, cuda, cuda:<n>.
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:[0-9]{1,2})?)$")
     # How far the gaps between a series' slices may differ (mm) and it still be one evenly spaced volume.
     slice_spacing_tolerance_mm: float = Field(default=0.01, gt=0, le=1.0)
     # An imported segmentation must lie on its series' grid: differences up to these count as rounding.

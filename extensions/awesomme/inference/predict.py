@@ -123,8 +123,8 @@ def labels_and_confidence(
     Slabs keep the temporaries small (in cache).
     """
     cut = 0.0 if threshold is None else math.log(threshold / (1.0 - threshold))  # sigmoid(cut) = threshold
-    labels = torch.empty(logits.shape[1:], dtype=torch.uint8)
-    top = torch.empty(logits.shape[1:], dtype=torch.float32)
+    labels = torch.empty(logits.shape[1:], dtype=torch.uint8, device=logits.device)
+    top = torch.empty(logits.shape[1:], dtype=torch.float32, device=logits.device)
     for first in range(0, logits.shape[1], slab):
         block = logits[:, first : first + slab].float()
         if block.shape[0] == 2:
@@ -148,6 +148,10 @@ def mean_confidence(top: torch.Tensor, labels: torch.Tensor, slab: int = 32) -> 
     return total / count if count else float(top.mean())
 
 
+def _device_of(network: torch.nn.Module) -> torch.device:
+    return next(network.parameters()).device
+
+
 def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationModelConfig) -> Prediction:
     needed = config.inference.slices_needed
     if array.shape[0] < needed:  # a 3D window padded mostly with nothing would answer a mask of nothing
@@ -159,6 +163,7 @@ def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationMod
     # in the network's axis order from the start: one float copy of the volume, not two
     view = array if axes == "zyx" else reversed_axes(array)
     tensor = downsample(preprocess(view, config), factors if axes == "zyx" else factors[::-1])
+    tensor = tensor.to(_device_of(network))  # pre-processing on the CPU, the network where it was loaded
     timings["pre"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -173,6 +178,7 @@ def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationMod
     start = time.perf_counter()
     labels, top = labels_and_confidence(logits, config.inference.threshold)
     del logits  # normal tensors: post-processing steps update them in place
+    labels, top = labels.cpu(), top.cpu()  # post-processing on the CPU (a no-op there)
     label_map = labels[None]
     for step in config.post_transforms:
         label_map = torch.as_tensor(getattr(transforms, step.name)(**step.args)(label_map))

@@ -17,6 +17,7 @@ from awesomme.analysis.classification import ArtefactError, LoadedClassifier, lo
 from awesomme.analysis.classifier_config import load_classification_configs
 from awesomme.core.config import get_settings
 from awesomme.inference.config import ConfigError, SegmentationModelConfig, load_config_file, load_segmentation_configs
+from awesomme.inference.device import resolve_device
 from awesomme.inference.network import ModelLoadError, load_network
 
 __all__ = ["LoadedModel", "ModelRegistry", "get_registry"]
@@ -34,14 +35,20 @@ class LoadedModel:
 class ModelRegistry:
     models: dict[str, LoadedModel] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where the networks are
     # Classification models (kind: classification) are no MONAI Label infer tasks: kept apart from ``models``.
     classifiers: dict[str, LoadedClassifier] = field(default_factory=dict)
 
     @classmethod
     def load(
-        cls, directory: Path, versions: dict[str, str] | None = None, models_dir: Path | None = None
+        cls,
+        directory: Path,
+        versions: dict[str, str] | None = None,
+        models_dir: Path | None = None,
+        device: torch.device | None = None,
     ) -> ModelRegistry:
-        """The models of ``directory``; ``versions`` swaps in trained versions from ``models_dir``."""
+        """The models of ``directory`` on ``device`` (the CPU by default); ``versions`` swaps in trained versions
+        from ``models_dir``."""
         configs, problems = load_segmentation_configs(directory)
         for name, version in (versions or {}).items():
             path = (models_dir or directory) / name / version / f"{name}.yaml"
@@ -53,10 +60,10 @@ class ModelRegistry:
                 continue
             if trained is not None and trained.name == name:
                 configs[name] = trained
-        registry = cls(problems=dict(problems))
+        registry = cls(problems=dict(problems), device=device or torch.device("cpu"))
         for name, config in configs.items():
             try:
-                registry.models[name] = LoadedModel(config, load_network(config))
+                registry.models[name] = LoadedModel(config, load_network(config, str(registry.device)))
             except ModelLoadError as error:
                 source = config.source.name if config.source else name
                 logger.error("Model %s disabled (%s): %s", name, source, error)
@@ -79,4 +86,5 @@ class ModelRegistry:
 @lru_cache(maxsize=1)
 def get_registry() -> ModelRegistry:
     settings = get_settings()
-    return ModelRegistry.load(settings.infer_configs_dir, settings.model_versions, settings.models_dir)
+    device = resolve_device(settings.device)
+    return ModelRegistry.load(settings.infer_configs_dir, settings.model_versions, settings.models_dir, device)

@@ -85,6 +85,7 @@ class SegmentationTrainer(TrainTask):
             max_iterations=int(options["max_iterations"]),
             budget_s=float(options["max_seconds"]),
             learning_rate=float(options["learning_rate"]),
+            device=next(self.model.network.parameters()).device,  # where the model serves (AWESOMME_DEVICE)
         )
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         version = f"{config.version.split('+')[0]}+train.{stamp}"

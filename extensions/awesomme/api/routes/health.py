@@ -41,6 +41,7 @@ def health() -> JSONResponse:
         registry = get_registry()
         body["models"] = {name: model.config.version for name, model in registry.models.items()}
         body["disabled_models"] = registry.problems  # a model that cannot load is off alone, the rest serves
+        body["device"] = str(registry.device)  # where the networks run: cpu or cuda:<n>
     if failing:
         body["detail"] = "not available: " + ", ".join(failing)
     return JSONResponse(body, status_code=503 if failing else 200)

@@ -224,6 +224,7 @@ class Health(BaseModel):
     checks: dict[str, bool]
     models: dict[str, str] | None = None
     disabled_models: dict[str, str] | None = None
+    device: str | None = None
     detail: str | None = None
 
 

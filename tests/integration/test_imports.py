@@ -201,6 +201,51 @@ def test_a_hostile_zip_is_refused_naming_it_and_nothing_is_stored(intake, orthan
         assert len(http.get("/api/imports").json()) == jobs
 
 
+def _saved(ds: pydicom.Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
+def test_a_batch_the_store_refuses_leaves_nothing_stored(intake, orthanc, server_url):
+    """The second file puts another patient into the first import's study: the store refuses the batch, and the
+    third file (a study of its own, fine alone) is not stored either."""
+    first = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    first.StudyInstanceUID, first.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.81", "1.2.826.0.1.3680043.8.498.82"
+    first.SOPInstanceUID = first.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.83"
+    intruder = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    intruder.StudyInstanceUID, intruder.PatientID = first.StudyInstanceUID, "SOMEONE-ELSE"
+    intruder.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.84"
+    intruder.SOPInstanceUID = intruder.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.85"
+    bystander = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    bystander.StudyInstanceUID, bystander.SeriesInstanceUID = (
+        "1.2.826.0.1.3680043.8.498.86",
+        "1.2.826.0.1.3680043.8.498.87",
+    )
+    bystander.SOPInstanceUID = bystander.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.88"
+    with client_for(server_url, intake["admin"]) as http:
+        assert (
+            _finished(http, _import(http, intake["id"], "dicom", [("first.dcm", _saved(first))]).json()["id"])["status"]
+            == "done"
+        )
+        before, items = _instances(orthanc), _cohort_items(http, intake["id"])
+        files = [("intruder.dcm", _saved(intruder)), ("bystander.dcm", _saved(bystander))]
+        report = _finished(http, _import(http, intake["id"], "dicom", files).json()["id"])
+        assert (_instances(orthanc), _cohort_items(http, intake["id"])) == (before, items)
+    assert report["status"] == "failed"
+    assert "nothing was stored" in report["error"] and "another patient" in report["error"]
+
+
+def test_the_journal_records_imports_without_patient_identity(dicom_import, server_url, admin):
+    with client_for(server_url, admin) as http:
+        events = http.get("/api/audit", params={"action": "import.finish", "limit": 1000}).json()
+    mine = [event for event in events if event["target"] == f"import {dicom_import['report']['id']}"]
+    assert len(mine) == 1
+    assert mine[0]["params"]["kind"] == "dicom" and mine[0]["params"]["series_stored"] == 3
+    assert mine[0]["actor"] == "alpha.admin"
+    assert CANARY_ID not in str(events) and "Canary" not in str(events)
+
+
 def test_an_oversize_upload_is_refused(intake, server_url):
     with client_for(server_url, intake["admin"]) as http:
         reply = _import(http, intake["id"], "dicom", [("huge.dcm", bytes(9_000_000))])

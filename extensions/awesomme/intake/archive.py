@@ -116,5 +116,5 @@ def unpack(name: str, data: bytes, limits: ArchiveLimits) -> list[UploadedFile]:
                     f"{excerpt(name)}: member {excerpt(info.filename)} cannot be read: {error}"
                 ) from None
             budget -= len(content)
-            files.append(UploadedFile(f"{excerpt(name)}:{info.filename}", content))
+            files.append(UploadedFile(f"{excerpt(name)}:{excerpt(info.filename, 255)}", content))
     return files

@@ -41,8 +41,9 @@ from typing import Any, Final
 
 import pydicom
 from dicomanonymizer.dicom_anonymization_databases import dicomfields_2024b as table_e11
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
@@ -513,6 +514,10 @@ def _scrubber(dataset: Dataset) -> Callable[[str], str]:
     return scrub
 
 
+def _no_text(text: str) -> str:  # pragma: no cover - only called when an option cleans text
+    return _REDACTED
+
+
 def _refuse_risky(dataset: Dataset, policy: DeidentificationPolicy) -> None:
     if policy.allow_burned_in:
         return
@@ -617,7 +622,8 @@ def deidentify(
         new_id = keyed_pseudonym(key, original_id)
     shift = 0 if _dates_shifted_before(ds, key, keep_uids) else date_shift_days(key, original_id or new_id)
     out = _copy(ds)
-    walk = _Walk(policy, key, keep_uids, shift, new_id, _scrubber(ds))
+    cleans = bool(policy.options & {CLEAN_DESCRIPTORS, RETAIN_PATIENT_CHARACTERISTICS})
+    walk = _Walk(policy, key, keep_uids, shift, new_id, _scrubber(ds) if cleans else _no_text)
     walk.dataset(out, top=True)
     if "PatientID" not in out:
         out.PatientID = new_id
@@ -633,14 +639,25 @@ def deidentify(
 
 
 def _copy(ds: Dataset) -> Dataset:
-    """An independent copy, written and read back (pydicom 2's deep copy follows each item's parent and takes
+    """An independent copy for the walk to change. Elements not yet read (pydicom's raw elements) are immutable and
+    shared; read ones are copied, sequences item by item (pydicom 2's deep copy follows each item's parent and takes
     seconds, or exhausts the stack, on a dataset with many sequences)."""
-    meta = FileMetaDataset(getattr(ds, "file_meta", None) or FileMetaDataset())
-    if "TransferSyntaxUID" not in meta:
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    copied = Dataset(ds)
-    copied.file_meta = meta
-    return pydicom.dcmread(io.BytesIO(encode(copied)))
+    out = Dataset()
+    for tag, element in ds._dict.items():
+        if isinstance(element, RawDataElement):
+            out._dict[tag] = element
+        elif element.VR == "SQ":
+            out.add(DataElement(tag, "SQ", Sequence([_copy(item) for item in element.value or []])))
+        else:
+            value = element.value
+            if isinstance(value, MultiValue | list):
+                value = list(value)
+            out.add(DataElement(tag, element.VR, value))
+    out.is_little_endian = getattr(ds, "is_little_endian", None)
+    out.is_implicit_VR = getattr(ds, "is_implicit_VR", None)
+    if hasattr(ds, "file_meta"):
+        out.file_meta = FileMetaDataset(ds.file_meta)
+    return out
 
 
 def encode(dataset: Dataset) -> bytes:

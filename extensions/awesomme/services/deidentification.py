@@ -8,8 +8,10 @@ platform admins) read its policy; only platform admins change it, and every chan
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,7 +33,7 @@ from awesomme.dicom.deidentify import (
     meets_policy,
 )
 from awesomme.models import Cohort
-from awesomme.orthanc.checked_instance import CheckedInstance, check_instance
+from awesomme.orthanc.checked_instance import CheckedInstance
 from awesomme.orthanc.client import OrthancClient
 
 __all__ = [
@@ -173,6 +175,23 @@ def _stored_patient(orthanc: OrthancClient, study_uid: str) -> str | None:
     return None
 
 
+def _checked(dataset: Dataset, index: int) -> CheckedInstance:
+    """The de-identified instance as STOW forwards it: our own encoding of the dataset the engine wrote (its UIDs
+    were checked on the way in, or are keyed ones)."""
+    try:
+        encoded = encode(dataset)
+    except (ValueError, TypeError, KeyError, struct.error) as error:
+        raise InvalidInput(f"part {index} cannot be encoded once de-identified") from error
+    return CheckedInstance(
+        study_uid=str(dataset.StudyInstanceUID),
+        series_uid=str(dataset.SeriesInstanceUID),
+        sop_instance_uid=str(dataset.SOPInstanceUID),
+        patient_id=str(dataset.get("PatientID", "") or ""),
+        encoded=encoded,
+        original_md5=hashlib.md5(encoded, usedforsecurity=False).hexdigest(),
+    )
+
+
 def deidentify_for_cohort(
     session: Session, orthanc: OrthancClient, cohort_id: int, instances: list[CheckedInstance]
 ) -> list[CheckedInstance]:
@@ -195,5 +214,5 @@ def deidentify_for_cohort(
             result = deidentify(dataset, policy, key, pseudonym=pseudonym or None, keep_uids=keep)
         except DeidentificationRefused as refused:
             raise DeidentificationRefused(refused.reason, f"part {index}: {refused}") from refused
-        out.append(check_instance(encode(result.dataset), index))
+        out.append(_checked(result.dataset, index))
     return out

@@ -368,6 +368,100 @@ def _shape(text: str) -> tuple[int, int, int]:
     return slices, rows, cols
 
 
+def _batch_api(args: argparse.Namespace) -> Any:
+    """An HTTP client of the running server, with the personal access token of AWESOMME_TOKEN (never an argument:
+    a command line is visible to other users)."""
+    import httpx
+
+    token = os.environ.get("AWESOMME_TOKEN", "")
+    if not token:
+        raise ValueError("set AWESOMME_TOKEN to a personal access token (awesomme token create)")
+    settings = load_settings()
+    server = args.server or f"http://{settings.host}:{settings.port}"
+    return httpx.Client(base_url=server, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+
+
+def _answer(reply: Any, *expected: int) -> Any:
+    if reply.status_code not in expected:
+        try:
+            detail = reply.json().get("detail", reply.text)
+        except ValueError:
+            detail = reply.text
+        raise ValueError(f"the server answered {reply.status_code}: {str(detail)[:500]}")
+    return reply.json()
+
+
+def _batch_body(args: argparse.Namespace) -> dict[str, Any]:
+    seg = {"description": args.seg_description, "tag": args.seg_tag, "author": args.seg_author}
+    selection = {"modality": args.modality, "series_number": args.series_number, "description": args.match}
+    body: dict[str, Any] = {
+        "cohort": args.cohort,
+        "kind": args.kind,
+        "model": args.model,
+        "preset": args.preset,
+        "input_tag": args.input_tag,
+        "selection": {key: value for key, value in selection.items() if value is not None},
+        "description": args.description,
+        "tag": args.tag,
+        "dry_run": args.dry_run,
+    }
+    if any(value is not None for value in seg.values()):
+        body["seg"] = {key: value for key, value in seg.items() if value is not None}
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def _watch(client: Any, batch_id: int, poll_s: float = 1.0) -> dict[str, Any]:
+    """A progress bar of the batch's finished items until it is done or cancelled."""
+    import time
+
+    from tqdm import tqdm
+
+    status = _answer(client.get(f"/api/batches/{batch_id}"), 200)
+    with tqdm(total=status["total"], desc=f"batch {batch_id}", unit="series") as bar:
+        while True:
+            counts = status["counts"]
+            bar.n = counts["done"] + counts["failed"]
+            bar.set_postfix(status=status["status"], failed=counts["failed"], eta_s=status["eta_s"])
+            bar.refresh()
+            if status["status"] in ("done", "cancelled"):
+                return dict(status)
+            time.sleep(poll_s)
+            status = _answer(client.get(f"/api/batches/{batch_id}"), 200)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    with _batch_api(args) as client:
+        if args.action == "list":
+            if args.cohort is None:
+                raise ValueError("batch list: give --cohort")
+            for batch in _answer(client.get("/api/batches", params={"cohort": args.cohort}), 200):
+                counts = batch["counts"]
+                print(
+                    f"{batch['id']}\t{batch['kind']}\t{batch['status']}\tdone {counts['done']}/{batch['total']}"
+                    f"\tfailed {counts['failed']}\t{batch['tag']}\t{batch['description']}"
+                )
+            return 0
+        if args.action == "watch":
+            if args.id is None:
+                raise ValueError("batch watch: give the batch id")
+            status = _watch(client, args.id)
+        else:
+            if args.cohort is None or args.kind is None:
+                raise ValueError("batch start: give --cohort and --kind")
+            answer = _answer(client.post("/api/batches", json=_batch_body(args)), 200, 202)
+            if args.dry_run:
+                print(json.dumps(answer, indent=2))
+                return 0
+            print(f"batch {answer['id']} started", flush=True)
+            if not args.watch:
+                return 0
+            status = _watch(client, answer["id"])
+        failed = _answer(client.get(f"/api/batches/{status['id']}/items", params={"status": "failed"}), 200)
+        for item in failed:
+            print(f"failed: {item['series_uid']}: {item['error']}", file=sys.stderr)
+        return 0 if status["status"] == "done" and not failed else 2
+
+
 def cmd_phantom(args: argparse.Namespace) -> int:
     from awesomme.phantoms import generate_patient
 
@@ -427,6 +521,26 @@ def build_parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="token signing keys")
     keys.add_argument("action", choices=["rotate"])
     keys.set_defaults(func=cmd_keys)
+    batch = commands.add_parser("batch", help="cohort batches on the running server (token: AWESOMME_TOKEN)")
+    batch.add_argument("action", choices=["start", "watch", "list"])
+    batch.add_argument("id", nargs="?", type=int, help="the batch to watch")
+    batch.add_argument("--server", help="the server's URL (default: this installation's)")
+    batch.add_argument("--cohort", type=int)
+    batch.add_argument("--kind", choices=["segmentation", "radiomics", "classification"])
+    batch.add_argument("--model", help="segmentation or classification model")
+    batch.add_argument("--preset", help="radiomics preset (<name> or <name>@<version>)")
+    batch.add_argument("--seg-description", help="radiomics: the SEG of each series with this description")
+    batch.add_argument("--seg-tag", help="radiomics: the SEG with this tag")
+    batch.add_argument("--seg-author", help="radiomics: the SEG of this author")
+    batch.add_argument("--input-tag", help="classification: the feature sets with this tag")
+    batch.add_argument("--modality", choices=["CT", "MR"])
+    batch.add_argument("--series-number", type=int)
+    batch.add_argument("--match", help="a regular expression the series description must contain")
+    batch.add_argument("--description", default="", help="the outputs' description")
+    batch.add_argument("--tag", default="", help="the outputs' tag")
+    batch.add_argument("--dry-run", action="store_true", help="print what would run, per patient; start nothing")
+    batch.add_argument("--watch", action="store_true", help="start: then show a progress bar until it ends")
+    batch.set_defaults(func=cmd_batch)
     phantom = commands.add_parser("phantom", help="write one synthetic patient (DICOM + ground truth)")
     phantom.add_argument("--kind", required=True, choices=KINDS)
     phantom.add_argument("--seed", required=True, type=int)

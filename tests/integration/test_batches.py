@@ -3,15 +3,20 @@ run to the end on a real LocalCluster of two worker processes (segmentation, rad
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pydicom
 import pytest
 
 from awesomme.orthanc.client import OrthancClient
+from awesomme.phantoms import generate_patient
 from tests.integration.conftest import (
+    SMALL_SHAPE,
     Account,
     Cohorts,
     StoredPatient,
@@ -27,12 +32,14 @@ pytestmark = pytest.mark.timeout(300)
 
 @dataclass(frozen=True)
 class Gamma:
-    """A cohort of three MR patients and one CT patient, its admin and its member."""
+    """A cohort of three MR patients, one MR patient whose slices cannot make a volume, one CT patient; its admin
+    and its member."""
 
     cohort: int
     admin: Account
     member: Account
     mr: list[StoredPatient]
+    broken: StoredPatient
     ct: StoredPatient
 
 
@@ -55,10 +62,20 @@ def gamma(
         assert httpx.put(url, json={"role": role}, headers=headers).status_code == 200
     mr = [store_patient(orthanc, "osteosarcoma-mr", seed, out / f"mr{seed}") for seed in (2501, 2502, 2503)]
     ct = store_patient(orthanc, "chest-ct", 2511, out / "ct")
-    attach_to_cohort(server_url, admin, cohort, studies=[p.patient.study_uid for p in (*mr, ct)])
+    broken = _two_slices_at_one_position(orthanc, out / "broken")
+    attach_to_cohort(server_url, admin, cohort, studies=[p.patient.study_uid for p in (*mr, broken, ct)])
     bind_model(server_url, admin, "everything_mr", ["alpha", "gamma"])
     bind_model(server_url, admin, "nothing_ct", ["gamma"])
-    return Gamma(cohort, people["admin"], people["member"], mr, ct)
+    return Gamma(cohort, people["admin"], people["member"], mr, broken, ct)
+
+
+def _two_slices_at_one_position(orthanc: OrthancClient, out: Path) -> StoredPatient:
+    """An MR series Orthanc stores but the platform cannot decode into a volume: its item must fail, alone."""
+    patient = generate_patient("osteosarcoma-mr", 2504, out, shape=SMALL_SHAPE)
+    datasets = [pydicom.dcmread(path) for path in patient.dicom_files]
+    datasets[1].ImagePositionPatient = datasets[0].ImagePositionPatient
+    orthanc.store(datasets)
+    return StoredPatient(patient, datasets)
 
 
 @pytest.fixture()
@@ -81,9 +98,9 @@ def test_a_dry_run_on_mixed_modalities_matches_the_mr_series_says_why_not_the_ct
     reply = gamma_admin.post("/api/batches", json=_segmentation(gamma, dry_run=True, selection={"description": "T2"}))
     assert reply.status_code == 200, reply.text
     answer = reply.json()
-    assert _series_of(answer, "matched") == {p.patient.series_uid for p in gamma.mr}
+    assert _series_of(answer, "matched") == {p.patient.series_uid for p in (*gamma.mr, gamma.broken)}
     assert _series_of(answer, "unmatched") == {gamma.ct.patient.series_uid}
-    assert answer["counts"] == {"matched": 3, "unmatched": 1, "ambiguous": 0}
+    assert answer["counts"] == {"matched": 4, "unmatched": 1, "ambiguous": 0}
     ct_patient = next(p for p in answer["patients"] if p["unmatched"])
     assert "T2" in ct_patient["unmatched"][0]["reason"]
     listed = gamma_admin.get("/api/batches", params={"cohort": gamma.cohort})
@@ -116,3 +133,84 @@ def test_another_cohorts_admin_gets_404_and_a_member_403_and_bad_input_is_a_422(
         assert radiomics.status_code == 422 and "seg" in radiomics.text
         nothing = owner.post("/api/batches", json={**body, "dry_run": False, "selection": {"series_number": 77}})
         assert nothing.status_code == 422 and "matches no series" in nothing.text
+
+
+# -- batches run to the end on a LocalCluster of two worker processes ---------------------------------------------
+def _wait_done(client: httpx.Client, batch_id: int, timeout_s: float = 240) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = client.get(f"/api/batches/{batch_id}").json()
+        if status["status"] in ("done", "cancelled") or time.monotonic() > deadline:
+            return dict(status)
+        time.sleep(1)
+
+
+def _segs_in_orthanc(orthanc: OrthancClient, study_uid: str) -> list[pydicom.Dataset]:
+    hits = orthanc.dicomweb.search_for_series(study_uid, search_filters={"Modality": "SEG"})
+    return [pydicom.Dataset.from_json(hit) for hit in hits]
+
+
+@pytest.fixture(scope="module")
+def segmentation_batch(server_url: str, gamma: Gamma) -> dict[str, Any]:
+    with client_for(server_url, gamma.admin) as client:
+        body = _segmentation(gamma, selection={"modality": "MR"}, description="cohort run", tag="b25")
+        reply = client.post("/api/batches", json=body)
+        assert reply.status_code == 202, reply.text
+        batch_id = reply.json()["id"]
+        status = _wait_done(client, batch_id)
+        items = client.get(f"/api/batches/{batch_id}/items").json()
+        failed = client.get(f"/api/batches/{batch_id}/items", params={"status": "failed"}).json()
+    return {"id": batch_id, "status": status, "items": items, "failed": failed}
+
+
+def test_a_segmentation_batch_ends_with_every_series_done_and_one_seg_per_series_in_orthanc(
+    gamma: Gamma, orthanc: OrthancClient, segmentation_batch: dict[str, Any]
+) -> None:
+    status = segmentation_batch["status"]
+    assert status["status"] == "done", status
+    assert status["counts"] == {"pending": 0, "running": 0, "done": 3, "failed": 1}, segmentation_batch["failed"]
+    assert status["started"] is not None and status["eta_s"] == 0
+    outputs = {item["series_uid"]: item["output"] for item in segmentation_batch["items"] if item["status"] == "done"}
+    assert set(outputs) == {p.patient.series_uid for p in gamma.mr}
+    for patient in gamma.mr:
+        segs = _segs_in_orthanc(orthanc, patient.patient.study_uid)
+        assert [str(seg.SeriesInstanceUID) for seg in segs] == [outputs[patient.patient.series_uid]]
+        assert str(segs[0].SeriesDescription).startswith("b25 - everything_mr")  # the batch's tag
+
+
+def test_a_failing_item_keeps_its_error_and_the_batch_goes_on(
+    gamma: Gamma, orthanc: OrthancClient, segmentation_batch: dict[str, Any]
+) -> None:
+    (failed,) = segmentation_batch["failed"]
+    assert failed["series_uid"] == gamma.broken.patient.series_uid
+    assert "position" in failed["error"], failed["error"]
+    assert _segs_in_orthanc(orthanc, gamma.broken.patient.study_uid) == []
+
+
+def test_a_radiomics_batch_gives_the_feature_sets_a_single_extraction_gives(
+    gamma: Gamma, gamma_admin: httpx.Client, segmentation_batch: dict[str, Any]
+) -> None:
+    body = {
+        "cohort": gamma.cohort,
+        "kind": "radiomics",
+        "preset": "ibsi-original",
+        "seg": {"description": "cohort run"},
+        "tag": "b25-features",
+    }
+    plan = gamma_admin.post("/api/batches", json={**body, "dry_run": True}).json()
+    assert _series_of(plan, "matched") == {p.patient.series_uid for p in gamma.mr}
+    reply = gamma_admin.post("/api/batches", json=body)
+    assert reply.status_code == 202, reply.text
+    status = _wait_done(gamma_admin, reply.json()["id"])
+    assert status["counts"] == {"pending": 0, "running": 0, "done": 3, "failed": 0}, status
+    items = gamma_admin.get(f"/api/batches/{status['id']}/items").json()
+    first = items[0]
+    batch_set = gamma_admin.get(f"/api/radiomics/{first['output']}").json()
+    assert batch_set["tag"] == "b25-features" and batch_set["seg_uid"] == first["inputs"]["seg_uid"]
+    single = gamma_admin.post(
+        "/api/radiomics",
+        json={"series_uid": first["series_uid"], "seg_uid": first["inputs"]["seg_uid"], "preset": "ibsi-original"},
+        timeout=120,
+    )
+    assert single.status_code == 201, single.text
+    assert single.json()["features"] == batch_set["features"]

@@ -35,7 +35,9 @@ from awesomme.services.cohorts import cohort_for_admin
 __all__ = [
     "CUSTOM",
     "ExtractionRequest",
+    "FeatureValues",
     "Preset",
+    "compute",
     "create_preset",
     "extract",
     "feature_set_csv",
@@ -43,6 +45,7 @@ __all__ = [
     "feature_sets_of",
     "list_presets",
     "resolve_preset",
+    "store_feature_set",
     "visible_feature_set",
 ]
 
@@ -197,6 +200,28 @@ def _inputs(
 
 def extract(datastore: OrthancDatastore, principal: Principal, request: ExtractionRequest) -> FeatureSet:
     """Fetch the series and the segment (both through the cache), extract, store the feature set with provenance."""
+    values = compute(datastore, principal, request)
+    with session_scope() as session:
+        return store_feature_set(session, values)
+
+
+@dataclass(frozen=True)
+class FeatureValues:
+    """An extraction's result before it is stored: plain values (a batch's worker hands them to the server)."""
+
+    study_uid: str
+    series_uid: str
+    seg_uid: str
+    segment_number: int
+    preset: str
+    tag: str
+    features: dict[str, float | None]
+    provenance: dict[str, Any]
+    created_by: str
+
+
+def compute(datastore: OrthancDatastore, principal: Principal, request: ExtractionRequest) -> FeatureValues:
+    """The extraction without storing it: series and segment through the cache, the features, their provenance."""
     inputs, state = _inputs(datastore, principal, request)
     volume = datastore.load_volume(state)
     label_map = datastore.label_map(inputs.seg)
@@ -220,37 +245,51 @@ def extract(datastore: OrthancDatastore, principal: Principal, request: Extracti
     elapsed = time.perf_counter() - started
     features = {name: (value if math.isfinite(value) else None) for name, value in values.items()}
     provenance = _provenance(inputs, request, image, mask, effective, principal, elapsed, len(features))
+    return FeatureValues(
+        study_uid=inputs.study_uid,
+        series_uid=request.series_uid,
+        seg_uid=request.seg_uid,
+        segment_number=request.segment_number,
+        preset=inputs.preset,
+        tag=request.tag,
+        features=features,
+        provenance=provenance,
+        created_by=principal.username,
+    )
 
-    with session_scope() as session:
-        feature_set = FeatureSet(
-            study_uid=inputs.study_uid,
-            series_uid=request.series_uid,
-            seg_uid=request.seg_uid,
-            segment_number=request.segment_number,
-            preset=inputs.preset,
-            tag=request.tag,
-            features=features,
-            provenance=provenance,
-            created_by=principal.username,
-            created_at=datetime.fromisoformat(provenance["time"]),
-        )
-        session.add(feature_set)
-        session.flush()
-        cohorts = sorted(cohorts_of_series(session, inputs.study_uid, request.series_uid))
-        audit.record(
-            session,
-            "radiomics.extract",
-            target=request.series_uid,
-            cohort=" ".join(map(str, cohorts)),
-            params={
-                "feature_set": feature_set.id,
-                "seg_uid": request.seg_uid,
-                "segment_number": request.segment_number,
-                "preset": inputs.preset,
-                "tag": request.tag,
-                "features": len(features),
-            },
-        )
+
+def store_feature_set(session: Session, values: FeatureValues, params: dict[str, Any] | None = None) -> FeatureSet:
+    """Store an extraction's feature set and journal it, in the caller's transaction."""
+    feature_set = FeatureSet(
+        study_uid=values.study_uid,
+        series_uid=values.series_uid,
+        seg_uid=values.seg_uid,
+        segment_number=values.segment_number,
+        preset=values.preset,
+        tag=values.tag,
+        features=values.features,
+        provenance=values.provenance,
+        created_by=values.created_by,
+        created_at=datetime.fromisoformat(values.provenance["time"]),
+    )
+    session.add(feature_set)
+    session.flush()
+    cohorts = sorted(cohorts_of_series(session, values.study_uid, values.series_uid))
+    audit.record(
+        session,
+        "radiomics.extract",
+        target=values.series_uid,
+        cohort=" ".join(map(str, cohorts)),
+        params={
+            "feature_set": feature_set.id,
+            "seg_uid": values.seg_uid,
+            "segment_number": values.segment_number,
+            "preset": values.preset,
+            "tag": values.tag,
+            "features": len(values.features),
+            **(params or {}),
+        },
+    )
     return feature_set
 
 

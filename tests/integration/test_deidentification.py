@@ -20,6 +20,7 @@ from awesomme.core.config import get_settings
 from awesomme.dicom.deidentify import DeidentificationPolicy, deidentify, encode
 from awesomme.orthanc.client import OrthancClient
 from awesomme.phantoms import generate_patient
+from awesomme.seeding import DEMO_COHORTS, ensure_demo_admin, ensure_demo_cohorts
 from tests.integration.conftest import Account, Cohorts, client_for, create_account
 
 SHAPE = (3, 24, 24)
@@ -307,3 +308,13 @@ def test_uids_the_cohort_holds_are_kept_not_mapped_again(
     assert stored.SourceImageSequence[0].ReferencedSOPInstanceUID == datasets[0].SOPInstanceUID
     assert stored.PatientIdentityRemoved == "YES" and stored.PatientID == datasets[0].PatientID  # the stored study's
     assert len(orthanc.lookup_all(str(extra.SeriesInstanceUID), "Series")) == 1
+
+
+def test_the_demo_cohorts_of_synthetic_phantoms_are_identified(server_url: str, admin: Account) -> None:
+    ensure_demo_admin(get_settings())
+    ids = ensure_demo_cohorts([])
+    with client_for(server_url, admin) as root:
+        listed = {cohort["name"]: cohort["identified"] for cohort in root.get("/api/cohorts").json()}
+        for name, _ in DEMO_COHORTS.values():
+            assert listed[name] is True
+            assert root.get(f"/api/cohorts/{ids[name]}/deidentification").json()["identified"] is True

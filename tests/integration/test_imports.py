@@ -9,6 +9,7 @@ import csv
 import gzip
 import io
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -284,7 +285,9 @@ def _nifti(data: np.ndarray, affine: np.ndarray) -> bytes:
 SHEET_HEADER = "image,PatientID,Modality,PatientSex,StudyDate,SeriesDescription,mask,label_map,reader,algorithm_type\n"
 
 
-def test_a_nifti_import_stores_the_image_and_its_mask_as_a_seg_with_the_same_voxels(intake, orthanc, server_url):
+def test_a_nifti_import_stores_the_image_and_its_mask_as_a_seg_with_the_same_voxels(
+    intake, orthanc, server_url, tmp_path: Path
+):
     rng = np.random.default_rng(3)
     image = rng.integers(-500, 800, size=(28, 24, 5)).astype(np.int16)
     mask = np.zeros(image.shape, np.uint8)
@@ -309,6 +312,12 @@ def test_a_nifti_import_stores_the_image_and_its_mask_as_a_seg_with_the_same_vox
     study, series = image_item["study_uid"], image_item["series_uid"]
     sources = sorted(orthanc.retrieve_series(study, series), key=lambda ds: int(ds.InstanceNumber))
     assert sources[0].PatientID == "STUDY-SUBJ-01"  # the sheet's pseudonym survives
+    assert sources[0].PatientIdentityRemoved == "YES" and "NIfTI" in sources[0].DerivationDescription
+    if shutil.which("dciodvfy"):
+        stored = tmp_path / "stored.dcm"
+        sources[0].save_as(stored)
+        check = subprocess.run(["dciodvfy", str(stored)], capture_output=True, text=True, check=False)
+        assert [line for line in (check.stdout + check.stderr).splitlines() if line.startswith("Error")] == []
     assert np.array_equal(np.stack([ds.pixel_array for ds in sources], axis=-1), np.transpose(image, (1, 0, 2)))
     seg_dataset = orthanc.retrieve_series(study, mask_item["seg_uid"])[0]
     seg = hd.seg.Segmentation.from_dataset(seg_dataset)

@@ -25,6 +25,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 __all__ = [
     "CT_IMAGE_STORAGE",
     "MR_IMAGE_STORAGE",
+    "NIFTI_DERIVATION",
     "NiftiRefused",
     "SeriesAttributes",
     "encode",
@@ -36,6 +37,8 @@ __all__ = [
 
 CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2")
 MR_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.4")
+# Says how the series was made, and nothing of whom: it is written again after de-identification removes it.
+NIFTI_DERIVATION = "Converted from a NIfTI volume by AWESOMME; acquisition parameters unknown"
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _SHEAR_TOLERANCE = 1e-4  # |cosine| between two voxel axes
 _FORM_TOLERANCE_MM = 1e-3  # sform and qform may differ by rounding only
@@ -162,9 +165,7 @@ def _common(attributes: SeriesAttributes, sop_class: UID) -> Dataset:
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.SOPClassUID = sop_class
     ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL" if attributes.modality == "CT" else "OTHER"]
-    ds.DerivationDescription = f"Converted from NIfTI {attributes.source_name}"[:1024] + (
-        "; acquisition parameters unknown"
-    )
+    ds.DerivationDescription = NIFTI_DERIVATION
     ds.PatientName = f"{attributes.patient_id}^"
     ds.PatientID = attributes.patient_id
     ds.PatientBirthDate = ""

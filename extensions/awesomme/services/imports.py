@@ -38,7 +38,14 @@ from awesomme.core.db import row_id, session_scope
 from awesomme.core.errors import AwesommeError, Forbidden, Gone, InvalidInput, NotFound, excerpt
 from awesomme.core.visibility import Principal, current_visibility, visibility_of
 from awesomme.dicom.deidentify import DeidentificationPolicy, DeidentifiedInstance, deidentify, encode
-from awesomme.dicom.nifti_series import NiftiRefused, SeriesAttributes, keyed_uid, read_nifti, series_from_nifti
+from awesomme.dicom.nifti_series import (
+    NIFTI_DERIVATION,
+    NiftiRefused,
+    SeriesAttributes,
+    keyed_uid,
+    read_nifti,
+    series_from_nifti,
+)
 from awesomme.intake.archive import ArchiveLimits, UploadedFile, is_zip, unpack
 from awesomme.intake.sheet import ImageRow, parse_sheet
 from awesomme.models import Cohort, CohortItem, ImportJob, Segmentation, SegmentationOrigin
@@ -435,6 +442,8 @@ def _run_nifti(
             items += [{"file": m.file, "error": f"{m.file}: not imported, its image was refused"} for m in image.masks]
             continue
         out = [result.dataset for result in results]
+        for dataset in out:  # the Basic Profile removes descriptions: the conversion's mark, which names no one, stays
+            dataset.DerivationDescription = NIFTI_DERIVATION
         study_uid, series_uid = str(out[0].StudyInstanceUID), str(out[0].SeriesInstanceUID)
         present = _already_stored([str(ds.SOPInstanceUID) for ds in out]) == {str(ds.SOPInstanceUID) for ds in out}
         try:

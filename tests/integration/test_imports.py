@@ -24,7 +24,10 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from sqlalchemy import select
 
+from awesomme.core.db import session_scope
+from awesomme.models import ImportJob, User
 from awesomme.orthanc.client import OrthancClient
 from awesomme.phantoms import generate_patient
 from tests.integration.conftest import Account, Cohorts, client_for, create_account
@@ -366,3 +369,18 @@ def test_the_cli_imports_a_folder_through_the_api_with_a_personal_token(intake, 
     assert "done" in done.stdout and "stored" in done.stdout
     assert mapping.stat().st_mode & 0o077 == 0
     assert "original_patient_id" in mapping.read_text()
+
+
+def test_an_import_cut_short_by_a_restart_reads_as_failed(intake, server_url):
+    """A job row left running by an earlier server process (its thread is gone) is not reported running forever."""
+    with session_scope() as session:
+        user = session.scalar(select(User).where(User.username == "alpha.admin"))
+        assert user is not None
+        job = ImportJob(user_id=user.id, cohort_id=intake["id"], kind="dicom", status="running", files=3,
+                        done_files=1, items=[], error="", mapping_state="none")  # fmt: skip
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    with client_for(server_url, intake["admin"]) as http:
+        report = http.get(f"/api/imports/{job_id}").json()
+    assert report["status"] == "failed" and "server stopped" in report["error"]

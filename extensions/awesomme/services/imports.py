@@ -30,6 +30,7 @@ import pydicom
 from cryptography.fernet import Fernet
 from pydicom.dataset import Dataset
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from awesomme.core import audit
 from awesomme.core.cohort_keys import cohort_key
@@ -79,6 +80,7 @@ _MAPPING_COLUMNS = (
 _KEYS: dict[int, tuple[bytes, datetime]] = {}  # job id -> (Fernet key, expiry): in memory only
 _KEYS_LOCK = threading.Lock()
 _ONE_JOB_AT_A_TIME = threading.Lock()
+_ACTIVE: set[int] = set()  # jobs this process runs: a "running" job not here was cut short by a restart
 
 
 # -- the de-identification engine's door -----------------------------------------------------------------------
@@ -182,6 +184,7 @@ def start(
         session.add(job)
         session.flush()
         job_id = job.id
+        _ACTIVE.add(job_id)  # before the row is visible: never taken for an orphan
         audit.record(
             session, "import.start", target=f"import {job_id}", cohort=str(target.id),
             params={"kind": kind, "files": len(expanded)},
@@ -200,6 +203,17 @@ def _guarded(job_id: int, work: Callable[[int], None]) -> None:
             logger.exception("Import %s failed", job_id)
             message = str(error) if isinstance(error, AwesommeError) else f"internal error ({type(error).__name__})"
             _finish(job_id, "failed", [], error=message, rows=[])
+        finally:
+            _ACTIVE.discard(job_id)
+
+
+def _end_orphans(session: Session, jobs: list[ImportJob]) -> None:
+    """Jobs left running by an earlier server process end as failed (their thread is gone)."""
+    for job in jobs:
+        if job.status == "running" and job.id not in _ACTIVE:
+            job.status, job.error = "failed", "the server stopped during the import: import the files again"
+            job.finished_at = datetime.now(UTC)
+    session.flush()
 
 
 # -- progress and end -------------------------------------------------------------------------------------------
@@ -572,10 +586,13 @@ def job_report(principal: Principal, job_id: int) -> dict[str, Any]:
         job = session.get(ImportJob, job_id)
         if job is None or (job.user_id != principal.user_id and not principal.platform_admin):
             raise NotFound(f"no import {job_id} of yours")
+        _end_orphans(session, [job])
         return _json(job)
 
 
 def list_jobs(principal: Principal) -> list[dict[str, Any]]:
     with session_scope() as session:
         query = select(ImportJob).where(ImportJob.user_id == principal.user_id).order_by(ImportJob.id.desc())
-        return [_json(job) for job in session.scalars(query.limit(200))]
+        jobs = list(session.scalars(query.limit(200)))
+        _end_orphans(session, jobs)
+        return [_json(job) for job in jobs]

@@ -216,7 +216,10 @@ def series_from_nifti(image: nib.Nifti1Image, attributes: SeriesAttributes) -> l
     if attributes.modality not in ("CT", "MR"):
         raise NiftiRefused(f"modality {attributes.modality}: only CT and MR images are imported")
     affine = lps_affine(image)
-    data = np.asanyarray(image.dataobj, dtype=np.float64)
+    try:
+        data = np.asanyarray(image.dataobj, dtype=np.float64)
+    except Exception as error:
+        raise NiftiRefused(f"its voxel data cannot be read ({type(error).__name__})") from None
     data = data.reshape(data.shape[:3])
     stored, slope, intercept = _stored(data, attributes.modality)
     sop_class = CT_IMAGE_STORAGE if attributes.modality == "CT" else MR_IMAGE_STORAGE

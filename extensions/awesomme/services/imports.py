@@ -304,6 +304,9 @@ def _read_dicom(
         result = _deidentify(cohort, original, None, keep)
     except InvalidInput as error:
         raise InvalidInput(f"{upload.name}: {error}") from None
+    except Exception as error:
+        logger.warning("Import: %s could not be de-identified", upload.name, exc_info=True)
+        raise InvalidInput(f"{upload.name}: cannot be de-identified ({type(error).__name__})") from None
     return original, result
 
 
@@ -451,8 +454,9 @@ def _run_nifti(
             volume = read_nifti(upload.data, max_voxels)
             datasets = series_from_nifti(volume, _attributes(image, upload.data))
             results = [_deidentify(cohort, ds, image.patient_id, keep) for ds in datasets]
-        except (NiftiRefused, InvalidInput) as error:
-            items.append({"file": upload.name, "error": f"{upload.name} (sheet row {image.row}, image): {error}"})
+        except Exception as error:
+            reason = str(error) if isinstance(error, NiftiRefused | InvalidInput) else type(error).__name__
+            items.append({"file": upload.name, "error": f"{upload.name} (sheet row {image.row}, image): {reason}"})
             items += [{"file": m.file, "error": f"{m.file}: not imported, its image was refused"} for m in image.masks]
             continue
         out = [result.dataset for result in results]

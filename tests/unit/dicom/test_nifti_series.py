@@ -157,3 +157,9 @@ def test_a_file_that_is_not_nifti_is_refused():
 def test_a_volume_above_the_voxel_cap_is_refused_before_its_data_is_read():
     with pytest.raises(NiftiRefused, match="voxels"):
         read_nifti(_nifti(np.zeros((10, 10, 10), np.int16), np.eye(4)), 999)
+
+
+def test_a_truncated_nifti_is_refused_with_a_reason():
+    data = _nifti(np.arange(6 * 6 * 4, dtype=np.int16).reshape(6, 6, 4), np.eye(4))
+    with pytest.raises(NiftiRefused, match="cannot be read"):
+        series_from_nifti(read_nifti(data[: len(data) - 100], MAX_VOXELS), _attributes("CT"))

@@ -16,7 +16,8 @@ Only that table is used; the engine is ours:
   and the standard's own registered UIDs are kept;
 * D: a dummy value of the element's VR (dates and times: 19000101, 000000);
 * options (CID 7050): ``retain_longitudinal_modified_dates`` (113107) shifts every date and date-time back by a
-  keyed per-patient number of days (1 to 3650), so intervals between studies are kept; times are kept.
+  keyed per-patient number of days (1 to 3650), so intervals between studies are kept; times are kept. The
+  patient's own dates (birth, death: group 0010) still follow the profile.
   ``retain_patient_characteristics`` (113108) keeps sex, age, size, weight, ethnic group, smoking and pregnancy
   status and cleans allergies, medical alerts, special needs and patient state. ``clean_descriptors`` (113105)
   keeps descriptions, comments and the protocol name, cleaned of the instance's own identifying values (names, IDs,
@@ -162,6 +163,7 @@ _REDACTED: Final = "***"
 
 # Attributes the profile's flags set (they are written after the walk, never taken from the input).
 _FLAG_TAGS: Final = {0x00120062, 0x00120063, 0x00120064, 0x00280303}
+_PATIENT_GROUP: Final = 0x0010
 _PATIENT_ID: Final = 0x00100020
 _PATIENT_NAME: Final = 0x00100010
 _CONTENT_DATE_TIME: Final = {0x00080023, 0x00080033}
@@ -360,10 +362,12 @@ class _Walk:
         keyword = element.keyword
         action = table_action(tag)
         options = self.policy.options
-        if element.VR in ("DA", "DT") and RETAIN_MODIFIED_DATES in options and action != "U":
+        # Dates of events move by the patient's shift; the patient's own (birth, death) follow the profile.
+        dated = RETAIN_MODIFIED_DATES in options and tag >> 16 != _PATIENT_GROUP
+        if element.VR in ("DA", "DT") and dated and action != "U":
             self.shift_dates(element)
             return
-        if element.VR == "TM" and RETAIN_MODIFIED_DATES in options and action is not None:
+        if element.VR == "TM" and dated and action is not None:
             return  # times are kept with shifted dates: only whole days move
         if RETAIN_PATIENT_CHARACTERISTICS in options and keyword in _PATIENT_KEPT:
             return

@@ -257,6 +257,7 @@ def test_date_shift_is_per_patient_and_keeps_intervals() -> None:
     other = _testdata("CT_small.dcm")
     other.StudyDate, other.PatientID = "20200105", "MRN-43"
     assert deidentify(other, DATES, KEY, pseudonym=None, keep_uids=()).date_shift_days != shift
+    assert not first.get("PatientBirthDate")  # the patient's own dates are not kept, shifted or not
     plain = deidentify(_testdata("CT_small.dcm"), BASIC, KEY, pseudonym=None, keep_uids=()).dataset
     assert "StudyDate" in plain and not plain.StudyDate  # Z without the option: present, empty
 

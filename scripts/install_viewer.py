@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -151,7 +150,6 @@ def install(dest: Path, force: bool = False) -> bool:
         unpack(tarball, staging)
         patch(staging)
         (staging / MARKER).write_text(stamp, encoding="utf-8")
-        os.chmod(staging, 0o755)
         old = dest.with_name(dest.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         if dest.exists():

@@ -24,7 +24,7 @@ function services({ active = null } = {}) {
           getDisplaySetByUID: uid => (uid === 'ds-mr' ? MR : uid === 'ds-pred' ? { Modality: 'SEG', SeriesInstanceUID: 'pred' } : undefined),
           getActiveDisplaySets: () => [MR],
         },
-        segmentationService: { getActiveSegmentation: () => active },
+        segmentationService: { getActiveSegmentation: () => active, getSegmentations: () => (active ? [active] : []) },
       },
     },
   };

@@ -44,9 +44,7 @@ def test_the_login_page_keeps_its_form_first_and_returns_only_to_local_paths(ser
             assert "evil.example" not in form, elsewhere
 
 
-def test_the_viewer_is_served_under_viewer_with_its_routes_and_no_other_host(
-    server_url: str, cohorts: Cohorts
-) -> None:
+def test_the_viewer_is_served_under_viewer_with_its_routes_and_no_other_host(server_url: str, cohorts: Cohorts) -> None:
     with client_for(server_url, cohorts.alpha_member) as browser:
         index = browser.get("/viewer/")
         assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")

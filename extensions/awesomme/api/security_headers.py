@@ -19,7 +19,9 @@ __all__ = [
     "DOCS_POLICY",
     "OHIF_VIEWER_POLICY",
     "VIEWER_POLICY",
-    "SecurityHeadersMiddleware", "security_headers"]
+    "SecurityHeadersMiddleware",
+    "security_headers",
+]
 
 DATA_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 DOCS_POLICY = (
@@ -35,10 +37,10 @@ VIEWER_POLICY = (
     "connect-src 'self' data: blob:; media-src 'self' data: blob:; object-src 'none'; frame-ancestors 'none'; "
     "base-uri 'self'; form-action 'self'"
 )
-# Our viewer (/viewer/, the prebuilt OHIF 3.13.2 and our plugin): the same needs (its index.html bootstraps inline,
-# its image codecs are WebAssembly, its workers start from its own files and blob: URLs, our panel is an ES module
-# of this server), nothing from another host.
-OHIF_VIEWER_POLICY = VIEWER_POLICY
+# Our viewer (/viewer/, the prebuilt OHIF 3.13.2 and our plugin): the same, plus 'unsafe-eval': its SEG loader
+# (ndarray's compiled constructors, in the labelmap-from-SEG path) calls new Function, and a SEG cannot be shown
+# without it (measured: an EvalError under the policy above). Still nothing from another host.
+OHIF_VIEWER_POLICY = VIEWER_POLICY.replace("script-src 'self'", "script-src 'self' 'unsafe-eval'", 1)
 _PAGES = {"/", "/docs", "/login"}
 _DOCS_PREFIX = "/docs/"
 _VIEWER_PREFIXES = ("/ohif/", "/static/")

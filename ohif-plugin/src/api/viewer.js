@@ -2,6 +2,8 @@
 import { data as dcmjsData } from 'dcmjs';
 
 const PENDING_KEY = 'awesomme.loadAfterReload';
+// segmentationId -> the SeriesInstanceUID of the SEG it was loaded from (what an edit is based on).
+const loadedFrom = new Map();
 
 /** The image series shown in the active viewport: {studyUid, seriesUid, modality}, or null. */
 export function openSeries(servicesManager) {
@@ -32,19 +34,36 @@ export function segDisplaySet(servicesManager, segUid) {
 export async function loadSeg(servicesManager, commandsManager, segUid) {
   const displaySet = segDisplaySet(servicesManager, segUid);
   if (!displaySet) return false;
-  const viewportId = servicesManager.services.viewportGridService.getActiveViewportId();
+  const { viewportGridService, userAuthenticationService, segmentationService } = servicesManager.services;
+  const viewportId = viewportGridService.getActiveViewportId();
+  // The SEG's frames become a segmentation first (what OHIF's SEG viewport does before it offers to overlay it).
+  if (!displaySet.isLoaded && typeof displaySet.load === 'function') {
+    await displaySet.load({ headers: userAuthenticationService?.getAuthorizationHeader?.() ?? {} });
+  }
   await commandsManager.runCommand('hydrateSecondaryDisplaySet', { displaySet, viewportId });
+  // Where the viewport already showed the SEG's series, hydrating changes nothing: overlay it ourselves.
+  const segmentationId = displaySet.displaySetInstanceUID;
+  loadedFrom.set(segmentationId, segUid);
+  const shown = segmentationService.getSegmentationRepresentations(viewportId, { segmentationId }) ?? [];
+  if (shown.length === 0) await segmentationService.addSegmentationRepresentation(viewportId, { segmentationId });
+  segmentationService.setActiveSegmentation?.(viewportId, segmentationId);
   return true;
 }
 
 /** The segmentation being edited in the active viewport: {segmentationId, sourceSegUid} (the SEG it was loaded from). */
 export function activeSegmentation(servicesManager) {
   const { segmentationService, viewportGridService, displaySetService } = servicesManager.services;
-  const active = segmentationService.getActiveSegmentation(viewportGridService.getActiveViewportId());
+  // A SEG just overlaid is not always made the active one: then the only segmentation is the one being edited.
+  const all = segmentationService.getSegmentations() ?? [];
+  const active =
+    segmentationService.getActiveSegmentation(viewportGridService.getActiveViewportId()) ??
+    (all.length === 1 ? all[0] : null);
   if (!active) return null;
   // A segmentation loaded from a SEG carries that SEG display set's UID as its id.
-  const source = displaySetService.getDisplaySetByUID(active.segmentationId);
-  return { segmentationId: active.segmentationId, sourceSegUid: source?.Modality === 'SEG' ? source.SeriesInstanceUID : null };
+  const { segmentationId } = active;
+  const source = displaySetService.getDisplaySetByUID(segmentationId);
+  const fromDisplaySet = source?.Modality === 'SEG' ? source.SeriesInstanceUID : null;
+  return { segmentationId, sourceSegUid: loadedFrom.get(segmentationId) ?? fromDisplaySet };
 }
 
 /** The segmentation as the DICOM SEG OHIF writes (bitmap, per the data source's store setting), as a Blob. */
@@ -69,8 +88,11 @@ export function reloadToShow(segUid, storage = window.sessionStorage, reload = (
   reload();
 }
 
-export function takePending(storage = window.sessionStorage) {
-  const segUid = storage.getItem(PENDING_KEY);
-  storage.removeItem(PENDING_KEY);
-  return segUid;
+/** The SEG to overlay after a reload; it stays pending until shown (the panel may mount more than once). */
+export function pending(storage = window.sessionStorage) {
+  return storage.getItem(PENDING_KEY);
+}
+
+export function shown(segUid, storage = window.sessionStorage) {
+  if (storage.getItem(PENDING_KEY) === segUid) storage.removeItem(PENDING_KEY);
 }

@@ -47,6 +47,7 @@ export function SegmentationPanel({ servicesManager, commandsManager, client: gi
       try {
         return await action();
       } catch (error) {
+        console.error(`AWESOMME: ${label} failed`, error);
         notify(error.message ?? String(error));
         return undefined;
       } finally {
@@ -97,13 +98,14 @@ export function SegmentationPanel({ servicesManager, commandsManager, client: gi
 
   // A SEG stored before the last reload (a run or a save): overlay it once the viewer knows it.
   useEffect(() => {
-    const pending = viewer.takePending();
-    if (!pending) return undefined;
+    const segUid = viewer.pending();
+    if (!segUid) return undefined;
+    let loading = false;
     const timer = setInterval(async () => {
-      if (viewer.segDisplaySet(servicesManager, pending)) {
-        clearInterval(timer);
-        await attempt('Loading', () => viewer.loadSeg(servicesManager, commandsManager, pending));
-      }
+      if (loading || !viewer.segDisplaySet(servicesManager, segUid)) return;
+      loading = true;
+      clearInterval(timer);
+      if (await attempt('Loading', () => viewer.loadSeg(servicesManager, commandsManager, segUid))) viewer.shown(segUid);
     }, 500);
     return () => clearInterval(timer);
   }, [servicesManager, commandsManager, attempt]);
@@ -134,7 +136,9 @@ export function SegmentationPanel({ servicesManager, commandsManager, client: gi
         return;
       }
       const blob = viewer.encodeSegmentation(commandsManager, active.segmentationId, description);
-      const source = segs.find(seg => seg.seg_uid === active.sourceSegUid);
+      // The series' SEGs as they are now (the panel may have just mounted, its list not yet fetched).
+      const current = active.sourceSegUid ? await client.segmentations(series.seriesUid) : [];
+      const source = current.find(seg => seg.seg_uid === active.sourceSegUid);
       const basedOn = source && source.role === 'prediction' ? source.seg_uid : source?.derived_from ?? null;
       const saved = await client.saveSegmentation({ seriesUid: series.seriesUid, blob, basedOn, description });
       notify(`Saved as a new SEG (${saved.seg_uid})`, 'success');

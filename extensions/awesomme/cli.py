@@ -104,7 +104,8 @@ def cmd_up(_args: argparse.Namespace) -> int:
     print(
         f"""
 AWESOMME {__version__} is running (server pid {started.server_pid}, Orthanc pid {started.orthanc_pid}).
-  Open            {url}/ohif/            (viewer)
+  Open            {url}/viewer/          (the AWESOMME viewer: our OHIF mode and panels)
+  Also            {url}/ohif/            (MONAI Label's bundled viewer)
   API reference   {url}/docs
   Health          {url}/api/health
   Demo data       {len(seeded)} series ({mr} osteosarcoma MR, {len(seeded) - mr} chest CT)

@@ -15,6 +15,7 @@ processes are spawned, and spawning from a module being imported fails.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import threading
@@ -68,6 +69,7 @@ class _Cluster:
     """The Dask client, and the LocalCluster behind it when the platform runs its own."""
 
     def __init__(self, settings: Settings) -> None:
+        import dask
         from distributed import Client, LocalCluster
         from distributed.security import Security
 
@@ -82,16 +84,22 @@ class _Cluster:
             self.client = Client(settings.dask_scheduler, security=security, timeout=30)
         else:
             security = Security.temporary()  # in-memory certificates: no other local account can submit work
-            self.cluster = LocalCluster(
-                n_workers=settings.dask_workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                protocol="tls://",
-                security=security,
-                dashboard_address=None,
-                env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-            )
+            # Dask's nodes always listen for HTTP too (dashboard, cluster state as JSON, metrics): no routes at all,
+            # on a random loopback port, so that no other local account reads the cluster's state either.
+            with dask.config.set({"distributed.scheduler.http.routes": []}):
+                self.cluster = LocalCluster(
+                    n_workers=settings.dask_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    protocol="tls://",
+                    security=security,
+                    dashboard_address="127.0.0.1:0",
+                    scheduler_kwargs={"dashboard": False},
+                    worker_dashboard_address="127.0.0.1:0",
+                    env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+                    config={"distributed": _without_worker_http_routes(dask.config.get("distributed"))},
+                )
             self.client = Client(self.cluster, security=security)
         self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
 
@@ -101,6 +109,13 @@ class _Cluster:
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 self.cluster.close()
+
+
+def _without_worker_http_routes(distributed: dict[str, Any]) -> dict[str, Any]:
+    """Dask's ``distributed`` settings with no HTTP routes on workers (a Nanny replaces the whole top-level key)."""
+    settings = copy.deepcopy(distributed)
+    settings["worker"]["http"]["routes"] = []
+    return settings
 
 
 class BatchRunner:

@@ -12,15 +12,16 @@ same instances. The series says it was converted (``DERIVED\\SECONDARY``, a Deri
 from __future__ import annotations
 
 import hashlib
-import io
 import zlib
 from dataclasses import dataclass
 
 import nibabel as nib
 import numpy as np
 from numpy.typing import NDArray
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+
+from awesomme.dicom.image_series import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE, decimal_string, file_meta, image_plane
 
 __all__ = [
     "CT_IMAGE_STORAGE",
@@ -28,15 +29,12 @@ __all__ = [
     "NIFTI_DERIVATION",
     "NiftiRefused",
     "SeriesAttributes",
-    "encode",
     "keyed_uid",
     "lps_affine",
     "read_nifti",
     "series_from_nifti",
 ]
 
-CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2")
-MR_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.4")
 # Says how the series was made, and nothing of whom: it is written again after de-identification removes it.
 NIFTI_DERIVATION = "Converted from a NIfTI volume by AWESOMME; acquisition parameters unknown"
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -128,11 +126,6 @@ def lps_affine(image: nib.Nifti1Image) -> NDArray[np.float64]:
     return _RAS_TO_LPS @ _checked_affine(image)
 
 
-def _ds(value: float) -> str:
-    text = f"{value:.10g}"
-    return "0" if text in ("-0", "0") else text
-
-
 def _stored(data: NDArray[np.float64], modality: str) -> tuple[NDArray[np.int16], float, float]:
     """int16 values with the slope and intercept that give the data back."""
     if not np.all(np.isfinite(data)):
@@ -145,19 +138,10 @@ def _stored(data: NDArray[np.float64], modality: str) -> tuple[NDArray[np.int16]
         return data.astype(np.int16), 1.0, 0.0
     if modality == "CT":
         raise NiftiRefused(f"CT values {low:g}..{high:g} do not fit 16 bits")
-    intercept = float(_ds((high + low) / 2))
-    slope = float(_ds((high - low) / 65534)) if high > low else 1.0
+    intercept = float(decimal_string((high + low) / 2))
+    slope = float(decimal_string((high - low) / 65534)) if high > low else 1.0
     stored = np.clip(np.round((data - intercept) / slope), -32767, 32767).astype(np.int16)
     return stored, slope, intercept
-
-
-def _meta(sop_class: UID, sop_instance_uid: str) -> FileMetaDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    return meta
 
 
 def _common(attributes: SeriesAttributes, sop_class: UID) -> Dataset:
@@ -223,38 +207,23 @@ def series_from_nifti(image: nib.Nifti1Image, attributes: SeriesAttributes) -> l
     data = data.reshape(data.shape[:3])
     stored, slope, intercept = _stored(data, attributes.modality)
     sop_class = CT_IMAGE_STORAGE if attributes.modality == "CT" else MR_IMAGE_STORAGE
-    lengths = np.linalg.norm(affine[:3, :3], axis=0)
-    row_direction, column_direction = affine[:3, 0] / lengths[0], affine[:3, 1] / lengths[1]
-    orientation = [_ds(float(v)) for v in (*row_direction, *column_direction)]
-    spacing = [_ds(float(lengths[1])), _ds(float(lengths[0]))]  # between rows (j), between columns (i)
     common = _common(attributes, sop_class)
     instances = []
     for k in range(stored.shape[2]):
         ds = Dataset()
         ds.update(common)
         uid = keyed_uid(attributes.series_uid, "instance", k)
-        ds.file_meta = _meta(sop_class, uid)
+        ds.file_meta = file_meta(sop_class, uid)
         ds.is_little_endian, ds.is_implicit_VR = True, False
         ds.SOPInstanceUID = uid
         ds.InstanceNumber = k + 1
-        position = affine @ np.array([0.0, 0.0, float(k), 1.0])
-        ds.ImagePositionPatient = [_ds(float(v)) for v in position[:3]]
-        ds.ImageOrientationPatient = orientation
-        ds.PixelSpacing = spacing
-        ds.SliceThickness = _ds(float(lengths[2]))
+        image_plane(affine, k).apply(ds)
         pixels = np.ascontiguousarray(stored[:, :, k].T)
         ds.Rows, ds.Columns = int(pixels.shape[0]), int(pixels.shape[1])
-        ds.RescaleIntercept = _ds(intercept)
-        ds.RescaleSlope = _ds(slope)
+        ds.RescaleIntercept = decimal_string(intercept)
+        ds.RescaleSlope = decimal_string(slope)
         if attributes.modality == "CT":
             ds.RescaleType = "HU"
         ds.PixelData = pixels.astype("<i2").tobytes()
         instances.append(ds)
     return instances
-
-
-def encode(ds: Dataset) -> bytes:
-    """The Part 10 bytes of one instance."""
-    buffer = io.BytesIO()
-    ds.save_as(buffer, write_like_original=False)
-    return buffer.getvalue()

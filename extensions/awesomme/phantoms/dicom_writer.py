@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
+from pydicom.dataset import FileDataset
+from pydicom.uid import UID
+
+from awesomme.dicom.image_series import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE, file_meta, image_plane
 
 from .geometry import Grid, format_ds
 
-CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2")
-MR_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.4")
+__all__ = ["CT_IMAGE_STORAGE", "MR_IMAGE_STORAGE", "SeriesInfo", "deterministic_uid", "write_series"]
 
 # Our marker: lets a re-run recognise (and replace) files it wrote itself, never foreign ones.
 MANUFACTURER = "AWESOMME"
@@ -75,24 +76,13 @@ class SeriesInfo:
     extra: Mapping[str, Any] = field(default_factory=dict)  # modality-specific keywords
 
 
-def _file_meta(sop_class_uid: UID, sop_instance_uid: UID) -> FileMetaDataset:
-    meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = sop_class_uid
-    meta.MediaStorageSOPInstanceUID = sop_instance_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-    return meta
-
-
 def _instance_dataset(
     info: SeriesInfo, grid: Grid, index: int, sop_instance_uid: UID, pixels: NDArray[np.uint16]
 ) -> FileDataset:
-    dz, dy, dx = grid.spacing
-    x0, y0, _ = grid.origin
+    dz = grid.spacing[0]
     z = float(grid.z[index])
-    ds = FileDataset("", {}, file_meta=_file_meta(info.sop_class_uid, sop_instance_uid), preamble=b"\0" * 128)
+    meta = file_meta(info.sop_class_uid, sop_instance_uid, IMPLEMENTATION_VERSION)
+    ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
     ds.is_little_endian = True
     ds.is_implicit_VR = False
 
@@ -135,10 +125,7 @@ def _instance_dataset(
         setattr(ds, keyword, value)
 
     # Image plane: axial, identity directions, geometry as exact decimal strings
-    ds.ImagePositionPatient = [format_ds(x0), format_ds(y0), format_ds(z)]
-    ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
-    ds.PixelSpacing = [format_ds(dy), format_ds(dx)]  # row spacing, column spacing
-    ds.SliceThickness = format_ds(dz)
+    image_plane(grid.affine_lps(), index, format_ds).apply(ds)
     ds.SpacingBetweenSlices = format_ds(dz)
     ds.SliceLocation = format_ds(z)
 

@@ -3,6 +3,11 @@ run to the end on a real LocalCluster of two worker processes (segmentation, rad
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,8 +18,10 @@ import httpx
 import pydicom
 import pytest
 
+from awesomme.core.config import Settings
 from awesomme.orthanc.client import OrthancClient
 from awesomme.phantoms import generate_patient
+from awesomme.runtime.platform import start_server
 from tests.integration.conftest import (
     SMALL_SHAPE,
     Account,
@@ -72,7 +79,7 @@ def gamma(
 def _two_slices_at_one_position(orthanc: OrthancClient, out: Path) -> StoredPatient:
     """An MR series Orthanc stores but the platform cannot decode into a volume: its item must fail, alone."""
     patient = generate_patient("osteosarcoma-mr", 2504, out, shape=SMALL_SHAPE)
-    datasets = [pydicom.dcmread(path) for path in patient.dicom_files]
+    datasets: list[pydicom.Dataset] = [pydicom.dcmread(path) for path in patient.dicom_files]
     datasets[1].ImagePositionPatient = datasets[0].ImagePositionPatient
     orthanc.store(datasets)
     return StoredPatient(patient, datasets)
@@ -214,3 +221,76 @@ def test_a_radiomics_batch_gives_the_feature_sets_a_single_extraction_gives(
     )
     assert single.status_code == 201, single.text
     assert single.json()["features"] == batch_set["features"]
+
+
+def _cli(token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "AWESOMME_TOKEN": token}
+    command = [sys.executable, "-m", "awesomme.cli", "batch", *args]
+    return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
+
+
+def test_the_cli_lists_watches_with_a_progress_bar_and_dry_runs(
+    server_url: str, gamma: Gamma, gamma_admin: httpx.Client, segmentation_batch: dict[str, Any]
+) -> None:
+    created = gamma_admin.post("/api/users/me/tokens", json={"name": "batch cli", "expires_in_days": 1})
+    assert created.status_code == 201, created.text
+    token = created.json()["token"]
+    listed = _cli(token, "list", "--server", server_url, "--cohort", str(gamma.cohort))
+    assert listed.returncode == 0, listed.stderr
+    assert any(
+        line.split("\t")[:3] == [str(segmentation_batch["id"]), "segmentation", "done"]
+        for line in listed.stdout.splitlines()
+    )
+    watched = _cli(token, "watch", str(segmentation_batch["id"]), "--server", server_url)
+    assert watched.returncode == 2  # done, with a failed item: named on stderr
+    assert "4/4" in watched.stderr and f"failed: {gamma.broken.patient.series_uid}" in watched.stderr
+    planned = _cli(
+        token, "start", "--server", server_url, "--cohort", str(gamma.cohort), "--kind", "segmentation",
+        "--model", "everything_mr", "--match", "^T2", "--dry-run",
+    )  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout)["counts"] == {"matched": 4, "unmatched": 1, "ambiguous": 0}
+    refused = _cli("", "list", "--server", server_url, "--cohort", str(gamma.cohort))
+    assert refused.returncode == 1 and "AWESOMME_TOKEN" in refused.stderr
+
+
+def test_a_batch_whose_server_is_killed_completes_after_a_restart_storing_no_seg_twice(
+    platform: Settings, server_url: str, gamma: Gamma, orthanc: OrthancClient, segmentation_batch: dict[str, Any]
+) -> None:
+    """SIGKILL by pid mid-batch, a restart on the same var/ and database: the batch completes, one SEG per series
+    and run in Orthanc, the failed item's error kept; the two runs' SEGs then make a radiomics dry run ambiguous."""
+    with client_for(server_url, gamma.admin) as client:
+        body = _segmentation(gamma, selection={"modality": "MR"}, description="cohort run", tag="crash")
+        batch_id = client.post("/api/batches", json=body).json()["id"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            counts = client.get(f"/api/batches/{batch_id}").json()["counts"]
+            if counts["running"] and (counts["done"] or counts["failed"] or time.monotonic() > deadline - 100):
+                break
+            time.sleep(0.2)
+    assert counts["running"] > 0, counts  # killed in the middle
+    pid = int((platform.var_dir / "server.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    start_server(platform)
+    with client_for(server_url, gamma.admin) as client:
+        status = _wait_done(client, batch_id)
+        assert status["status"] == "done" and status["counts"]["done"] == 3 and status["counts"]["failed"] == 1
+        (failed,) = client.get(f"/api/batches/{batch_id}/items", params={"status": "failed"}).json()
+        assert failed["series_uid"] == gamma.broken.patient.series_uid and "position" in failed["error"]
+        items = client.get(f"/api/batches/{batch_id}/items", params={"status": "done"}).json()
+        for patient in gamma.mr:
+            segs = [str(s.SeriesInstanceUID) for s in _segs_in_orthanc(orthanc, patient.patient.study_uid)]
+            mine = next(item["output"] for item in items if item["series_uid"] == patient.patient.series_uid)
+            assert len(segs) == 2 and segs.count(mine) == 1  # the first batch's and this one's, once each
+        plan = client.post(
+            "/api/batches",
+            json={
+                "cohort": gamma.cohort,
+                "kind": "radiomics",
+                "preset": "ibsi-original",
+                "seg": {"description": "cohort run"},
+                "dry_run": True,
+            },
+        ).json()
+    assert _series_of(plan, "ambiguous") == {p.patient.series_uid for p in gamma.mr}
+    assert all(len(s["candidates"]) == 2 for p in plan["patients"] for s in p["ambiguous"])

@@ -250,6 +250,39 @@ def test_the_journal_records_imports_without_patient_identity(dicom_import, serv
     assert CANARY_ID not in str(events) and "Canary" not in str(events)
 
 
+COMPRESSED = (
+    "MR_small_RLE.dcm",
+    "MR_small_jp2klossless.dcm",
+    "MR_small_jpeg_ls_lossless.dcm",
+    "MR_small_bigendian.dcm",
+)
+
+
+def test_compressed_transfer_syntaxes_are_imported_with_their_pixels_and_a_secondary_capture_is_refused(
+    intake, orthanc, server_url
+):
+    files = []
+    for number, name in enumerate(COMPRESSED, start=1):
+        ds = pydicom.dcmread(get_testdata_file(name))
+        # Fresh UIDs: each file its own study (MR_small and its variants share theirs).
+        ds.StudyInstanceUID = f"1.2.826.0.1.3680043.8.498.9{number}1"
+        ds.SeriesInstanceUID = f"1.2.826.0.1.3680043.8.498.9{number}2"
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.8.498.9{number}3"
+        files.append((name, _saved(ds)))
+    files.append(("JPEG2000.dcm", Path(get_testdata_file("JPEG2000.dcm")).read_bytes()))
+    with client_for(server_url, intake["admin"]) as http:
+        report = _finished(http, _import(http, intake["id"], "dicom", files).json()["id"])
+    assert report["status"] == "done", report
+    errors = [item["error"] for item in report["items"] if item.get("error")]
+    assert len(errors) == 1 and errors[0].startswith("JPEG2000.dcm: "), errors
+    stored = [item for item in report["items"] if item.get("series_uid")]
+    assert len(stored) == len(COMPRESSED)
+    expected = pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array
+    for item in stored:
+        (dataset,) = orthanc.retrieve_series(item["study_uid"], item["series_uid"])
+        assert np.array_equal(dataset.pixel_array, expected)
+
+
 def test_an_oversize_upload_is_refused(intake, server_url):
     with client_for(server_url, intake["admin"]) as http:
         reply = _import(http, intake["id"], "dicom", [("huge.dcm", bytes(9_000_000))])

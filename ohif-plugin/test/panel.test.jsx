@@ -111,4 +111,18 @@ describe('the Segmentation panel', () => {
     fireEvent.click(await screen.findByText('Delete'));
     await waitFor(() => expect(client.deleteSegmentation).toHaveBeenCalledWith('pred'));
   });
+
+  it('when the session has ended, opens the login page in another tab and keeps this one (and its edits)', async () => {
+    const { servicesManager, show } = services();
+    const expired = Object.assign(new Error('GET /api/models: 401 log in first'), { status: 401 });
+    const client = fakeClient({ runModel: vi.fn(async () => { throw expired; }) });
+    const open = vi.spyOn(window, 'open').mockImplementation(() => null);
+    const reload = vi.fn();
+    Object.defineProperty(window, 'location', { value: { ...window.location, reload }, configurable: true });
+    render(<SegmentationPanel servicesManager={servicesManager} commandsManager={{}} client={client} pollMs={60000} />);
+    fireEvent.click(await screen.findByText(/Run osteosarcoma_mr/));
+    await waitFor(() => expect(open).toHaveBeenCalledWith('/login?next=/viewer/', '_blank'));
+    expect(reload).not.toHaveBeenCalled();
+    expect(show.mock.calls.at(-1)[0].message).toContain('session has ended');
+  });
 });

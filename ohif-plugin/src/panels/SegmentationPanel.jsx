@@ -48,6 +48,12 @@ export function SegmentationPanel({ servicesManager, commandsManager, client: gi
         return await action();
       } catch (error) {
         console.error(`AWESOMME: ${label} failed`, error);
+        if (error.status === 401) {
+          // The session ended: log in again in another tab, so that what is painted here is still here to save.
+          window.open('/login?next=/viewer/', '_blank');
+          notify('Your session has ended: log in again in the tab just opened, then press the button again here. Your edits are kept in this tab.');
+          return undefined;
+        }
         notify(error.message ?? String(error));
         return undefined;
       } finally {

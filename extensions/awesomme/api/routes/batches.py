@@ -79,6 +79,7 @@ def _request(body: NewBatch) -> batches.BatchRequest:
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=schemas.BatchCreated,
     summary="Start a batch over a cohort's series (admins of the cohort); dry_run: what it would run, per patient",
     responses={200: {"model": schemas.BatchDryRun, "description": "the dry run: nothing was created"}},
 )

@@ -213,7 +213,11 @@ def test_an_edit_based_on_the_models_seg_is_semiautomatic_and_derived_from_it(
     seg = _stored(orthanc, stored, answer["seg_uid"])
     assert {item.SegmentAlgorithmType for item in seg.SegmentSequence} == {"SEMIAUTOMATIC"}
     assert seg.SegmentSequence[0].SegmentAlgorithmName == "everything_mr"
-    assert (str(seg.ContentCreatorName), seg.SeriesDescription) == ("alpha.member", "Corrected tumour")
+    # a correction of a demo model's output carries the demo notice, after the user's description
+    assert (str(seg.ContentCreatorName), seg.SeriesDescription) == (
+        "alpha.member",
+        "Corrected tumour (DEMO weights - not for clinical use)",
+    )
     item = _listed(server_url, cohorts.alpha_member, series_uid, answer["seg_uid"])
     assert (item["algorithm_type"], item["derived_from"], item["model"], item["role"]) == (
         "SEMIAUTOMATIC",

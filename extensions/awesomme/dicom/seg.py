@@ -22,6 +22,7 @@ from awesomme.core.errors import InvalidInput
 from awesomme.dicom.label_geometry import GeometryTolerance
 
 __all__ = [
+    "DEMO_NOTICE",
     "SegContent",
     "check_seg_frames",
     "decode_seg",
@@ -33,6 +34,7 @@ __all__ = [
     "segment_colours",
     "segment_masks",
     "segment_type",
+    "with_notice",
 ]
 
 # Codes spelled out (pydicom's lookup is untyped): DCM "Artificial Intelligence" and SNOMED CT categories and
@@ -80,6 +82,9 @@ def _code_json(code: Code) -> dict[str, str]:
 
 
 SEGMENT_LABEL_LENGTH = 64  # Segment Label is an LO
+DESCRIPTION_LENGTH = 64  # Series Description and Content Description are LOs
+# On every SEG derived from demo weights, however long its own description.
+DEMO_NOTICE = "DEMO weights - not for clinical use"
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,8 +219,10 @@ def encode_seg(
     author: str | None = None,
     algorithm_name: str | None = None,
     algorithm_version: str = "",
+    demo: bool = False,
 ) -> hd.seg.Segmentation:
-    """The platform's binary SEG of ``content`` over the ordered ``source`` instances."""
+    """The platform's binary SEG of ``content`` over the ordered ``source`` instances; with ``demo`` (derived from
+    demo weights) both descriptions end with ``DEMO_NOTICE``, whatever their length: the text before it is cut."""
     manual = algorithm_type == hd.seg.SegmentAlgorithmTypeValues.MANUAL
     identification = None
     if not manual:
@@ -250,10 +257,21 @@ def encode_seg(
         software_versions=__version__,
         device_serial_number="0",
         content_label="SEGMENTATION",
-        content_description=content_description[:64],
+        content_description=with_notice(content_description, DEMO_NOTICE if demo else None),
         content_creator_name=author if manual or author else None,
-        series_description=series_description[:64],
+        series_description=with_notice(series_description, DEMO_NOTICE if demo else None),
     )
+
+
+def with_notice(text: str, notice: str | None, limit: int = DESCRIPTION_LENGTH) -> str:
+    """``text`` cut to ``limit`` characters, the ``notice`` (if any) kept whole at its end: the text gives way."""
+    if not notice:
+        return text[:limit]
+    if notice in text and len(text) <= limit:
+        return text
+    room = limit - len(notice) - 3  # " (" and ")"
+    kept = text.replace(f" ({notice})", "").replace(f" - {notice}", "").strip()[: max(room, 0)].rstrip()
+    return f"{kept} ({notice})" if kept else notice
 
 
 def decode_seg(seg: Dataset, source: Sequence[Dataset]) -> SegContent:

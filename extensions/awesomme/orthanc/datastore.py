@@ -300,6 +300,7 @@ class OrthancDatastore(Datastore):
         else:
             algorithm_type, note = SegmentAlgorithmTypeValues.MANUAL, ""
         model = corrected.model_name if corrected else None
+        demo = bool(corrected and corrected.demo_weights)  # a correction of a demo model's output stays marked
         seg = encode_seg(
             source,
             content,
@@ -309,6 +310,7 @@ class OrthancDatastore(Datastore):
             author=author,
             algorithm_name=model,
             algorithm_version=(corrected.model_version or "") if corrected else "",
+            demo=demo,
         )
         record = Segmentation(
             source_series_uid=image_id,
@@ -321,6 +323,7 @@ class OrthancDatastore(Datastore):
             model_name=model,
             segments=content.summary(grid.voxel_volume_ml),
             derived_from=corrected.seg_series_uid if corrected else None,
+            demo_weights=demo,
         )
         return self.seg_store.store(seg, record, SegmentationOperation.LABEL)
 

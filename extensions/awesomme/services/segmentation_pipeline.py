@@ -22,10 +22,9 @@ from awesomme.models import Segmentation, SegmentationOperation, SegmentationRol
 from awesomme.orthanc.client import SeriesState
 from awesomme.orthanc.datastore import PREDICTION_TAG, OrthancDatastore
 
-__all__ = ["DEMO_NOTICE", "SegmentationOutcome", "segment_series"]
+__all__ = ["SegmentationOutcome", "segment_series"]
 
 logger = logging.getLogger(__name__)
-DEMO_NOTICE = "DEMO weights - not for clinical use"
 
 
 @dataclass(frozen=True)
@@ -121,15 +120,15 @@ def _store_seg(
     """Encode and store the prediction's SEG; returns it as stored."""
     config = model.config
     start = time.perf_counter()
-    notice = DEMO_NOTICE if config.demo_weights else f"{config.name} {config.version}"
     seg = encode_seg(
         source.result(),
         content,
         algorithm_type=SegmentAlgorithmTypeValues.AUTOMATIC,
-        series_description=f"{config.name} {config.version}" + (f" - {DEMO_NOTICE}" if config.demo_weights else ""),
-        content_description=f"{description} ({notice})" if description else notice,
+        series_description=f"{config.name} {config.version}",
+        content_description=description or f"{config.name} {config.version}",
         algorithm_name=config.name,
         algorithm_version=config.version,
+        demo=config.demo_weights,  # the notice ends both descriptions, however long the user's description
     )
     timings["seg_encode"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -145,6 +144,7 @@ def _store_seg(
             model_version=config.version,
             description=description,
             segments=segments,
+            demo_weights=config.demo_weights,
         ),
         SegmentationOperation.INFERENCE,
         params={"model": config.name, "model_version": config.version},

@@ -58,6 +58,8 @@ REVIEW_STATUSES = ("accepted", "rejected")
 IMPORT_TAG = "imported"
 SAVE_TAG = "final"  # a label saved from the viewer is a person's final work, as MONAI Label's save label makes it
 INTERPOLATION_ALGORITHM = "AWESOMME slice interpolation"
+# The tag of a model's output with its gaps filled: not a final label (training reads final labels only).
+INTERPOLATED_TAG = "interpolated"
 
 
 @dataclass(frozen=True)
@@ -257,15 +259,17 @@ def save_segmentation(
     else:
         algorithm_type, note = SegmentAlgorithmTypeValues.MANUAL, ""
     description = request.description or f"Label ({SAVE_TAG})"
+    demo = bool(corrected and corrected.demo_weights)  # a correction of a demo model's output stays marked
     seg = encode_seg(
         source,
         content,
         algorithm_type=algorithm_type,
         series_description=description,
-        content_description=f"saved from the viewer{note}"[:64],
+        content_description=f"saved from the viewer{note}",
         author=author,
         algorithm_name=corrected.model_name if corrected else None,
         algorithm_version=(corrected.model_version or "") if corrected else "",
+        demo=demo,
     )
     record = Segmentation(
         source_series_uid=state.series_uid,
@@ -279,6 +283,7 @@ def save_segmentation(
         description=description[:256],
         segments=content.summary(grid.voxel_volume_ml),
         derived_from=corrected.seg_series_uid if corrected else None,
+        demo_weights=demo,
     )
     clock.lap("build")
     seg_uid = datastore.seg_store.store(
@@ -334,16 +339,19 @@ def interpolate_segmentation(
         source,
         content,
         algorithm_type=SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
-        series_description=f"Interpolated ({label})"[:64],
-        content_description=f"segment {segment_number} interpolated from {seg_uid}"[:64],
+        series_description=f"Interpolated ({label})",
+        content_description=f"segment {segment_number} interpolated from {seg_uid}",
         author=drawer,
         algorithm_name=INTERPOLATION_ALGORITHM,
+        demo=record.demo_weights,  # an interpolation of a demo model's output stays marked
     )
     new_record = Segmentation(
         source_series_uid=series_uid,
         study_uid=state.study_uid,
         role=SegmentationRole.LABEL,
-        tag=record.tag if record.role == SegmentationRole.LABEL else "final",
+        # a person's label keeps its tag; a model's output filled in is no final label, never training data
+        tag=record.tag if record.role == SegmentationRole.LABEL else INTERPOLATED_TAG,
+        demo_weights=record.demo_weights,
         author=drawer,
         algorithm_type=SegmentAlgorithmTypeValues.SEMIAUTOMATIC.value,
         model_name=INTERPOLATION_ALGORITHM,

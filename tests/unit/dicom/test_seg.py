@@ -13,7 +13,15 @@ from highdicom.seg import SegmentAlgorithmTypeValues
 
 from awesomme import __version__
 from awesomme.core.errors import InvalidInput
-from awesomme.dicom.seg import SegContent, decode_seg, encode_seg, seg_content, segment_masks
+from awesomme.dicom.seg import (
+    DEMO_NOTICE,
+    SegContent,
+    decode_seg,
+    encode_seg,
+    seg_content,
+    segment_masks,
+    with_notice,
+)
 from awesomme.dicom.volumes import sort_by_position
 from tests.dicom_checks import dciodvfy_errors
 from tests.unit.conftest import SmallSeries
@@ -197,3 +205,13 @@ def test_what_is_no_seg_does_not_decode(small_ct: SmallSeries) -> None:
     source = sort_by_position(small_ct.datasets)
     with pytest.raises(InvalidInput, match="the SEG cannot be read"):
         decode_seg(source[0], source)
+
+
+def test_the_demo_notice_is_kept_whole_and_the_text_before_it_gives_way() -> None:
+    long = "staging " * 20
+    marked = with_notice(long, DEMO_NOTICE)
+    assert len(marked) == 64 and marked.endswith(f"({DEMO_NOTICE})") and marked.startswith("staging staging")
+    assert with_notice("short", DEMO_NOTICE) == f"short ({DEMO_NOTICE})"
+    assert with_notice(f"short ({DEMO_NOTICE})", DEMO_NOTICE) == f"short ({DEMO_NOTICE})"  # never twice
+    assert with_notice("", DEMO_NOTICE) == DEMO_NOTICE
+    assert with_notice(long, None) == long[:64]

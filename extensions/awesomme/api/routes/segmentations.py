@@ -57,6 +57,7 @@ def _listing(datastore: OrthancDatastore, principal: Principal, series_uid: str)
             "reader": record.reader,
             "origin": origins[record.seg_series_uid].operation if record.seg_series_uid in origins else None,
             "reviews": reviews[record.seg_series_uid],
+            "demo_weights": record.demo_weights,
         }
         for record in records
     ]

@@ -321,6 +321,7 @@ class SegmentationListing(BaseModel):
     reader: str | None
     origin: str | None
     reviews: list[Review]
+    demo_weights: bool = Field(description="derived from demo weights: not for clinical use")
 
 
 class SegmentationImported(BaseModel):

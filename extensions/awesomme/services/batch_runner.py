@@ -82,6 +82,7 @@ class _Cluster:
                 require_encryption=True,
             )
             self.client = Client(settings.dask_scheduler, security=security, timeout=30)
+            logger.info("Batches: connected to the Dask scheduler %s", settings.dask_scheduler)
         else:
             security = Security.temporary()  # in-memory certificates: no other local account can submit work
             # Dask's nodes always listen for HTTP too (dashboard, cluster state as JSON, metrics): no routes at all,

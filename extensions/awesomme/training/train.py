@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from functools import partial
@@ -17,7 +18,8 @@ import torch
 import yaml
 
 from awesomme.core.checksums import sha256_of
-from awesomme.inference.config import SegmentationModelConfig, load_config_file
+from awesomme.core.config import get_settings
+from awesomme.inference.config import ConfigError, SegmentationModelConfig, load_config_file
 from awesomme.inference.network import SHIPPED_WEIGHTS_DIR, build_network, load_network
 from awesomme.inference.predict import predict
 from awesomme.phantoms import synthesize
@@ -26,7 +28,16 @@ from awesomme.training.evaluate import evaluate_nodules, evaluate_segmentation
 from awesomme.training.loop import Batch, TrainResult, seed_everything, train
 from awesomme.training.models import ModelSpec, base_config
 
-__all__ = ["CONFIG_DIR", "demo_runtime_s", "evaluate_and_write", "reevaluate", "run", "train_network", "write_yaml"]
+__all__ = [
+    "CONFIG_DIR",
+    "demo_runtime_s",
+    "evaluate_and_write",
+    "reevaluate",
+    "run",
+    "shipped_target_met",
+    "train_network",
+    "write_yaml",
+]
 
 logger = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "infer_configs"
@@ -161,9 +172,13 @@ def run(
     weights_dir: Path | None = None,
     device: str = "cpu",
     evaluate: bool = True,
+    candidates_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Train, save the weights, evaluate on held-out phantoms, and rewrite ``infer_configs/<name>.yaml``.
 
+    Shipped weights that meet their target are never replaced by weights that miss it (nor by weights not yet
+    evaluated): those are written beside them, under ``candidates_dir/<name>/candidate-<time>/`` (the settings'
+    ``models_dir`` by default) with their YAML, and the summary's ``kept`` says which target they missed.
     ``evaluate=False`` writes the YAML with the training facts and no figures, for weights trained on a lent
     machine: ``--evaluate-only`` then measures them where they will serve.
     """
@@ -171,12 +186,63 @@ def run(
     weights_dir = weights_dir or SHIPPED_WEIGHTS_DIR
     weights_dir.mkdir(parents=True, exist_ok=True)
     path = weights_dir / f"{spec.name}.pt"
+    if shipped_target_met(spec, path):
+        return _beside(spec, network, training, path, candidates_dir or get_settings().models_dir, evaluate)
     torch.save(network.state_dict(), path)
     if evaluate:
         return evaluate_and_write(spec, network, path, training)
     pending = {"pending": f"not evaluated yet: python -m awesomme.training --model {spec.name} --evaluate-only"}
     write_yaml(base_config(spec, sha256=sha256_of(path), training=training, validation=pending), _yaml_path(spec))
     return {"training": training, "validation": pending}
+
+
+def shipped_target_met(spec: ModelSpec, weights: Path) -> bool:
+    """Whether the shipped weights are there, are the ones their YAML describes, and met their target."""
+    yaml_path = _yaml_path(spec)
+    if not weights.is_file() or not yaml_path.is_file():
+        return False
+    try:
+        current = load_config_file(yaml_path)
+    except ConfigError:
+        return False
+    return bool(
+        current is not None
+        and current.weights.sha256 == sha256_of(weights)
+        and (current.validation or {}).get("target_met") is True
+    )
+
+
+def _beside(
+    spec: ModelSpec,
+    network: torch.nn.Module,
+    training: dict[str, Any],
+    shipped: Path,
+    candidates_dir: Path,
+    evaluate: bool,
+) -> dict[str, Any]:
+    """New weights next to the ``shipped`` ones, which meet their target: evaluated there, and installed in their
+    place only if they meet it too."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    folder = candidates_dir / spec.name / f"candidate-{stamp}"
+    folder.mkdir(parents=True, exist_ok=False)
+    path = folder / f"{spec.name}.pt"
+    torch.save(network.state_dict(), path)
+    if not evaluate:
+        pending = {"pending": "not evaluated: the shipped weights, which meet their target, stay"}
+        write_yaml(
+            base_config(spec, sha256=sha256_of(path), training=training, validation=pending), folder / "model.yaml"
+        )
+        logger.warning("%s: new weights kept beside the shipped ones, in %s (not evaluated)", spec.name, folder)
+        return {"training": training, "validation": pending, "kept": str(folder)}
+    summary = evaluate_and_write(spec, network, path, training, yaml_path=folder / "model.yaml")
+    validation = summary["validation"]
+    if validation.get("target_met"):  # as good as the shipped ones' promise: they take their place
+        shutil.copyfile(path, shipped)
+        return evaluate_and_write(spec, network, shipped, training)
+    missed = f"target missed: {validation.get('target')}; the shipped weights, which meet it, stay"
+    logger.warning("%s: %s; the new weights are in %s", spec.name, missed, folder)
+    print(f"{spec.name}: {missed} (new weights: {folder})", flush=True)
+    return {**summary, "kept": str(folder), "missed": missed}
 
 
 def reevaluate(spec: ModelSpec, weights_dir: Path | None = None) -> dict[str, Any]:
@@ -198,9 +264,10 @@ def reevaluate(spec: ModelSpec, weights_dir: Path | None = None) -> dict[str, An
 
 
 def evaluate_and_write(
-    spec: ModelSpec, network: torch.nn.Module, path: Path, training: dict[str, Any]
+    spec: ModelSpec, network: torch.nn.Module, path: Path, training: dict[str, Any], yaml_path: Path | None = None
 ) -> dict[str, Any]:
-    """Held-out figures and run time of ``network`` (weights saved at ``path``), written into the model's YAML."""
+    """Held-out figures and run time of ``network`` (weights saved at ``path``), written into the model's YAML
+    (or ``yaml_path``)."""
     torch.set_num_threads(2)  # evaluation and expected_runtime_s with 2 threads, whatever training used
     digest = sha256_of(path)
     config = base_config(spec, sha256=digest, training=training)
@@ -224,7 +291,7 @@ def evaluate_and_write(
     }
     runtime = demo_runtime_s(network, config, spec.kind)
     config = base_config(spec, sha256=digest, training=training, validation=validation, expected_runtime_s=runtime)
-    write_yaml(config, _yaml_path(spec))
+    write_yaml(config, yaml_path or _yaml_path(spec))
     logger.info("%s: validation %s; runtime %s; %s", spec.name, validation, runtime, platform.processor())
     return {"training": training, "validation": validation, "expected_runtime_s": runtime}
 

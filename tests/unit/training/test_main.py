@@ -99,3 +99,57 @@ def test_training_without_evaluation_writes_weights_and_facts_for_evaluate_only_
     evaluated = load_config_file(tmp_path / "tiny_osteo.yaml")
     assert evaluated is not None and "pending" not in evaluated.validation
     assert evaluated.validation["n_patients"] == 1 and evaluated.training == written.training
+
+
+def _tiny(**changes: object) -> train.ModelSpec:
+    return dataclasses.replace(
+        MODELS["osteosarcoma_mr"],
+        name="tiny_osteo",
+        network=TINY_NETWORK,
+        train_seeds=range(0, 1),
+        max_iterations=2,
+        batch=2,
+        eval_patients=1,
+        **changes,
+    )
+
+
+def _shipped_meeting_the_target(spec: train.ModelSpec, directory: Path) -> Path:
+    torch.manual_seed(0)
+    weights = directory / "tiny_osteo.pt"
+    torch.save(build_network(base_config(spec)).state_dict(), weights)
+    validation = {"target": "mean Dice >= 0.80", "target_met": True, "dice_mean": 0.9}
+    config = base_config(spec, sha256=sha256_of(weights), training={"iterations": 9}, validation=validation)
+    train.write_yaml(config, directory / "tiny_osteo.yaml")
+    return weights
+
+
+def test_weights_that_miss_the_target_are_kept_beside_shipped_ones_that_meet_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two iterations of a tiny network miss a Dice of 0.80: the shipped weights and their YAML stay as they were."""
+    spec = _tiny()
+    monkeypatch.setattr(train, "CONFIG_DIR", tmp_path)
+    weights = _shipped_meeting_the_target(spec, tmp_path)
+    before = (sha256_of(weights), (tmp_path / "tiny_osteo.yaml").read_text())
+
+    summary = train.run(spec, weights_dir=tmp_path, candidates_dir=tmp_path / "candidates")
+
+    assert (sha256_of(weights), (tmp_path / "tiny_osteo.yaml").read_text()) == before
+    kept = Path(summary["kept"])
+    assert kept.parent == tmp_path / "candidates" / "tiny_osteo" and (kept / "tiny_osteo.pt").is_file()
+    assert "target missed: mean Dice >= 0.80" in summary["missed"]
+    candidate = load_config_file(kept / "model.yaml")
+    assert candidate is not None and candidate.validation["target_met"] is False
+    assert candidate.weights.sha256 == sha256_of(kept / "tiny_osteo.pt")
+
+
+def test_unevaluated_weights_never_replace_shipped_ones_that_meet_the_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _tiny()
+    monkeypatch.setattr(train, "CONFIG_DIR", tmp_path)
+    weights = _shipped_meeting_the_target(spec, tmp_path)
+    digest = sha256_of(weights)
+    summary = train.run(spec, weights_dir=tmp_path, evaluate=False, candidates_dir=tmp_path / "candidates")
+    assert sha256_of(weights) == digest and Path(summary["kept"]).is_dir()

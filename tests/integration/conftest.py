@@ -37,6 +37,9 @@ SHIPPED_CONFIGS = Path(__file__).resolve().parents[2] / "infer_configs"
 TINY_UNET = {"spatial_dims": 2, "in_channels": 1, "out_channels": 2, "channels": [4, 8], "strides": [2]}
 
 
+PROXY_ADDRESS = "127.0.0.77"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,6 +58,9 @@ def platform_settings(tmp_path_factory: pytest.TempPathFactory, platform_databas
         "AWESOMME_ORTHANC_URL": f"http://127.0.0.1:{free_port()}",
         "AWESOMME_CACHE_MAX_BYTES": str(CACHE_MAX_BYTES),
         "AWESOMME_UPLOAD_MAX_BYTES": str(UPLOAD_MAX_BYTES),
+        # The reverse proxy of test_tls_proxy.py connects from this address: the only one whose X-Forwarded-For
+        # the server believes (no other test uses it: addresses.py never makes 127.0.0.x).
+        "AWESOMME_TRUSTED_PROXIES": PROXY_ADDRESS,
     }
     saved = {key: os.environ.get(key) for key in environment}
     os.environ.update(environment)

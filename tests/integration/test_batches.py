@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,15 @@ from typing import Any
 import httpx
 import pydicom
 import pytest
+from sqlalchemy import delete
 
 from awesomme.core.config import Settings
+from awesomme.core.db import session_scope
+from awesomme.models import ModelBinding
 from awesomme.orthanc.client import OrthancClient
 from awesomme.phantoms import generate_patient
 from awesomme.runtime.platform import start_server
+from tests.dicom_checks import dciodvfy_errors
 from tests.integration.conftest import (
     SMALL_SHAPE,
     Account,
@@ -171,7 +176,7 @@ def segmentation_batch(server_url: str, gamma: Gamma) -> dict[str, Any]:
 
 
 def test_a_segmentation_batch_ends_with_every_series_done_and_one_seg_per_series_in_orthanc(
-    gamma: Gamma, orthanc: OrthancClient, segmentation_batch: dict[str, Any]
+    gamma: Gamma, orthanc: OrthancClient, segmentation_batch: dict[str, Any], tmp_path: Path
 ) -> None:
     status = segmentation_batch["status"]
     assert status["status"] == "done", status
@@ -182,7 +187,11 @@ def test_a_segmentation_batch_ends_with_every_series_done_and_one_seg_per_series
     for patient in gamma.mr:
         segs = _segs_in_orthanc(orthanc, patient.patient.study_uid)
         assert [str(seg.SeriesInstanceUID) for seg in segs] == [outputs[patient.patient.series_uid]]
-        assert str(segs[0].SeriesDescription).startswith("b25 - everything_mr")  # the batch's tag
+        assert str(segs[0].SeriesDescription) == "b25 - everything_mr 0.0.1 (DEMO weights - not for clinical use)"
+    (seg,) = orthanc.retrieve_series(gamma.mr[0].patient.study_uid, outputs[gamma.mr[0].patient.series_uid])
+    assert seg.ContentDescription == "cohort run (DEMO weights - not for clinical use) [b25]"  # description, tag
+    seg.save_as(tmp_path / "seg.dcm")
+    assert dciodvfy_errors(tmp_path / "seg.dcm") == []
 
 
 def test_a_failing_item_keeps_its_error_and_the_batch_goes_on(
@@ -221,6 +230,41 @@ def test_a_radiomics_batch_gives_the_feature_sets_a_single_extraction_gives(
     )
     assert single.status_code == 201, single.text
     assert single.json()["features"] == batch_set["features"]
+
+
+def test_a_classification_batch_runs_in_the_runner_and_keeps_each_refusal_as_the_items_error(
+    gamma: Gamma, gamma_admin: httpx.Client
+) -> None:
+    """The radiomics batch's feature sets (tag b25-features, preset ibsi-original) are not what the classifier reads
+    (osteosarcoma-mr): every item fails with that reason, and the batch still ends."""
+    with _classifier_bound_to(gamma.cohort):
+        body = {"cohort": gamma.cohort, "kind": "classification", "model": "osteosarcoma_response"}
+        status = _classify(gamma, gamma_admin, body)
+    failed = gamma_admin.get(f"/api/batches/{status['id']}/items", params={"status": "failed"}).json()
+    assert all("reads preset osteosarcoma-mr" in item["error"] for item in failed), failed
+
+
+@contextmanager
+def _classifier_bound_to(cohort: int) -> Iterator[None]:
+    """A classifier's binding is its YAML's cohorts unless the database says otherwise: for this test only."""
+    with session_scope() as session:
+        assert session.get(ModelBinding, "osteosarcoma_response") is None
+        session.add(ModelBinding(model_name="osteosarcoma_response", cohort_ids=[cohort], updated_by="platform.admin"))
+    try:
+        yield
+    finally:
+        with session_scope() as session:
+            session.execute(delete(ModelBinding).where(ModelBinding.model_name == "osteosarcoma_response"))
+
+
+def _classify(gamma: Gamma, gamma_admin: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    plan = gamma_admin.post("/api/batches", json={**body, "input_tag": "b25-features", "dry_run": True}).json()
+    assert _series_of(plan, "matched") == {p.patient.series_uid for p in gamma.mr}
+    reply = gamma_admin.post("/api/batches", json={**body, "input_tag": "b25-features"})
+    assert reply.status_code == 202, reply.text
+    status = _wait_done(gamma_admin, reply.json()["id"], timeout_s=60)
+    assert status["status"] == "done" and status["counts"]["failed"] == 3, status
+    return status
 
 
 def _cli(token: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -265,13 +309,16 @@ def test_a_batch_whose_server_is_killed_completes_after_a_restart_storing_no_seg
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             counts = client.get(f"/api/batches/{batch_id}").json()["counts"]
-            if counts["running"] and (counts["done"] or counts["failed"] or time.monotonic() > deadline - 100):
+            if counts["running"]:  # items handed to the workers: kill now
                 break
-            time.sleep(0.2)
+            time.sleep(0.02)
     assert counts["running"] > 0, counts  # killed in the middle
     pid = int((platform.var_dir / "server.pid").read_text())
     os.kill(pid, signal.SIGKILL)
-    start_server(platform)
+    try:
+        start_server(platform)
+    except RuntimeError:  # its check can read the new server's pid while it re-executes itself: look again
+        start_server(platform)
     with client_for(server_url, gamma.admin) as client:
         status = _wait_done(client, batch_id)
         assert status["status"] == "done" and status["counts"]["done"] == 3 and status["counts"]["failed"] == 1

@@ -33,10 +33,12 @@ from awesomme.core.config import Settings, get_settings
 from awesomme.core.db import session_scope
 from awesomme.core.errors import AwesommeError
 from awesomme.core.visibility import Principal, cohorts_of_series, load_principal, visibility_of
+from awesomme.inference.registry import get_registry
 from awesomme.models import Batch, BatchItem, FeatureSet, Prediction, Segmentation, SegmentationOperation, User
 from awesomme.orthanc.cache import SeriesCache
 from awesomme.orthanc.client import get_client
 from awesomme.services import batch_tasks, batches, predictions, radiomics
+from awesomme.services.cohorts import bound_cohorts
 from awesomme.services.seg_store import SegStore
 
 __all__ = ["BatchRunner", "recover", "start_runner"]
@@ -234,6 +236,7 @@ class BatchRunner:
         if batch.cohort_id not in cohorts_of_series(session, item.study_uid, item.item_key):
             self._fail(item, f"series {item.item_key} is no longer in cohort {batch.cohort_id}")
             return
+        self._still_allowed(session, batch)
         if self._already_stored(session, batch, item):  # a run before a crash stored it: record it, store nothing
             return
         if batch.kind == "classification":
@@ -267,6 +270,16 @@ class BatchRunner:
                 pure=False,
             )
         self._futures[future] = _InFlight(item.id, batch.id, time.perf_counter())
+
+    @staticmethod
+    def _still_allowed(session: Any, batch: Batch) -> None:
+        """The author still administers the cohort, and the model is still bound to it (each item checks)."""
+        if not _principal(session, batch).administers(batch.cohort_id):
+            raise AwesommeError(f"{batch.created_by} no longer administers cohort {batch.cohort_id}")
+        if batch.kind == "segmentation":
+            loaded = get_registry().models.get(str(batch.spec["model"]))
+            if loaded is None or batch.cohort_id not in bound_cohorts(session, loaded.config):
+                raise AwesommeError(f"model {batch.spec['model']} is not bound to cohort {batch.cohort_id} any more")
 
     def _already_stored(self, session: Any, batch: Batch, item: BatchItem) -> bool:
         if batch.kind == "segmentation":

@@ -26,6 +26,7 @@ from pydicom.uid import UID
 from awesomme.core.config import get_settings
 from awesomme.core.errors import AwesommeError
 from awesomme.core.visibility import EVERYTHING, Principal, visible_as
+from awesomme.dicom.seg import DEMO_NOTICE, with_notice
 from awesomme.dicom.segmentation_files import SourceFile
 from awesomme.inference.registry import get_registry
 from awesomme.models import Segmentation
@@ -74,14 +75,18 @@ class _KeepSeg:
         seg.SeriesInstanceUID = self.series_uid
         seg.SOPInstanceUID = self.instance_uid
         seg.file_meta.MediaStorageSOPInstanceUID = UID(self.instance_uid)
-        if self.tag:
-            seg.SeriesDescription = f"{self.tag} - {seg.SeriesDescription}"[:64]
-            seg.ContentDescription = f"{seg.ContentDescription} [{self.tag}]"[:64]
+        if self.tag:  # the batch's tag in both descriptions, a demo notice kept whole
+            seg.SeriesDescription = _tagged(f"{self.tag} - {seg.SeriesDescription}")
+            seg.ContentDescription = _tagged(f"{seg.ContentDescription} [{self.tag}]")
         self.seg, self.record = seg, record
         return self.series_uid
 
     def remove(self, record: Segmentation, *, params: Mapping[str, Any] | None = None) -> None:
         raise RuntimeError("a batch worker removes nothing")
+
+
+def _tagged(text: str) -> str:
+    return with_notice(text, DEMO_NOTICE if DEMO_NOTICE in text else None)
 
 
 @lru_cache(maxsize=1)

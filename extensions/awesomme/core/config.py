@@ -143,6 +143,9 @@ class Settings(BaseSettings):
             len(str(database_password)) < 12 or str(database_password).lower() in WEAK_SECRETS
         ):
             raise ValueError("the password in AWESOMME_DATABASE_URL is a default or too short (12+) for production")
+        kek = self.key_encryption_key
+        if kek and (len(kek) < 32 or kek.lower() in WEAK_SECRETS):  # empty: a generated key file under var/keys/
+            raise ValueError("AWESOMME_KEY_ENCRYPTION_KEY must be a generated secret of 32+ characters in production")
 
     @property
     def db_url(self) -> str:

@@ -45,3 +45,11 @@ def test_production_refuses_a_default_database_password() -> None:
 def test_environment_variables_use_the_awesomme_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWESOMME_CACHE_MAX_BYTES", "1234")
     assert Settings().cache_max_bytes == 1234
+
+
+def test_production_refuses_a_short_key_encryption_key() -> None:
+    strong = "x" * 32
+    with pytest.raises(ValueError, match="AWESOMME_KEY_ENCRYPTION_KEY"):
+        Settings(environment="production", orthanc_password=strong, key_encryption_key="changeme")
+    Settings(environment="production", orthanc_password=strong, key_encryption_key="k" * 40)
+    Settings(environment="production", orthanc_password=strong)  # none given: a generated key file is used

@@ -276,6 +276,35 @@ SAMPLE_ROWS["import_jobs"] = [
         "mapping_state": "taken",
     }
 ]
+SAMPLE_ROWS["batches"] = [
+    {
+        "cohort_id": 1,
+        "kind": "segmentation",
+        "spec": {"model": "osteosarcoma_mr", "selection": {"modality": "MR", "description": "^T1 ?é"}},
+        "description": "pre-op réponse",
+        "tag": "run-1",
+        "status": "running",
+        "created_by": "alice",
+        "created_at": CREATED,
+        "started_at": CREATED,
+        "finished_at": None,
+    }
+]
+SAMPLE_ROWS["batch_items"] = [
+    {
+        "batch_id": 1,
+        "item_key": "1.2.826.0.1.2",
+        "study_uid": "1.2.826.0.1",
+        "patient": "P-0001",
+        "status": "failed",
+        "attempts": 2,
+        "inputs": {"series_uid": "1.2.826.0.1.2"},
+        "output": "",
+        "error": "series 1.2.826.0.1.2 is CT; the model runs on MR",
+        "duration_s": 1.5,
+        "updated_at": EXPIRES,
+    }
+]
 SAMPLE_ROWS["audit_events"][0]["hash"] = audit._digest(SimpleNamespace(**SAMPLE_ROWS["audit_events"][0]))
 
 

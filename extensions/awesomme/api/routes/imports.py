@@ -94,7 +94,7 @@ def get_import(import_id: RowId, principal: CurrentPrincipal) -> ImportReport:
     "/{import_id}/mapping.csv",
     summary="The identity map of your import: once, within 24 hours, before a restart",
     response_class=schemas.CsvResponse,
-    responses=schemas.text_errors(401, 403, 404, 410, 422),
+    responses=schemas.text_errors(401, 403, 404, 410, 413, 422),
 )
 def get_mapping(import_id: RowId, principal: CurrentPrincipal) -> schemas.CsvResponse:
     content = imports.take_mapping(principal, import_id)

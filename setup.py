@@ -23,6 +23,8 @@ setup(
         "torch",
         "torchvision",
         "pydicom<3",
+        # Hospital PACS peers (C-ECHO, C-FIND, C-GET); 3.x needs pydicom 3.
+        "pynetdicom>=2.1,<3",
         "highdicom",
         # Compressed pixel data as archives hold it, decoded by pydicom's pylibjpeg handler: JPEG 2000 (openjpeg),
         # JPEG baseline/extended/lossless and JPEG-LS (libjpeg), RLE (rle).

@@ -548,3 +548,25 @@ class BatchItem(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+# -- hospital PACS peers (migration 0019) ------------------------------------------------------------------------
+
+
+class PacsPeer(Base):
+    """A DICOM peer (a hospital PACS) the platform may query (C-FIND) and retrieve from (C-GET): the cohorts whose
+    admins may use it (``cohorts``: ids) and the most studies and instances one request may bring."""
+
+    __tablename__ = "pacs_peers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    ae_title: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    retrieve: Mapped[str] = mapped_column(String(8), default="get")  # get | move
+    cohorts: Mapped[list[int]] = mapped_column(JSON, default=list)
+    max_studies: Mapped[int] = mapped_column(Integer, default=10)
+    max_instances: Mapped[int] = mapped_column(Integer, default=2000)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

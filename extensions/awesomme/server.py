@@ -58,6 +58,7 @@ from awesomme.api.routes import (  # noqa: E402
     viewer_files,
 )
 from awesomme.api.routes import batches as batch_routes  # noqa: E402
+from awesomme.api.routes import pacs as pacs_routes  # noqa: E402
 from awesomme.api.security_headers import SecurityHeadersMiddleware  # noqa: E402
 from awesomme.core.errors import AwesommeError, TooManyRequests, Unauthorized  # noqa: E402
 
@@ -128,6 +129,7 @@ def create_app() -> FastAPI:
         monailabel_app.include_router(module.router, prefix="/api")
     monailabel_app.include_router(imports.router, prefix="/api")
     monailabel_app.include_router(batch_routes.router, prefix="/api")
+    monailabel_app.include_router(pacs_routes.router, prefix="/api")
     monailabel_app.include_router(app_info.router)
     monailabel_app.include_router(jobs.router)
     monailabel_app.include_router(monailabel_auth.router)

@@ -241,6 +241,13 @@ EXPECTED: dict[tuple[str, str], Cell] = {
         ALPHA, params={"cohort": "{alpha}", "score_type": "mrs"}, on_hidden_data=True
     ),
     ("GET", "/api/cohorts/{cohort_id}/export.csv"): Cell(ADMINS, path="/api/cohorts/{alpha}/export.csv"),
+    # hospital PACS peers: platform admins configure, cohort admins use (no peer "nope": 404 past the access check)
+    ("GET", "/api/pacs/peers"): Cell(ROOT),
+    ("POST", "/api/pacs/peers"): Cell(ROOT, json={}),
+    ("DELETE", "/api/pacs/peers/{name}"): Cell(ROOT, path="/api/pacs/peers/nope"),
+    ("POST", "/api/pacs/peers/{name}/echo"): Cell(ROOT, path="/api/pacs/peers/nope/echo"),
+    ("POST", "/api/pacs/{name}/query"): Cell(ADMINS, path="/api/pacs/nope/query", json={}),
+    ("POST", "/api/pacs/{name}/retrieve"): Cell(ADMINS, path="/api/pacs/nope/retrieve", json={}),
     # cohort batches: cohort admins (the body's cohort and the batch's are checked in the service; no batch 999999)
     ("POST", "/api/batches"): Cell(ADMINS, json={}),
     ("GET", "/api/batches"): Cell(ADMINS, params={"cohort": "{alpha}"}, on_hidden_data=True),

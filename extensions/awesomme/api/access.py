@@ -574,6 +574,21 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/imports/{import_id}/mapping.csv"): Rule(
         A.COHORT_ADMIN, note="the importer only, once, within 24 h", audit="import.mapping.request"
     ),
+    # -- hospital PACS peers: configured by platform admins, used by admins of a cohort the peer is allowed for ------
+    ("GET", "/api/pacs/peers"): Rule(A.PLATFORM_ADMIN),
+    ("POST", "/api/pacs/peers"): Rule(A.PLATFORM_ADMIN, audit="pacs.peer.create"),
+    ("DELETE", "/api/pacs/peers/{name}"): Rule(A.PLATFORM_ADMIN, audit="pacs.peer.delete"),
+    ("POST", "/api/pacs/peers/{name}/echo"): Rule(A.PLATFORM_ADMIN, audit="pacs.echo"),
+    ("POST", "/api/pacs/{name}/query"): Rule(
+        A.COHORT_ADMIN,
+        note="a peer allowed for a cohort I administer (others: 404); values never journaled",
+        audit="pacs.query",
+    ),
+    ("POST", "/api/pacs/{name}/retrieve"): Rule(
+        A.COHORT_ADMIN,
+        note="into a cohort I administer that the peer is allowed for (others: 404, a member's: 403); capped (422)",
+        audit="pacs.retrieve",
+    ),
     # -- cohort batches (the cohort and the model's binding are checked in the service) ---------------------------
     ("POST", "/api/batches"): Rule(
         A.COHORT_ADMIN,

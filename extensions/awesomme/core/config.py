@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     import_zip_max_ratio: float = Field(default=100.0, ge=1)
     # An imported NIfTI volume's voxels at most (a 4-D or absurd header is refused before reading its data).
     import_nifti_max_voxels: int = Field(default=512 * 512 * 2000, ge=1)
+    # Hospital PACS peers (C-ECHO, C-FIND, C-GET): our calling AE title, and how long a peer may keep us waiting.
+    pacs_calling_ae_title: str = Field(
+        default="AWESOMME", min_length=1, max_length=16, pattern=r"^[ -\[\]-~]*[!-\[\]-~][ -\[\]-~]*$"
+    )
+    pacs_timeout_s: float = Field(default=30.0, gt=0, le=600)
     # Cohort batches run on Dask: by default a LocalCluster of this many worker processes (loopback, TLS with
     # in-memory certificates), started at the first batch and closed after this many idle seconds.
     dask_workers: int = Field(default=2, ge=1, le=64)

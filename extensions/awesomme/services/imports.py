@@ -21,7 +21,7 @@ import hashlib
 import io
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,10 @@ from awesomme.services import segmentations, stow
 from awesomme.services.cohorts import attach_stored
 from awesomme.services.deidentification import policy_of
 
-__all__ = ["KINDS", "MAPPING_TTL", "job_report", "list_jobs", "start", "take_mapping"]
+__all__ = [
+    "KINDS", "MAPPING_TTL", "administered_cohort", "job_report", "list_jobs", "start", "start_retrieval",
+    "take_mapping",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 KINDS = ("dicom", "nifti")
@@ -175,10 +178,31 @@ def start(
         if sheet is not None:
             raise InvalidInput("sheet: a DICOM import takes no sheet (its headers say what each file is)")
         work = lambda job_id: _run_dicom(job_id, principal, target.id, expanded)  # noqa: E731
+    return _launch(principal, target, kind, len(expanded), work, {"kind": kind, "files": len(expanded)})
+
+
+def administered_cohort(principal: Principal, reference: str) -> Cohort:
+    """The cohort named by id or name, if the caller administers it (another's: 404, a member's: 403)."""
+    return _target_cohort(principal, reference)
+
+
+def start_retrieval(
+    principal: Principal, target: Cohort, instances: int, fetch: Callable[[], Iterable[UploadedFile]],
+    pseudonym: str | None, params: dict[str, Any],
+) -> int:  # fmt: skip
+    """An import of the DICOM instances a retrieval (a PACS peer) delivers one by one: each is de-identified as it
+    arrives, all are stored together at the end (nothing if the retrieval fails); the same report and identity map."""
+    work = lambda job_id: _run_dicom(job_id, principal, target.id, fetch(), pseudonym)  # noqa: E731
+    return _launch(principal, target, "pacs", instances, work, {"kind": "pacs", "files": instances, **params})
+
+
+def _launch(
+    principal: Principal, target: Cohort, kind: str, files: int, work: Callable[[int], None], params: dict[str, Any]
+) -> int:
     _sweep()
     with session_scope() as session:
         job = ImportJob(
-            user_id=principal.user_id, cohort_id=target.id, kind=kind, status="running", files=len(expanded),
+            user_id=principal.user_id, cohort_id=target.id, kind=kind, status="running", files=files,
             done_files=0, items=[], error="", mapping_state="none",
         )  # fmt: skip
         session.add(job)
@@ -186,8 +210,7 @@ def start(
         job_id = job.id
         _ACTIVE.add(job_id)  # before the row is visible: never taken for an orphan
         audit.record(
-            session, "import.start", target=f"import {job_id}", cohort=str(target.id),
-            params={"kind": kind, "files": len(expanded)},
+            session, "import.start", target=f"import {job_id}", cohort=str(target.id), params=params,
         )  # fmt: skip
     context = contextvars.copy_context()  # the caller's identity for the journal, as in the request
     thread = threading.Thread(target=context.run, args=(_guarded, job_id, work), name=f"import-{job_id}", daemon=True)
@@ -286,8 +309,9 @@ def _map_row(name: str, before: Dataset, result: DeidentifiedInstance) -> dict[s
 
 
 def _read_dicom(
-    index: int, upload: UploadedFile, cohort: tuple[DeidentificationPolicy, bytes], keep: set[str]
-) -> tuple[Dataset, DeidentifiedInstance]:
+    index: int, upload: UploadedFile, cohort: tuple[DeidentificationPolicy, bytes], keep: set[str],
+    pseudonym: str | None = None,
+) -> tuple[Dataset, DeidentifiedInstance]:  # fmt: skip
     """(original, de-identified) or InvalidInput naming the file and what is wrong with it."""
     try:
         checked = check_instance(upload.data, index)
@@ -301,7 +325,7 @@ def _read_dicom(
     if problem:
         raise InvalidInput(f"{upload.name}: {problem}")
     try:
-        result = _deidentify(cohort, original, None, keep)
+        result = _deidentify(cohort, original, pseudonym, keep)
     except InvalidInput as error:
         raise InvalidInput(f"{upload.name}: {error}") from None
     except Exception as error:
@@ -338,7 +362,9 @@ def _store(principal: Principal, cohort_id: int, datasets: list[Dataset]) -> Non
         raise
 
 
-def _run_dicom(job_id: int, principal: Principal, cohort_id: int, files: list[UploadedFile]) -> None:
+def _run_dicom(
+    job_id: int, principal: Principal, cohort_id: int, files: Iterable[UploadedFile], pseudonym: str | None = None
+) -> None:
     keep = _cohort_uids(cohort_id)
     cohort = _policy_and_key(cohort_id)
     items: list[dict[str, Any]] = []
@@ -346,7 +372,7 @@ def _run_dicom(job_id: int, principal: Principal, cohort_id: int, files: list[Up
     accepted: dict[str, tuple[str, Dataset]] = {}  # SOP Instance UID -> (file, de-identified)
     for index, upload in enumerate(files, start=1):
         try:
-            original, result = _read_dicom(index, upload, cohort, keep)
+            original, result = _read_dicom(index, upload, cohort, keep, pseudonym)
         except InvalidInput as error:
             items.append({"file": upload.name, "error": str(error)})
             continue

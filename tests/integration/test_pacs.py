@@ -1,0 +1,198 @@
+"""The hospital PACS on the real server and Orthanc, with dcmtk's ``dcmqrscp`` as the peer (on a free loopback
+port: it listens on every interface of the host): C-ECHO, C-FIND with only the keys we allow, C-GET of a series
+de-identified on arrival (no planted identity in Orthanc), the identity map once, the cap, unknown and dead peers."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from awesomme.orthanc.client import OrthancClient
+from awesomme.phantoms import generate_patient
+from tests.integration.conftest import Account, Cohorts, client_for, free_port
+
+pytestmark = pytest.mark.skipif(shutil.which("dcmqrscp") is None, reason="dcmtk's dcmqrscp is not installed")
+
+CANARY_ID = "PACS-CANARY-0815"
+CANARY_NAME = "Canary^Paula"
+
+
+def _planted(tmp_path: Path) -> list[Path]:
+    """pydicom's CT test file and a 4-slice phantom CT series, each with a planted identity."""
+    sources = [Path(get_testdata_file("CT_small.dcm"))]
+    sources += generate_patient("chest-ct", 4343, tmp_path / "phantom", shape=(4, 32, 32)).dicom_files
+    out = []
+    for index, source in enumerate(sources):
+        ds = pydicom.dcmread(source)
+        ds.PatientID, ds.PatientName = CANARY_ID, CANARY_NAME
+        path = tmp_path / f"planted-{index}.dcm"
+        ds.save_as(path)
+        out.append(path)
+    return out
+
+
+@pytest.fixture(scope="module")
+def peer_port(tmp_path_factory: pytest.TempPathFactory):
+    """dcmqrscp as the PACS (called AE ``PACS``), loaded with the planted files through its own C-STORE SCP."""
+    root = tmp_path_factory.mktemp("pacs")
+    (root / "db").mkdir()
+    port = free_port()
+    (root / "dcmqrscp.cfg").write_text(
+        f"NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 8\n"
+        "HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n"
+        f"AETable BEGIN\nPACS {root / 'db'} RW (200, 1024mb) ANY\nAETable END\n"
+    )
+    process = subprocess.Popen(["dcmqrscp", "-c", str(root / "dcmqrscp.cfg"), str(port)], stderr=subprocess.DEVNULL)
+    files = _planted(root)
+    for _ in range(50):
+        stored = subprocess.run(
+            ["storescu", "-aec", "PACS", "127.0.0.1", str(port), *map(str, files)], capture_output=True, check=False
+        )
+        if stored.returncode == 0:
+            break
+        time.sleep(0.1)
+    assert stored.returncode == 0, stored.stderr
+    yield port
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def pacs(server_url: str, admin: Account, cohorts: Cohorts, peer_port: int) -> dict[str, Any]:
+    """A de-identifying cohort administered by alpha's admin; peers: ``hospital`` (allowed for it, cap 4 instances),
+    ``elsewhere`` (same PACS, allowed for beta only), ``dead`` (nothing listens) and ``stranger`` (wrong AE title)."""
+    headers = admin.headers(server_url)
+    reply = httpx.post(f"{server_url}/api/cohorts", json={"name": "pacs-intake", "description": "pacs"}, headers=headers)
+    assert reply.status_code == 201, reply.text
+    cohort_id = reply.json()["id"]
+    url = f"{server_url}/api/cohorts/{cohort_id}/members/alpha.admin"
+    assert httpx.put(url, json={"role": "admin"}, headers=headers).status_code == 200
+    base = {"host": "127.0.0.1", "retrieve": "get", "max_studies": 1, "max_instances": 4}
+    peers = {
+        "hospital": {"ae_title": "PACS", "port": peer_port, "cohorts": ["pacs-intake"]},
+        "elsewhere": {"ae_title": "PACS", "port": peer_port, "cohorts": ["beta"]},
+        "dead": {"ae_title": "PACS", "port": free_port(), "cohorts": ["pacs-intake"]},
+        "stranger": {"ae_title": "NOBODY", "port": peer_port, "cohorts": ["pacs-intake"]},
+    }
+    for name, spec in peers.items():
+        reply = httpx.post(f"{server_url}/api/pacs/peers", json={"name": name, **base, **spec}, headers=headers)
+        assert reply.status_code == 201, reply.text
+    return {"cohort": cohort_id, "admin": cohorts.alpha_admin}
+
+
+def _studies(http: httpx.Client) -> list[dict[str, Any]]:
+    reply = http.post("/api/pacs/hospital/query", json={"patient_id": CANARY_ID})
+    assert reply.status_code == 200, reply.text
+    return list(reply.json()["studies"])
+
+
+def _series_of(http: httpx.Client, study_uid: str) -> list[dict[str, Any]]:
+    reply = http.post("/api/pacs/hospital/query", json={"study_uid": study_uid})
+    assert reply.status_code == 200, reply.text
+    return list(reply.json()["series"])
+
+
+def _instances(orthanc: OrthancClient) -> int:
+    return int(orthanc.statistics()["CountInstances"])
+
+
+def test_echo_answers_and_a_dead_or_refusing_peer_is_a_502(pacs, server_url, admin):
+    with client_for(server_url, admin) as http:
+        reply = http.post("/api/pacs/peers/hospital/echo")
+        assert reply.status_code == 200 and reply.json()["status"] == "success", reply.text
+        dead = http.post("/api/pacs/peers/dead/echo")
+        assert dead.status_code == 502 and "did not answer" in dead.json()["detail"]
+        refused = http.post("/api/pacs/peers/stranger/echo")
+        assert refused.status_code == 502 and "refused the association" in refused.json()["detail"]
+        listed = {peer["name"] for peer in http.get("/api/pacs/peers").json()}
+        assert {"hospital", "elsewhere", "dead", "stranger"} <= listed
+
+
+def test_query_finds_studies_then_series_and_refuses_keys_we_do_not_allow(pacs, server_url):
+    with client_for(server_url, pacs["admin"]) as http:
+        studies = _studies(http)
+        assert len(studies) == 2 and {study["patient_id"] for study in studies} == {CANARY_ID}
+        phantom = next(study for study in studies if study["study_uid"] != "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322")
+        series = _series_of(http, phantom["study_uid"])
+        assert len(series) == 1 and series[0]["modality"] == "CT"
+        for body in (
+            {"patient_id": CANARY_ID, "patient_name": "Canary*"},  # a key we never send
+            {"patient_id": "PACS-*"},  # a wildcard
+            {"patient_id": CANARY_ID, "accession_number": "A1"},  # two patients' keys at once
+            {},
+        ):
+            reply = http.post("/api/pacs/hospital/query", json=body)
+            assert reply.status_code == 422, (body, reply.text)
+
+
+def test_an_unknown_peer_and_a_peer_of_another_cohort_read_as_unknown(pacs, server_url, cohorts):
+    with client_for(server_url, pacs["admin"]) as http:
+        for name in ("nope", "elsewhere"):
+            reply = http.post(f"/api/pacs/{name}/query", json={"patient_id": CANARY_ID})
+            assert reply.status_code == 404, reply.text
+            body = {"cohort": "pacs-intake", "series_uids": ["1.2.3"]}
+            assert http.post(f"/api/pacs/{name}/retrieve", json=body).status_code == 404
+    with client_for(server_url, cohorts.alpha_member) as http:
+        assert http.post("/api/pacs/hospital/query", json={"patient_id": CANARY_ID}).status_code == 403
+
+
+def _finished(http: httpx.Client, job_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        report = http.get(f"/api/imports/{job_id}").json()
+        if report["status"] != "running":
+            return dict(report)
+        time.sleep(0.2)
+    raise AssertionError(f"import {job_id} still running")
+
+
+def test_a_retrieved_series_lands_de_identified_and_its_map_is_given_once(pacs, server_url, orthanc, admin):
+    with client_for(server_url, pacs["admin"]) as http:
+        studies = _studies(http)
+        phantom = next(study for study in studies if study["study_uid"] != "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322")
+        [series] = _series_of(http, phantom["study_uid"])
+        before = _instances(orthanc)
+        body = {"cohort": "pacs-intake", "series_uids": [series["series_uid"]], "pseudonym": "PSEUDO-7"}
+        reply = http.post("/api/pacs/hospital/retrieve", json=body)
+        assert reply.status_code == 202, reply.text
+        report = _finished(http, reply.json()["id"])
+        assert report["status"] == "done" and report["kind"] == "pacs", report
+        [stored] = [item for item in report["items"] if item.get("series_uid")]
+        assert stored["status"] == "stored" and stored["instances"] == 4
+        assert _instances(orthanc) - before == 4
+        assert stored["series_uid"] != series["series_uid"]
+        for dataset in orthanc.retrieve_series(stored["study_uid"], stored["series_uid"]):
+            raw = io.BytesIO()
+            dataset.save_as(raw)
+            assert CANARY_ID.encode() not in raw.getvalue() and b"Canary" not in raw.getvalue()
+            assert dataset.PatientIdentityRemoved == "YES" and dataset.PatientID == "PSEUDO-7"
+        mapping = http.get(f"/api/imports/{report['id']}/mapping.csv")
+        assert mapping.status_code == 200 and CANARY_ID in mapping.text and series["series_uid"] in mapping.text
+        assert http.get(f"/api/imports/{report['id']}/mapping.csv").status_code == 410
+    with client_for(server_url, admin) as http:
+        events = http.get("/api/audit", params={"limit": 1000}).json()
+    pacs_events = [event for event in events if event["action"].startswith("pacs.")]
+    assert {"pacs.query", "pacs.retrieve"} <= {event["action"] for event in pacs_events}
+    assert CANARY_ID not in str(events) and "Canary" not in str(events)
+
+
+def test_beyond_the_cap_is_a_422_and_a_dead_peer_a_502_with_nothing_stored(pacs, server_url, orthanc):
+    with client_for(server_url, pacs["admin"]) as http:
+        studies = _studies(http)
+        every_series = [entry["series_uid"] for study in studies for entry in _series_of(http, study["study_uid"])]
+        jobs = len(http.get("/api/imports").json())
+        before = _instances(orthanc)
+        too_many = http.post("/api/pacs/hospital/retrieve", json={"cohort": "pacs-intake", "series_uids": every_series})
+        assert too_many.status_code == 422 and "1 one request may bring" in too_many.json()["detail"]
+        dead = http.post("/api/pacs/dead/retrieve", json={"cohort": "pacs-intake", "series_uids": every_series[:1]})
+        assert dead.status_code == 502, dead.text
+        assert len(http.get("/api/imports").json()) == jobs and _instances(orthanc) == before

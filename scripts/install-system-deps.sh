@@ -3,7 +3,8 @@
 # tcmalloc, the server's memory allocator (extensions/awesomme/runtime/allocator.py).
 # With --test-tools also chromium (/usr/bin/chromium), the real browser the viewer tests drive through Playwright,
 # postgresql: the tests start throwaway clusters from its /usr/lib/postgresql/<version>/bin (tests/postgres.py), and
-# nginx-light: the TLS-terminating reverse proxy tests/integration/test_tls_proxy.py puts in front of the server.
+# nginx-light: the TLS-terminating reverse proxy tests/integration/test_tls_proxy.py puts in front of the server,
+# and dcmtk: its dcmqrscp is the hospital PACS peer of tests/integration/test_pacs.py.
 # What a bare Debian 12 lacks for `make run`: python3-venv (the platform's virtual environment), python3-dev and
 # build-essential (a wheel-less Python package compiles against them), and nodejs with npm (the viewer's plugin is
 # built with esbuild and tested with vitest; the prebuilt OHIF viewer is fetched with npm), unless a Node.js with
@@ -12,7 +13,7 @@
 set -euo pipefail
 packages=(orthanc orthanc-dicomweb dicom3tools libtcmalloc-minimal4 python3-venv python3-dev build-essential)
 if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
-if [ "${1:-}" = "--test-tools" ]; then packages+=(chromium postgresql nginx-light); fi
+if [ "${1:-}" = "--test-tools" ]; then packages+=(chromium postgresql nginx-light dcmtk); fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 apt_get() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@"; }

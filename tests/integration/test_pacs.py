@@ -28,7 +28,7 @@ CANARY_NAME = "Canary^Paula"
 
 def _planted(tmp_path: Path) -> list[Path]:
     """pydicom's CT test file and a 4-slice phantom CT series, each with a planted identity."""
-    sources = [Path(get_testdata_file("CT_small.dcm"))]
+    sources = [Path(str(get_testdata_file("CT_small.dcm")))]
     sources += generate_patient("chest-ct", 4343, tmp_path / "phantom", shape=(4, 32, 32)).dicom_files
     out = []
     for index, source in enumerate(sources):
@@ -71,7 +71,9 @@ def pacs(server_url: str, admin: Account, cohorts: Cohorts, peer_port: int) -> d
     """A de-identifying cohort administered by alpha's admin; peers: ``hospital`` (allowed for it, cap 4 instances),
     ``elsewhere`` (same PACS, allowed for beta only), ``dead`` (nothing listens) and ``stranger`` (wrong AE title)."""
     headers = admin.headers(server_url)
-    reply = httpx.post(f"{server_url}/api/cohorts", json={"name": "pacs-intake", "description": "pacs"}, headers=headers)
+    reply = httpx.post(
+        f"{server_url}/api/cohorts", json={"name": "pacs-intake", "description": "pacs"}, headers=headers
+    )
     assert reply.status_code == 201, reply.text
     cohort_id = reply.json()["id"]
     url = f"{server_url}/api/cohorts/{cohort_id}/members/alpha.admin"
@@ -121,7 +123,9 @@ def test_query_finds_studies_then_series_and_refuses_keys_we_do_not_allow(pacs, 
     with client_for(server_url, pacs["admin"]) as http:
         studies = _studies(http)
         assert len(studies) == 2 and {study["patient_id"] for study in studies} == {CANARY_ID}
-        phantom = next(study for study in studies if study["study_uid"] != "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322")
+        phantom = next(
+            study for study in studies if study["study_uid"] != "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"
+        )
         series = _series_of(http, phantom["study_uid"])
         assert len(series) == 1 and series[0]["modality"] == "CT"
         for body in (
@@ -158,7 +162,9 @@ def _finished(http: httpx.Client, job_id: int) -> dict[str, Any]:
 def test_a_retrieved_series_lands_de_identified_and_its_map_is_given_once(pacs, server_url, orthanc, admin):
     with client_for(server_url, pacs["admin"]) as http:
         studies = _studies(http)
-        phantom = next(study for study in studies if study["study_uid"] != "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322")
+        phantom = next(
+            study for study in studies if study["study_uid"] != "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"
+        )
         [series] = _series_of(http, phantom["study_uid"])
         before = _instances(orthanc)
         body = {"cohort": "pacs-intake", "series_uids": [series["series_uid"]], "pseudonym": "PSEUDO-7"}

@@ -15,20 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 from pynetdicom import AE, build_role, evt
 from pynetdicom.association import Association
-from pynetdicom.sop_class import (
-    CTImageStorage,
-    DigitalXRayImageStorageForPresentation,
-    EnhancedCTImageStorage,
-    EnhancedMRImageStorage,
-    MRImageStorage,
-    PositronEmissionTomographyImageStorage,
-    StudyRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelGet,
-    UltrasoundImageStorage,
-    Verification,
-)
 
 from awesomme.core.errors import AwesommeError, InvalidInput, excerpt
 from awesomme.intake.archive import UploadedFile
@@ -46,15 +35,19 @@ __all__ = [
     "study_identifier",
 ]
 
+# SOP classes by UID (pynetdicom's sop_class module builds its names at run time, where a type checker cannot see).
+Verification = UID("1.2.840.10008.1.1")
+StudyRootQueryRetrieveInformationModelFind = UID("1.2.840.10008.5.1.4.1.2.2.1")
+StudyRootQueryRetrieveInformationModelGet = UID("1.2.840.10008.5.1.4.1.2.2.3")
 # What a C-GET may bring: the image kinds the platform analyses (others are refused by the peer's sub-operations).
 STORAGE_CLASSES = (
-    CTImageStorage,
-    MRImageStorage,
-    EnhancedCTImageStorage,
-    EnhancedMRImageStorage,
-    PositronEmissionTomographyImageStorage,
-    DigitalXRayImageStorageForPresentation,
-    UltrasoundImageStorage,
+    UID("1.2.840.10008.5.1.4.1.1.2"),  # CT Image Storage
+    UID("1.2.840.10008.5.1.4.1.1.2.1"),  # Enhanced CT Image Storage
+    UID("1.2.840.10008.5.1.4.1.1.4"),  # MR Image Storage
+    UID("1.2.840.10008.5.1.4.1.1.4.1"),  # Enhanced MR Image Storage
+    UID("1.2.840.10008.5.1.4.1.1.128"),  # Positron Emission Tomography Image Storage
+    UID("1.2.840.10008.5.1.4.1.1.1.1"),  # Digital X-Ray Image Storage - For Presentation
+    UID("1.2.840.10008.5.1.4.1.1.6.1"),  # Ultrasound Image Storage
 )
 _PENDING = (0xFF00, 0xFF01)
 _STUDY_RETURN_KEYS = (
@@ -191,8 +184,8 @@ def get_series(peer: Peer, series: list[tuple[str, str]]) -> Iterator[UploadedFi
     Instance UID). Raises ``PeerUnavailable`` when the peer refuses, fails a sub-operation or goes away."""
     arrived: queue.Queue[UploadedFile | Exception | None] = queue.Queue()
 
-    def on_store(event: evt.Event) -> int:
-        sop = excerpt(str(event.request.AffectedSOPInstanceUID), 64)
+    def on_store(event: evt.Event) -> int:  # a C-STORE sub-operation of our C-GET
+        sop = excerpt(str(event.request.AffectedSOPInstanceUID), 64)  # type: ignore[union-attr]
         arrived.put(UploadedFile(f"{peer.name}:{sop}", event.encoded_dataset(include_meta=True)))
         return 0x0000
 

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { ApiError, createClient } from '../src/api/client.js';
+import { ApiError, createClient, parseLabels } from '../src/api/client.js';
 
 function reply(status, body) {
   return { ok: status < 400, status, statusText: '', text: async () => JSON.stringify(body), json: async () => body };
@@ -57,5 +57,42 @@ describe('the API client', () => {
     expect(error).toBeInstanceOf(ApiError);
     expect(error.status).toBe(422);
     expect(error.message).toContain('LABELMAP');
+  });
+
+  it('imports a file as multipart with its metadata: a label map from "value=name" pairs, the reader, the type', async () => {
+    const fetch = vi.fn(async () => reply(201, { seg_uid: '8.8', series_uid: '1.2.3', format: 'nifti' }));
+    const file = new File([new Uint8Array([1])], 'mask.nii.gz');
+    await createClient(fetch).importSegmentation({
+      seriesUid: '1.2.3', file, description: 'from Slicer', labels: '1=tumour, 2=bone',
+      algorithmType: 'SEMIAUTOMATIC', reader: 'Dr Who',
+    });
+    const [url, init] = fetch.mock.calls[0];
+    expect(url).toBe('/api/segmentations/import');
+    expect(init.method).toBe('POST');
+    expect(init.body.get('series_uid')).toBe('1.2.3');
+    expect(init.body.get('file').name).toBe('mask.nii.gz');
+    expect(JSON.parse(init.body.get('label_map'))).toEqual({ 1: 'tumour', 2: 'bone' });
+    expect(init.body.has('segment_label')).toBe(false);
+    expect(init.body.get('algorithm_type')).toBe('SEMIAUTOMATIC');
+    expect(init.body.get('reader')).toBe('Dr Who');
+    expect(init.body.get('description')).toBe('from Slicer');
+  });
+
+  it('names a single segment with segment_label, and refuses a malformed label list before sending', async () => {
+    expect(parseLabels('tumour')).toEqual({ segmentLabel: 'tumour' });
+    expect(parseLabels('')).toEqual({});
+    expect(() => parseLabels('1=tumour, =bone')).toThrow(/not value=name/);
+    const fetch = vi.fn(async () => reply(201, {}));
+    await createClient(fetch).importSegmentation({ seriesUid: '1.2.3', file: new File([], 'a.nrrd'), labels: 'liver' });
+    expect(fetch.mock.calls[0][1].body.get('segment_label')).toBe('liver');
+    expect(fetch.mock.calls[0][1].body.has('label_map')).toBe(false);
+  });
+
+  it('interpolates one segment of a SEG as JSON', async () => {
+    const fetch = vi.fn(async () => reply(201, { seg_uid: '9.9', added_voxels: 12 }));
+    await createClient(fetch).interpolate('1.2.3', '4.5.6', 2);
+    const [url, init] = fetch.mock.calls[0];
+    expect(url).toBe('/api/segmentations/interpolate');
+    expect(JSON.parse(init.body)).toEqual({ series_uid: '1.2.3', seg_uid: '4.5.6', segment_number: 2 });
   });
 });

@@ -10,6 +10,8 @@ const MODEL = {
 const PREDICTION = {
   seg_uid: 'pred', role: 'prediction', model: 'osteosarcoma_mr', model_version: '0.1.0', algorithm_type: 'AUTOMATIC',
   created_at: '2026-12-08T01:00:00+00:00', created_by: 'ann', reviews: [],
+  segments: [{ number: 1, label: 'tumour', volume_ml: 1.2 }],
+  cohorts: [{ id: 1, name: 'Sarcoma', role: 'member' }],
 };
 
 function services({ active = null } = {}) {
@@ -39,6 +41,8 @@ function fakeClient(overrides = {}) {
     saveSegmentation: vi.fn(async () => ({ seg_uid: 'saved', segments: 1 })),
     review: vi.fn(async () => ({})),
     deleteSegmentation: vi.fn(async () => ({})),
+    importSegmentation: vi.fn(async () => ({ seg_uid: 'imported', series_uid: 'se', format: 'nifti' })),
+    interpolate: vi.fn(async () => ({ seg_uid: 'filled', added_voxels: 42 })),
     logout: vi.fn(async () => null),
     ...overrides,
   };
@@ -124,5 +128,75 @@ describe('the Segmentation panel', () => {
     await waitFor(() => expect(open).toHaveBeenCalledWith('/login?next=/viewer/', '_blank'));
     expect(reload).not.toHaveBeenCalled();
     expect(show.mock.calls.at(-1)[0].message).toContain('session has ended');
+  });
+
+  it('imports the chosen file with its metadata for the open series, then reloads to overlay the new SEG', async () => {
+    const { servicesManager, show } = services();
+    const client = fakeClient();
+    const reload = vi.fn();
+    Object.defineProperty(window, 'location', { value: { ...window.location, reload }, configurable: true });
+    render(<SegmentationPanel servicesManager={servicesManager} commandsManager={{}} client={client} pollMs={60000} />);
+    await screen.findByText(/osteosarcoma_mr v0.1.0 ·/);
+    const file = new File([new Uint8Array([1, 2])], 'mask.nii.gz');
+    fireEvent.change(document.querySelector('[data-cy="awesomme-import-file"]'), { target: { files: [file] } });
+    fireEvent.change(document.querySelector('[data-cy="awesomme-import-labels"]'), { target: { value: 'tumour' } });
+    fireEvent.change(document.querySelector('[data-cy="awesomme-import-reader"]'), { target: { value: 'Dr Who' } });
+    fireEvent.change(document.querySelector('[data-cy="awesomme-import-type"]'), { target: { value: 'SEMIAUTOMATIC' } });
+    fireEvent.click(screen.getByText('Import', { selector: 'button' }));
+    await waitFor(() => expect(reload).toHaveBeenCalled());
+    expect(client.importSegmentation).toHaveBeenCalledWith({
+      seriesUid: 'se', file, description: '', labels: 'tumour', algorithmType: 'SEMIAUTOMATIC', reader: 'Dr Who',
+    });
+    expect(window.sessionStorage.getItem('awesomme.loadAfterReload')).toBe('imported');
+    expect(show.mock.calls.at(-1)[0]).toMatchObject({ type: 'success', message: expect.stringContaining('imported') });
+  });
+
+  it('asks for a file before importing, and shows the server\'s refusal of an import as a notification', async () => {
+    const { servicesManager, show } = services();
+    const refused = new Error('POST /api/segmentations/import: 422 the mask\'s geometry does not match the series');
+    const client = fakeClient({ importSegmentation: vi.fn(async () => { throw refused; }) });
+    render(<SegmentationPanel servicesManager={servicesManager} commandsManager={{}} client={client} pollMs={60000} />);
+    await screen.findByText(/osteosarcoma_mr v0.1.0 ·/);
+    fireEvent.click(screen.getByText('Import', { selector: 'button' }));
+    await waitFor(() => expect(show).toHaveBeenCalled());
+    expect(show.mock.calls.at(-1)[0]).toMatchObject({ type: 'warning', message: expect.stringContaining('Choose') });
+    expect(client.importSegmentation).not.toHaveBeenCalled();
+    fireEvent.change(document.querySelector('[data-cy="awesomme-import-file"]'), {
+      target: { files: [new File([1], 'bad.nii')] },
+    });
+    fireEvent.click(screen.getByText('Import', { selector: 'button' }));
+    await waitFor(() => expect(show.mock.calls.at(-1)[0].message).toContain('422 the mask'));
+    expect(show.mock.calls.at(-1)[0].type).toBe('error');
+  });
+
+  it('interpolates a listed SEG\'s segment and overlays the new SEG; a refusal is shown', async () => {
+    const { servicesManager, show } = services();
+    const client = fakeClient();
+    const reload = vi.fn();
+    Object.defineProperty(window, 'location', { value: { ...window.location, reload }, configurable: true });
+    render(<SegmentationPanel servicesManager={servicesManager} commandsManager={{}} client={client} pollMs={60000} />);
+    fireEvent.click(await screen.findByText('Interpolate tumour'));
+    await waitFor(() => expect(reload).toHaveBeenCalled());
+    expect(client.interpolate).toHaveBeenCalledWith('se', 'pred', 1);
+    expect(window.sessionStorage.getItem('awesomme.loadAfterReload')).toBe('filled');
+    expect(show.mock.calls.at(-1)[0].message).toContain('42 voxels');
+    client.interpolate.mockRejectedValueOnce(new Error('POST /api/segmentations/interpolate: 422 segment 1 has no gap'));
+    fireEvent.click(screen.getByText('Interpolate tumour'));
+    await waitFor(() => expect(show.mock.calls.at(-1)[0]).toMatchObject({ type: 'error', message: expect.stringContaining('no gap') }));
+  });
+
+  it('offers Delete only on SEGs the user stored or in a cohort they administer', async () => {
+    const { servicesManager } = services();
+    const other = { ...PREDICTION, seg_uid: 'bob', created_by: 'bob' };
+    const client = fakeClient({ segmentations: vi.fn(async () => [other]) });
+    render(<SegmentationPanel servicesManager={servicesManager} commandsManager={{}} client={client} pollMs={60000} />);
+    await screen.findByText('Interpolate tumour');
+    await waitFor(() => expect(document.querySelector('[data-cy="awesomme-user"]').textContent).toContain('ann'));
+    expect(screen.queryByText('Delete')).toBeNull();
+    cleanup();
+    const administered = { ...other, cohorts: [{ id: 1, name: 'Sarcoma', role: 'admin' }] };
+    render(<SegmentationPanel servicesManager={servicesManager} commandsManager={{}}
+      client={fakeClient({ segmentations: vi.fn(async () => [administered]) })} pollMs={60000} />);
+    expect(await screen.findByText('Delete')).toBeTruthy();
   });
 });

@@ -24,6 +24,26 @@ async function reasonOf(response) {
   return text.slice(0, 300) || response.statusText || `HTTP ${response.status}`;
 }
 
+/**
+ * Segment labels as typed in the panel: one name ("tumour") labels a single-segment file; "1=tumour, 2=bone" names
+ * the values of a label map (or the segments of a SEG, RTSTRUCT's ROI names).
+ */
+export function parseLabels(text) {
+  const trimmed = text.trim();
+  if (!trimmed) return {};
+  if (!trimmed.includes('=')) return { segmentLabel: trimmed };
+  const labelMap = {};
+  for (const part of trimmed.split(/[,;\n]/)) {
+    if (!part.trim()) continue;
+    const at = part.indexOf('=');
+    const key = part.slice(0, at).trim();
+    const name = part.slice(at + 1).trim();
+    if (at < 1 || !key || !name) throw new Error(`segment labels: "${part.trim()}" is not value=name`);
+    labelMap[key] = name;
+  }
+  return { labelMap };
+}
+
 export function createClient(fetchImpl = (...args) => globalThis.fetch(...args)) {
   async function call(method, path, { query, json, form } = {}) {
     const url = query ? `${path}?${new URLSearchParams(query)}` : path;
@@ -59,6 +79,23 @@ export function createClient(fetchImpl = (...args) => globalThis.fetch(...args))
       if (description) form.append('description', description);
       return call('POST', '/api/segmentations', { form });
     },
+    /** A file made elsewhere (NIfTI, NRRD, DICOM SEG, RTSTRUCT) stored as a new SEG of the series. */
+    importSegmentation: ({ seriesUid, file, description, labels, algorithmType, reader }) => {
+      const form = new FormData();
+      form.append('series_uid', seriesUid);
+      form.append('file', file, file.name || 'segmentation');
+      if (description) form.append('description', description);
+      const names = parseLabels(labels ?? '');
+      if (names.labelMap) form.append('label_map', JSON.stringify(names.labelMap));
+      else if (names.segmentLabel) form.append('segment_label', names.segmentLabel);
+      if (algorithmType) form.append('algorithm_type', algorithmType);
+      if (reader) form.append('reader', reader);
+      return call('POST', '/api/segmentations/import', { form });
+    },
+    interpolate: (seriesUid, segUid, segmentNumber) =>
+      call('POST', '/api/segmentations/interpolate', {
+        json: { series_uid: seriesUid, seg_uid: segUid, segment_number: segmentNumber },
+      }),
     deleteSegmentation: segUid => call('DELETE', `/api/segmentations/${encodeURIComponent(segUid)}`),
     review: (segUid, status, comment = '') =>
       call('POST', `/api/segmentations/${encodeURIComponent(segUid)}/review`, { json: { status, comment } }),

@@ -1,5 +1,6 @@
 // Our Segmentation panel: who is logged in, the models usable on the open series (run one, see its SEG), the
-// series' SEGs (load, review, delete your own) and Save of the segmentation being edited as a new SEG.
+// series' SEGs (load, interpolate a segment, review, delete your own), Save of the segmentation being edited as a new
+// SEG, and Import of a file made elsewhere (NIfTI, NRRD, DICOM SEG, RTSTRUCT) with its metadata.
 import React, { useCallback, useEffect, useRef, useState } from 'react';
 import { createClient } from '../api/client.js';
 import * as viewer from '../api/viewer.js';
@@ -11,6 +12,20 @@ const button = {
 };
 const section = { borderTop: '1px solid #345', marginTop: '8px', paddingTop: '6px' };
 const POLL_MS = 1000;
+const field = { width: '95%', background: '#111', color: '#ddd', border: '1px solid #345', margin: '1px 0' };
+const EMPTY_UPLOAD = { file: null, description: '', labels: '', algorithmType: 'MANUAL', reader: '' };
+const ALGORITHM_TYPES = ['MANUAL', 'SEMIAUTOMATIC', 'AUTOMATIC'];
+
+/** What the caller may do with a SEG: delete it when they stored it, or administer one of its cohorts. */
+export function mayDelete(me, seg) {
+  if (!me) return false;
+  if (me.platform_admin || (seg.created_by && seg.created_by === me.username)) return true;
+  return (seg.cohorts ?? []).some(cohort => cohort.role === 'admin');
+}
+
+function segmentsOf(seg) {
+  return Array.isArray(seg.segments) ? seg.segments.filter(segment => Number.isInteger(segment?.number)) : [];
+}
 
 function validationText(validation) {
   if (!validation || typeof validation !== 'object') return '';
@@ -40,6 +55,8 @@ export function SegmentationPanel({ servicesManager, commandsManager, client: gi
   const [busy, setBusy] = useState('');
   const [description, setDescription] = useState('');
   const [lastRun, setLastRun] = useState(null);
+  const [upload, setUpload] = useState(EMPTY_UPLOAD);
+  const fileInput = useRef(null);
 
   const attempt = useCallback(
     async (label, action) => {
@@ -151,6 +168,26 @@ export function SegmentationPanel({ servicesManager, commandsManager, client: gi
       viewer.reloadToShow(saved.seg_uid);
     });
 
+  const importFile = () =>
+    attempt('Importing', async () => {
+      if (!upload.file) {
+        notify('Choose a NIfTI, NRRD, DICOM SEG or RTSTRUCT file first', 'warning');
+        return;
+      }
+      const imported = await client.importSegmentation({ seriesUid: series.seriesUid, ...upload });
+      setUpload(EMPTY_UPLOAD);
+      if (fileInput.current) fileInput.current.value = '';
+      notify(`Imported as a new SEG (${imported.seg_uid})`, 'success');
+      viewer.reloadToShow(imported.seg_uid);
+    });
+
+  const interpolate = (seg, segment) =>
+    attempt('Interpolating', async () => {
+      const made = await client.interpolate(series.seriesUid, seg.seg_uid, segment.number);
+      notify(`${segment.label ?? `Segment ${segment.number}`}: ${made.added_voxels} voxels filled in a new SEG`, 'success');
+      viewer.reloadToShow(made.seg_uid);
+    });
+
   const review = (seg, status) =>
     attempt('Reviewing', async () => {
       await client.review(seg.seg_uid, status);
@@ -237,13 +274,70 @@ export function SegmentationPanel({ servicesManager, commandsManager, client: gi
                 <button style={button} disabled={!!busy} onClick={() => load(seg)} data-cy="awesomme-load">Load</button>
                 <button style={button} disabled={!!busy} onClick={() => review(seg, 'accepted')}>Accept</button>
                 <button style={button} disabled={!!busy} onClick={() => review(seg, 'rejected')}>Reject</button>
-                {me && seg.created_by === me.username && (
+                {segmentsOf(seg).map(segment => (
+                  <button
+                    key={segment.number}
+                    style={button}
+                    disabled={!!busy}
+                    onClick={() => interpolate(seg, segment)}
+                    data-cy="awesomme-interpolate"
+                    title="fill the slices between this segment's segmented slices (a new SEG)"
+                  >
+                    Interpolate {segment.label ?? segment.number}
+                  </button>
+                ))}
+                {mayDelete(me, seg) && (
                   <button style={button} disabled={!!busy} onClick={() => remove(seg)} data-cy="awesomme-delete">
                     Delete
                   </button>
                 )}
               </div>
             ))}
+          </div>
+          <div style={section} data-cy="awesomme-import">
+            <b>Import</b> a segmentation of this series
+            <input
+              type="file"
+              ref={fileInput}
+              accept=".nii,.nii.gz,.gz,.nrrd,.seg.nrrd,.dcm,application/dicom"
+              onChange={event => setUpload(previous => ({ ...previous, file: event.target.files?.[0] ?? null }))}
+              data-cy="awesomme-import-file"
+              style={field}
+            />
+            <input
+              placeholder="description (optional)"
+              value={upload.description}
+              onChange={event => setUpload({ ...upload, description: event.target.value })}
+              data-cy="awesomme-import-description"
+              style={field}
+            />
+            <input
+              placeholder="segment labels: tumour, or 1=tumour, 2=bone"
+              value={upload.labels}
+              onChange={event => setUpload({ ...upload, labels: event.target.value })}
+              data-cy="awesomme-import-labels"
+              style={field}
+            />
+            <input
+              placeholder="reader (who drew it; you, if empty)"
+              value={upload.reader}
+              onChange={event => setUpload({ ...upload, reader: event.target.value })}
+              data-cy="awesomme-import-reader"
+              style={field}
+            />
+            <select
+              value={upload.algorithmType}
+              onChange={event => setUpload({ ...upload, algorithmType: event.target.value })}
+              data-cy="awesomme-import-type"
+              style={field}
+            >
+              {ALGORITHM_TYPES.map(type => (
+                <option key={type} value={type}>{type}</option>
+              ))}
+            </select>
+            <button style={button} disabled={!!busy} onClick={importFile} data-cy="awesomme-import-button">
+              Import
+            </button>
           </div>
         </>
       )}

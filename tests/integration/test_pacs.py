@@ -15,6 +15,13 @@ import httpx
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    CTImageStorage,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+)
 
 from awesomme.orthanc.client import OrthancClient
 from awesomme.phantoms import generate_patient
@@ -41,7 +48,12 @@ def _planted(tmp_path: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def peer_port(tmp_path_factory: pytest.TempPathFactory):
+def planted(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return _planted(tmp_path_factory.mktemp("planted"))
+
+
+@pytest.fixture(scope="module")
+def peer_port(tmp_path_factory: pytest.TempPathFactory, planted: list[Path]):
     """dcmqrscp as the PACS (called AE ``PACS``), loaded with the planted files through its own C-STORE SCP."""
     root = tmp_path_factory.mktemp("pacs")
     (root / "db").mkdir()
@@ -52,7 +64,7 @@ def peer_port(tmp_path_factory: pytest.TempPathFactory):
         f"AETable BEGIN\nPACS {root / 'db'} RW (200, 1024mb) ANY\nAETable END\n"
     )
     process = subprocess.Popen(["dcmqrscp", "-c", str(root / "dcmqrscp.cfg"), str(port)], stderr=subprocess.DEVNULL)
-    files = _planted(root)
+    files = planted
     for _ in range(50):
         stored = subprocess.run(
             ["storescu", "-aec", "PACS", "127.0.0.1", str(port), *map(str, files)], capture_output=True, check=False
@@ -67,9 +79,10 @@ def peer_port(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def pacs(server_url: str, admin: Account, cohorts: Cohorts, peer_port: int) -> dict[str, Any]:
+def pacs(server_url: str, admin: Account, cohorts: Cohorts, peer_port: int, dying_port: int) -> dict[str, Any]:
     """A de-identifying cohort administered by alpha's admin; peers: ``hospital`` (allowed for it, cap 4 instances),
-    ``elsewhere`` (same PACS, allowed for beta only), ``dead`` (nothing listens) and ``stranger`` (wrong AE title)."""
+    ``elsewhere`` (same PACS, allowed for beta only), ``dead`` (nothing listens), ``stranger`` (wrong AE title) and
+    ``dying`` (goes away in the middle of a C-GET)."""
     headers = admin.headers(server_url)
     reply = httpx.post(
         f"{server_url}/api/cohorts", json={"name": "pacs-intake", "description": "pacs"}, headers=headers
@@ -84,11 +97,44 @@ def pacs(server_url: str, admin: Account, cohorts: Cohorts, peer_port: int) -> d
         "elsewhere": {"ae_title": "PACS", "port": peer_port, "cohorts": ["beta"]},
         "dead": {"ae_title": "PACS", "port": free_port(), "cohorts": ["pacs-intake"]},
         "stranger": {"ae_title": "NOBODY", "port": peer_port, "cohorts": ["pacs-intake"]},
+        "dying": {"ae_title": "DYING", "port": dying_port, "cohorts": ["pacs-intake"]},
     }
     for name, spec in peers.items():
         reply = httpx.post(f"{server_url}/api/pacs/peers", json={"name": name, **base, **spec}, headers=headers)
         assert reply.status_code == 201, reply.text
     return {"cohort": cohort_id, "admin": cohorts.alpha_admin}
+
+
+@pytest.fixture(scope="module")
+def dying_port(planted: list[Path]):
+    """A pynetdicom peer that answers C-FIND for the phantom series, then sends one instance of a C-GET and aborts."""
+    datasets = [pydicom.dcmread(path) for path in planted[1:]]
+
+    def on_find(event: evt.Event):
+        level = event.identifier.QueryRetrieveLevel
+        for ds in datasets[:1] if level == "SERIES" else datasets:
+            match = Dataset()
+            match.QueryRetrieveLevel = level
+            match.StudyInstanceUID, match.SeriesInstanceUID = ds.StudyInstanceUID, ds.SeriesInstanceUID
+            if level == "IMAGE":
+                match.SOPInstanceUID = ds.SOPInstanceUID
+            yield 0xFF00, match
+
+    def on_get(event: evt.Event):
+        yield len(datasets)
+        yield 0xFF00, datasets[0]
+        event.assoc.abort()
+
+    ae = AE(ae_title="DYING")
+    ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
+    ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_supported_context(CTImageStorage, scu_role=True, scp_role=True)
+    port = free_port()
+    server = ae.start_server(
+        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_FIND, on_find), (evt.EVT_C_GET, on_get)]
+    )
+    yield port
+    server.shutdown()
 
 
 def _studies(http: httpx.Client) -> list[dict[str, Any]]:
@@ -112,9 +158,9 @@ def test_echo_answers_and_a_dead_or_refusing_peer_is_a_502(pacs, server_url, adm
         reply = http.post("/api/pacs/peers/hospital/echo")
         assert reply.status_code == 200 and reply.json()["status"] == "success", reply.text
         dead = http.post("/api/pacs/peers/dead/echo")
-        assert dead.status_code == 502 and "did not answer" in dead.json()["detail"]
+        assert dead.status_code == 502 and "not reachable" in dead.json()["detail"]
         refused = http.post("/api/pacs/peers/stranger/echo")
-        assert refused.status_code == 502 and "refused the association" in refused.json()["detail"]
+        assert refused.status_code == 502 and "refused" in refused.json()["detail"]
         listed = {peer["name"] for peer in http.get("/api/pacs/peers").json()}
         assert {"hospital", "elsewhere", "dead", "stranger"} <= listed
 
@@ -202,3 +248,14 @@ def test_beyond_the_cap_is_a_422_and_a_dead_peer_a_502_with_nothing_stored(pacs,
         dead = http.post("/api/pacs/dead/retrieve", json={"cohort": "pacs-intake", "series_uids": every_series[:1]})
         assert dead.status_code == 502, dead.text
         assert len(http.get("/api/imports").json()) == jobs and _instances(orthanc) == before
+
+
+def test_a_peer_that_dies_mid_transfer_fails_the_job_and_leaves_nothing_stored(pacs, server_url, orthanc, planted):
+    series_uid = str(pydicom.dcmread(planted[1]).SeriesInstanceUID)
+    with client_for(server_url, pacs["admin"]) as http:
+        before = _instances(orthanc)
+        reply = http.post("/api/pacs/dying/retrieve", json={"cohort": "pacs-intake", "series_uids": [series_uid]})
+        assert reply.status_code == 202, reply.text
+        report = _finished(http, reply.json()["id"])
+        assert report["status"] == "failed" and "went away" in report["error"], report
+        assert report["mapping"] == "none" and _instances(orthanc) == before

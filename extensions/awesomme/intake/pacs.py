@@ -8,6 +8,7 @@ built from a fixed set of keys (``study_identifier``, ``series_identifier``): a 
 from __future__ import annotations
 
 import queue
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -91,8 +92,21 @@ def _associate(peer: Peer, ae: AE, **kwargs: Any) -> Association:
     assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, **kwargs)
     if assoc.is_established:
         return assoc
-    why = "refused the association" if assoc.is_rejected else "did not answer"
+    if assoc.is_rejected:
+        why = "refused the association"
+    elif _reachable(peer):  # a rejection whose connection closed before its answer was read reads as an abort
+        why = "refused the association (it broke off: does it know our AE title and its own?)"
+    else:
+        why = "is not reachable (nothing answers at that address)"
     raise PeerUnavailable(f"PACS peer {peer.name} ({peer.ae_title}@{peer.host}:{peer.port}) {why}")
+
+
+def _reachable(peer: Peer) -> bool:
+    try:
+        with socket.create_connection((peer.host, peer.port), timeout=min(peer.timeout_s, 5.0)):
+            return True
+    except OSError:
+        return False
 
 
 def echo(peer: Peer) -> float:

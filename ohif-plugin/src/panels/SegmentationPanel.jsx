@@ -212,7 +212,13 @@ export function SegmentationPanel({ servicesManager, commandsManager, client: gi
         {me ? (
           <>
             Logged in as <b>{me.username}</b>
-            {me.platform_admin ? ' (platform admin)' : ''}{' '}
+            {me.platform_admin ? ' (platform admin)' : ''}
+            {(me.cohorts ?? []).length > 0 && (
+              <span data-cy="awesomme-roles">
+                {' · '}
+                {me.cohorts.map(cohort => `${cohort.name}: ${cohort.role}`).join(', ')}
+              </span>
+            )}{' '}
             <button style={button} onClick={logout} data-cy="awesomme-logout">Log out</button>
           </>
         ) : (

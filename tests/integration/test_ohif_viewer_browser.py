@@ -1,8 +1,10 @@
-"""The AWESOMME viewer end to end in Debian's Chromium: a member logs in, sees only their cohort's studies, opens an
-MR study in our mode, runs ``osteosarcoma_mr`` and sees its SEG, paints with the brush, saves, and finds the new SEG
-after a reload as theirs, SEMIAUTOMATIC, with the very voxels the browser painted; a member of another cohort reaches
-none of it. Every answer the page gets is recorded: no 5xx, no unexpected 4xx, no page error, no other host, no
-Content-Security-Policy violation. Screenshots of each step land in ``var/test-artefacts/ohif-viewer/``.
+"""The AWESOMME viewer end to end in Debian's Chromium: a member logs in, sees only their cohort's studies (and their
+role in each cohort, choosing one narrows the list), opens an MR study in our mode, runs ``osteosarcoma_mr`` and sees
+its SEG, paints with the brush, saves, and finds the new SEG after a reload as theirs, SEMIAUTOMATIC, with the very
+voxels the browser painted; imports a NIfTI mask through the panel and finds it stored with the mask's voxels; a
+member of another cohort reaches none of it. Every answer the page gets is recorded: no 5xx, no unexpected 4xx, no
+page error, no other host, no Content-Security-Policy violation. Screenshots of each step land in
+``var/test-artefacts/ohif-viewer/``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response
 
 from awesomme.core.config import REPO_ROOT
+from awesomme.dicom.seg import decode_seg
+from awesomme.dicom.volumes import sort_by_position
 from awesomme.orthanc.client import OrthancClient
 from tests.integration.conftest import (
     Account,
@@ -30,6 +34,7 @@ from tests.integration.conftest import (
     store_patient,
 )
 from tests.integration.test_viewer_browser import _as_listed, _log_in, _new_context, browser  # noqa: F401
+from tests.seg_files import nifti_bytes, truth_mask
 
 ARTEFACTS = REPO_ROOT / "var" / "test-artefacts" / "ohif-viewer"
 MODEL = "osteosarcoma_mr"
@@ -237,6 +242,17 @@ def _flow(page: Page, server_url: str, cohorts: Cohorts, studies: Studies, ortha
     assert page.get_by_text(beta_name).count() == 0
     _shot(page, "02-study-list")
 
+    # The cohort bar: the member's cohorts with their role; choosing one reloads the list narrowed to it.
+    chooser = page.locator('[data-cy="awesomme-cohort-select"]')
+    chooser.wait_for(state="visible")
+    assert "(member)" in chooser.locator(f'option[value="{cohorts.alpha}"]').inner_text()
+    with page.expect_response(lambda response: f"cohort={cohorts.alpha}" in response.url) as narrowed:
+        chooser.select_option(str(cohorts.alpha))
+    assert narrowed.value.status == 200
+    narrowed_uids = {item["0020000D"]["Value"][0] for item in narrowed.value.json()}
+    assert alpha_uid in narrowed_uids and beta_uid not in narrowed_uids
+    page.get_by_text(alpha_name).wait_for(state="visible")
+
     page.goto(f"/viewer/awesomme?StudyInstanceUIDs={alpha_uid}")
     page.locator(RUN_BUTTON).wait_for(state="visible", timeout=90_000)
     page.locator('[data-cy="awesomme-demo"]').first.wait_for(state="visible")
@@ -289,10 +305,37 @@ def _flow(page: Page, server_url: str, cohorts: Cohorts, studies: Studies, ortha
     assert prediction in (saved.get("derived_from"), saved.get("based_on"), prediction)
     assert _stored_voxels(orthanc, alpha_uid, saved["seg_uid"]) == painted
 
+    # Import a NIfTI mask through the panel: a new SEG of the series, theirs, with the mask's voxels.
+    stored = studies.alpha_mr
+    tumour = truth_mask(stored.patient.truth["tumour"])
+    page.locator('[data-cy="awesomme-import-file"]').set_input_files(
+        {
+            "name": "tumour.nii.gz",
+            "mimeType": "application/gzip",
+            "buffer": nifti_bytes(tumour.astype(np.uint8), stored.patient.affine),
+        }
+    )
+    page.locator('[data-cy="awesomme-import-labels"]').fill("tumour")
+    page.locator('[data-cy="awesomme-import-reader"]').fill("Dr Import")
+    with page.expect_navigation(timeout=90_000):  # imported, the page reloads to show it
+        page.locator('[data-cy="awesomme-import-button"]').click()
+    page.wait_for_load_state("load")
+    page.wait_for_function("() => !sessionStorage.getItem('awesomme.loadAfterReload')", timeout=90_000)
+    _shot(page, "07-imported-nifti")
+    with client_for(server_url, cohorts.alpha_member) as member:
+        listed_now = member.get("/api/segmentations", params={"series_uid": series_uid}).json()
+    [imported] = [seg for seg in listed_now if seg["seg_uid"] not in {item["seg_uid"] for item in listed}]
+    assert imported["created_by"] == cohorts.alpha_member.username and imported["reader"] == "Dr Import"
+    assert imported["algorithm_type"] == "MANUAL" and imported["segments"][0]["label"] == "tumour"
+    [seg_dataset] = orthanc.retrieve_series(alpha_uid, imported["seg_uid"])
+    decoded = decode_seg(seg_dataset, sort_by_position(stored.datasets)).label_map
+    assert np.array_equal(decoded > 0, tumour)
+
     # A member of another cohort reaches none of it.
     with client_for(server_url, cohorts.beta_member) as stranger:
         assert stranger.get("/api/segmentations", params={"series_uid": series_uid}).status_code == 404
-        seg_metadata = f"/dicom-web/studies/{alpha_uid}/series/{saved['seg_uid']}/metadata"
-        assert stranger.get(seg_metadata).status_code in (403, 404)
+        for seg_uid in (saved["seg_uid"], imported["seg_uid"]):
+            seg_metadata = f"/dicom-web/studies/{alpha_uid}/series/{seg_uid}/metadata"
+            assert stranger.get(seg_metadata).status_code in (403, 404)
         studies_seen = {item["0020000D"]["Value"][0] for item in stranger.get("/dicom-web/studies").json()}
         assert alpha_uid not in studies_seen

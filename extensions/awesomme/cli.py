@@ -463,6 +463,53 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return 0 if status["status"] == "done" and not failed else 2
 
 
+def cmd_pacs(args: argparse.Namespace) -> int:
+    """The hospital PACS through the running server's /api/pacs (token: AWESOMME_TOKEN)."""
+    import time
+
+    with _batch_api(args) as client:
+        if args.action == "peers":
+            for peer in _answer(client.get("/api/pacs/peers"), 200):
+                print(f"{peer['name']}\t{peer['ae_title']}@{peer['host']}:{peer['port']}\t{peer['retrieve']}"
+                      f"\tcohorts {','.join(map(str, peer['cohorts']))}\tmax {peer['max_studies']} studies, "
+                      f"{peer['max_instances']} instances")  # fmt: skip
+            return 0
+        if not args.peer:
+            raise ValueError(f"pacs {args.action}: give the peer's name")
+        if args.action == "echo":
+            answer = _answer(client.post(f"/api/pacs/peers/{args.peer}/echo"), 200)
+            print(f"{answer['peer']}: {answer['status']} ({answer['round_trip_ms']} ms)")
+            return 0
+        if args.action == "query":
+            keys = {"patient_id": args.patient_id, "accession_number": args.accession_number,
+                    "study_date_from": args.date_from, "study_date_to": args.date_to, "modality": args.modality,
+                    "study_uid": args.study_uid}  # fmt: skip
+            body = {key: value for key, value in keys.items() if value is not None}
+            print(json.dumps(_answer(client.post(f"/api/pacs/{args.peer}/query", json=body), 200), indent=2))
+            return 0
+        if args.cohort is None or not args.series:
+            raise ValueError("pacs retrieve: give --cohort and at least one --series")
+        body = {"cohort": args.cohort, "series_uids": args.series, "pseudonym": args.pseudonym}
+        job = _answer(client.post(f"/api/pacs/{args.peer}/retrieve", json=body), 202)
+        print(f"import {job['id']} started", flush=True)
+        while (report := _answer(client.get(f"/api/imports/{job['id']}"), 200))["status"] == "running":
+            time.sleep(1.0)
+        for item in report["items"]:
+            print(f"{item.get('series_uid') or item.get('file')}\t{item.get('status') or item.get('error')}")
+        if report["status"] != "done":
+            print(f"import {job['id']} {report['status']}: {report['error']}", file=sys.stderr)
+            return 2
+        if args.mapping and report["mapping"] == "ready":
+            mapping = client.get(f"/api/imports/{job['id']}/mapping.csv")
+            if mapping.status_code != 200:
+                _answer(mapping, 200)
+            fd = os.open(args.mapping, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(mapping.content)
+            print(f"identity map written to {args.mapping}")
+        return 0
+
+
 def cmd_phantom(args: argparse.Namespace) -> int:
     from awesomme.phantoms import generate_patient
 
@@ -542,6 +589,21 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--dry-run", action="store_true", help="print what would run, per patient; start nothing")
     batch.add_argument("--watch", action="store_true", help="start: then show a progress bar until it ends")
     batch.set_defaults(func=cmd_batch)
+    pacs = commands.add_parser("pacs", help="hospital PACS peers on the running server (token: AWESOMME_TOKEN)")
+    pacs.add_argument("action", choices=["peers", "echo", "query", "retrieve"])
+    pacs.add_argument("peer", nargs="?", help="the peer's name")
+    pacs.add_argument("--server", help="the server's URL (default: this installation's)")
+    pacs.add_argument("--patient-id")
+    pacs.add_argument("--accession-number")
+    pacs.add_argument("--date-from", help="YYYYMMDD")
+    pacs.add_argument("--date-to", help="YYYYMMDD")
+    pacs.add_argument("--modality")
+    pacs.add_argument("--study-uid", help="query: that study's series")
+    pacs.add_argument("--cohort", help="retrieve: the target cohort's id or name")
+    pacs.add_argument("--series", action="append", default=[], help="retrieve: a series UID (repeat for more)")
+    pacs.add_argument("--pseudonym", help="retrieve: the patient's pseudonym")
+    pacs.add_argument("--mapping", help="retrieve: write the identity map here (a new file; downloadable once)")
+    pacs.set_defaults(func=cmd_pacs)
     phantom = commands.add_parser("phantom", help="write one synthetic patient (DICOM + ground truth)")
     phantom.add_argument("--kind", required=True, choices=KINDS)
     phantom.add_argument("--seed", required=True, type=int)

@@ -5,8 +5,11 @@ de-identified on arrival (no planted identity in Orthanc), the identity map once
 from __future__ import annotations
 
 import io
+import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ pytestmark = pytest.mark.skipif(shutil.which("dcmqrscp") is None, reason="dcmtk'
 
 CANARY_ID = "PACS-CANARY-0815"
 CANARY_NAME = "Canary^Paula"
+CT_SMALL_STUDY = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"  # pydicom's CT_small.dcm
 
 
 def _planted(tmp_path: Path) -> list[Path]:
@@ -133,6 +137,7 @@ def dying_port(planted: list[Path]):
     server = ae.start_server(
         ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_FIND, on_find), (evt.EVT_C_GET, on_get)]
     )
+    assert server is not None
     yield port
     server.shutdown()
 
@@ -169,9 +174,7 @@ def test_query_finds_studies_then_series_and_refuses_keys_we_do_not_allow(pacs, 
     with client_for(server_url, pacs["admin"]) as http:
         studies = _studies(http)
         assert len(studies) == 2 and {study["patient_id"] for study in studies} == {CANARY_ID}
-        phantom = next(
-            study for study in studies if study["study_uid"] != "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"
-        )
+        phantom = next(study for study in studies if study["study_uid"] != CT_SMALL_STUDY)
         series = _series_of(http, phantom["study_uid"])
         assert len(series) == 1 and series[0]["modality"] == "CT"
         for body in (
@@ -208,9 +211,7 @@ def _finished(http: httpx.Client, job_id: int) -> dict[str, Any]:
 def test_a_retrieved_series_lands_de_identified_and_its_map_is_given_once(pacs, server_url, orthanc, admin):
     with client_for(server_url, pacs["admin"]) as http:
         studies = _studies(http)
-        phantom = next(
-            study for study in studies if study["study_uid"] != "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"
-        )
+        phantom = next(study for study in studies if study["study_uid"] != CT_SMALL_STUDY)
         [series] = _series_of(http, phantom["study_uid"])
         before = _instances(orthanc)
         body = {"cohort": "pacs-intake", "series_uids": [series["series_uid"]], "pseudonym": "PSEUDO-7"}
@@ -259,3 +260,24 @@ def test_a_peer_that_dies_mid_transfer_fails_the_job_and_leaves_nothing_stored(p
         report = _finished(http, reply.json()["id"])
         assert report["status"] == "failed" and "went away" in report["error"], report
         assert report["mapping"] == "none" and _instances(orthanc) == before
+
+
+def test_the_cli_queries_and_retrieves_with_a_personal_token(pacs, server_url, tmp_path: Path):
+    with client_for(server_url, pacs["admin"]) as http:
+        reply = http.post("/api/users/me/tokens", json={"name": "cli pacs", "expires_in_days": 1})
+        assert reply.status_code == 201, reply.text
+        env = {**os.environ, "AWESOMME_TOKEN": reply.json()["token"]}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "awesomme.cli", "pacs", *args, "--server", server_url]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+
+    query = cli("query", "hospital", "--patient-id", CANARY_ID)
+    assert query.returncode == 0, query.stdout + query.stderr
+    [study] = [entry for entry in json.loads(query.stdout)["studies"] if entry["study_uid"] == CT_SMALL_STUDY]
+    series = json.loads(cli("query", "hospital", "--study-uid", study["study_uid"]).stdout)["series"]
+    mapping = tmp_path / "map.csv"
+    done = cli("retrieve", "hospital", "--cohort", "pacs-intake", "--series", series[0]["series_uid"],
+               "--mapping", str(mapping))  # fmt: skip
+    assert done.returncode == 0 and "stored" in done.stdout, done.stdout + done.stderr
+    assert mapping.stat().st_mode & 0o077 == 0 and CANARY_ID in mapping.read_text()

@@ -565,6 +565,7 @@ class PacsPeer(Base):
     host: Mapped[str] = mapped_column(String(255))
     port: Mapped[int] = mapped_column(Integer)
     retrieve: Mapped[str] = mapped_column(String(8), default="get")  # get | move
+    move_port: Mapped[int | None] = mapped_column(Integer, nullable=True)  # move: our storage SCP's port, per job
     cohorts: Mapped[list[int]] = mapped_column(JSON, default=list)
     max_studies: Mapped[int] = mapped_column(Integer, default=10)
     max_instances: Mapped[int] = mapped_column(Integer, default=2000)

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -38,9 +39,11 @@ CT_SMALL_STUDY = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"  # pydicom's CT_s
 
 
 def _planted(tmp_path: Path) -> list[Path]:
-    """pydicom's CT test file and a 4-slice phantom CT series, each with a planted identity."""
+    """pydicom's CT test file, a 4-slice phantom CT series and pydicom's MR test file, each with a planted
+    identity."""
     sources = [Path(str(get_testdata_file("CT_small.dcm")))]
     sources += generate_patient("chest-ct", 4343, tmp_path / "phantom", shape=(4, 32, 32)).dicom_files
+    sources += [Path(str(get_testdata_file("MR_small.dcm")))]
     out = []
     for index, source in enumerate(sources):
         ds = pydicom.dcmread(source)
@@ -57,14 +60,21 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def peer_port(tmp_path_factory: pytest.TempPathFactory, planted: list[Path]):
-    """dcmqrscp as the PACS (called AE ``PACS``), loaded with the planted files through its own C-STORE SCP."""
+def move_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def peer_port(tmp_path_factory: pytest.TempPathFactory, planted: list[Path], move_port: int):
+    """dcmqrscp as the PACS (called AE ``PACS``), loaded with the planted files through its own C-STORE SCP; it
+    knows our AE title (C-MOVE's destination) at 127.0.0.1:``move_port``."""
     root = tmp_path_factory.mktemp("pacs")
     (root / "db").mkdir()
     port = free_port()
     (root / "dcmqrscp.cfg").write_text(
         f"NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 8\n"
-        "HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n"
+        f"HostTable BEGIN\nawesomme = (AWESOMME, 127.0.0.1, {move_port})\nHostTable END\n"
+        "VendorTable BEGIN\nVendorTable END\n"
         f"AETable BEGIN\nPACS {root / 'db'} RW (200, 1024mb) ANY\nAETable END\n"
     )
     process = subprocess.Popen(["dcmqrscp", "-c", str(root / "dcmqrscp.cfg"), str(port)], stderr=subprocess.DEVNULL)
@@ -83,10 +93,12 @@ def peer_port(tmp_path_factory: pytest.TempPathFactory, planted: list[Path]):
 
 
 @pytest.fixture(scope="module")
-def pacs(server_url: str, admin: Account, cohorts: Cohorts, peer_port: int, dying_port: int) -> dict[str, Any]:
+def pacs(
+    server_url: str, admin: Account, cohorts: Cohorts, peer_port: int, dying_port: int, move_port: int
+) -> dict[str, Any]:
     """A de-identifying cohort administered by alpha's admin; peers: ``hospital`` (allowed for it, cap 4 instances),
     ``elsewhere`` (same PACS, allowed for beta only), ``dead`` (nothing listens), ``stranger`` (wrong AE title) and
-    ``dying`` (goes away in the middle of a C-GET)."""
+    ``dying`` (goes away in the middle of a C-GET); ``mover`` is the PACS by C-MOVE."""
     headers = admin.headers(server_url)
     reply = httpx.post(
         f"{server_url}/api/cohorts", json={"name": "pacs-intake", "description": "pacs"}, headers=headers
@@ -102,6 +114,13 @@ def pacs(server_url: str, admin: Account, cohorts: Cohorts, peer_port: int, dyin
         "dead": {"ae_title": "PACS", "port": free_port(), "cohorts": ["pacs-intake"]},
         "stranger": {"ae_title": "NOBODY", "port": peer_port, "cohorts": ["pacs-intake"]},
         "dying": {"ae_title": "DYING", "port": dying_port, "cohorts": ["pacs-intake"]},
+        "mover": {
+            "ae_title": "PACS",
+            "port": peer_port,
+            "cohorts": ["pacs-intake"],
+            "retrieve": "move",
+            "move_port": move_port,
+        },
     }
     for name, spec in peers.items():
         reply = httpx.post(f"{server_url}/api/pacs/peers", json={"name": name, **base, **spec}, headers=headers)
@@ -112,7 +131,7 @@ def pacs(server_url: str, admin: Account, cohorts: Cohorts, peer_port: int, dyin
 @pytest.fixture(scope="module")
 def dying_port(planted: list[Path]):
     """A pynetdicom peer that answers C-FIND for the phantom series, then sends one instance of a C-GET and aborts."""
-    datasets = [pydicom.dcmread(path) for path in planted[1:]]
+    datasets = [pydicom.dcmread(path) for path in planted[1:5]]
 
     def on_find(event: evt.Event):
         level = event.identifier.QueryRetrieveLevel
@@ -173,7 +192,7 @@ def test_echo_answers_and_a_dead_or_refusing_peer_is_a_502(pacs, server_url, adm
 def test_query_finds_studies_then_series_and_refuses_keys_we_do_not_allow(pacs, server_url):
     with client_for(server_url, pacs["admin"]) as http:
         studies = _studies(http)
-        assert len(studies) == 2 and {study["patient_id"] for study in studies} == {CANARY_ID}
+        assert len(studies) == 3 and {study["patient_id"] for study in studies} == {CANARY_ID}
         phantom = next(study for study in studies if study["study_uid"] != CT_SMALL_STUDY)
         series = _series_of(http, phantom["study_uid"])
         assert len(series) == 1 and series[0]["modality"] == "CT"
@@ -281,3 +300,22 @@ def test_the_cli_queries_and_retrieves_with_a_personal_token(pacs, server_url, t
                "--mapping", str(mapping))  # fmt: skip
     assert done.returncode == 0 and "stored" in done.stdout, done.stdout + done.stderr
     assert mapping.stat().st_mode & 0o077 == 0 and CANARY_ID in mapping.read_text()
+
+
+def test_c_move_lands_through_the_jobs_own_storage_scp_de_identified(pacs, server_url, orthanc, planted, move_port):
+    mr = pydicom.dcmread(planted[-1])
+    with client_for(server_url, pacs["admin"]) as http:
+        before = _instances(orthanc)
+        body = {"cohort": "pacs-intake", "series_uids": [str(mr.SeriesInstanceUID)]}
+        reply = http.post("/api/pacs/mover/retrieve", json=body)
+        assert reply.status_code == 202, reply.text
+        report = _finished(http, reply.json()["id"])
+        assert report["status"] == "done", report
+        [stored] = [item for item in report["items"] if item.get("series_uid")]
+        assert stored["status"] == "stored" and _instances(orthanc) - before == 1
+        [dataset] = orthanc.retrieve_series(stored["study_uid"], stored["series_uid"])
+        raw = io.BytesIO()
+        dataset.save_as(raw)
+        assert CANARY_ID.encode() not in raw.getvalue() and b"Canary" not in raw.getvalue()
+    with socket.socket() as probe:  # the storage SCP is closed again once the job ends
+        assert probe.connect_ex(("127.0.0.1", move_port)) != 0

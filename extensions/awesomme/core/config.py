@@ -95,6 +95,8 @@ class Settings(BaseSettings):
         default="AWESOMME", min_length=1, max_length=16, pattern=r"^[ -\[\]-~]*[!-\[\]-~][ -\[\]-~]*$"
     )
     pacs_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    # C-MOVE peers send to a storage SCP a retrieval opens on this address (and the peer's move_port) while it runs.
+    pacs_move_address: str = "127.0.0.1"
     # Cohort batches run on Dask: by default a LocalCluster of this many worker processes (loopback, TLS with
     # in-memory certificates), started at the first batch and closed after this many idle seconds.
     dask_workers: int = Field(default=2, ge=1, le=64)

@@ -1,8 +1,10 @@
 """A hospital PACS as a DICOM peer (pynetdicom): C-ECHO, C-FIND (study, series and image level, Study Root) and
-C-GET, whose C-STORE sub-operations arrive on our own association (no listening port opens on our side).
+C-GET, whose C-STORE sub-operations arrive on our own association (no listening port opens on our side), or C-MOVE
+to our own calling AE title, a storage SCP open only while the retrieval runs.
 
-Nothing here sends a dataset to a peer: no C-STORE SCU, no C-MOVE to a third party. The query identifiers are
-built from a fixed set of keys (``study_identifier``, ``series_identifier``): a caller chooses values, never keys.
+Nothing here sends a dataset to a peer: no C-STORE SCU, no C-MOVE to a third party (the destination is always us).
+The query identifiers are built from a fixed set of keys (``study_identifier``, ``series_identifier``): a caller
+chooses values, never keys.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "find",
     "get_series",
     "image_identifier",
+    "move_series",
     "series_identifier",
     "study_identifier",
 ]
@@ -40,6 +43,7 @@ __all__ = [
 Verification = UID("1.2.840.10008.1.1")
 StudyRootQueryRetrieveInformationModelFind = UID("1.2.840.10008.5.1.4.1.2.2.1")
 StudyRootQueryRetrieveInformationModelGet = UID("1.2.840.10008.5.1.4.1.2.2.3")
+StudyRootQueryRetrieveInformationModelMove = UID("1.2.840.10008.5.1.4.1.2.2.2")
 # What a C-GET may bring: the image kinds the platform analyses (others are refused by the peer's sub-operations).
 STORAGE_CLASSES = (
     UID("1.2.840.10008.5.1.4.1.1.2"),  # CT Image Storage
@@ -196,47 +200,100 @@ def find(peer: Peer, identifiers: list[Dataset], limit: int = 1000) -> list[list
 def get_series(peer: Peer, series: list[tuple[str, str]]) -> Iterator[UploadedFile]:
     """C-GET each (study UID, series UID); each instance as it arrives (its encoded file, named after its SOP
     Instance UID). Raises ``PeerUnavailable`` when the peer refuses, fails a sub-operation or goes away."""
+    return _retrieve(peer, series, None)
+
+
+def move_series(peer: Peer, series: list[tuple[str, str]], scp_address: tuple[str, int]) -> Iterator[UploadedFile]:
+    """C-MOVE each series to our calling AE title: a storage SCP on ``scp_address`` that accepts only this peer's AE
+    title, open for this retrieval only. The peer must know our AE title at that address. As ``get_series``."""
+    return _retrieve(peer, series, scp_address)
+
+
+def _check_final(peer: Peer, series_uid: str, final: Dataset | None) -> None:
+    code = final.get("Status") if final else None
+    if code is None:
+        raise PeerUnavailable(f"PACS peer {peer.name} went away during the retrieval")
+    if code != 0x0000:
+        failed = final.get("NumberOfFailedSuboperations", "?") if final else "?"
+        raise PeerUnavailable(
+            f"PACS peer {peer.name} did not send series {series_uid} whole (status 0x{code:04X}, {failed} failed)"
+        )
+
+
+def _series_key(study_uid: str, series_uid: str) -> Dataset:
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "SERIES"
+    identifier.StudyInstanceUID, identifier.SeriesInstanceUID = study_uid, series_uid
+    return identifier
+
+
+def _retrieve(peer: Peer, series: list[tuple[str, str]], scp_address: tuple[str, int] | None) -> Iterator[UploadedFile]:
     arrived: queue.Queue[UploadedFile | Exception | None] = queue.Queue()
 
-    def on_store(event: evt.Event) -> int:  # a C-STORE sub-operation of our C-GET
+    def on_store(event: evt.Event) -> int:  # a C-STORE sub-operation of our C-GET or C-MOVE
         sop = excerpt(str(event.request.AffectedSOPInstanceUID), 64)  # type: ignore[union-attr]
         arrived.put(UploadedFile(f"{peer.name}:{sop}", event.encoded_dataset(include_meta=True)))
         return 0x0000
 
-    def run() -> None:
+    def by_get() -> None:
+        ae = _ae(peer)
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+        for sop_class in STORAGE_CLASSES:
+            ae.add_requested_context(sop_class)
+        roles = [build_role(sop_class, scp_role=True) for sop_class in STORAGE_CLASSES]
+        assoc = _associate(peer, ae, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+        try:
+            for study_uid, series_uid in series:
+                final: Dataset | None = None
+                for status, _ in assoc.send_c_get(
+                    _series_key(study_uid, series_uid), StudyRootQueryRetrieveInformationModelGet
+                ):
+                    final = status
+                _check_final(peer, series_uid, final)
+        finally:
+            if assoc.is_established:
+                assoc.release()
+
+    def by_move(address: tuple[str, int]) -> None:
+        scp = _ae(peer)
+        for sop_class in STORAGE_CLASSES:
+            scp.add_supported_context(sop_class)
+        scp.require_calling_aet = [peer.ae_title]
+        try:
+            server = scp.start_server(address, block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+        except OSError as error:
+            raise PeerUnavailable(
+                f"cannot open the storage SCP for {peer.name} on port {address[1]}: {error}"
+            ) from None
+        assert server is not None  # block=False
         try:
             ae = _ae(peer)
-            ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-            for sop_class in STORAGE_CLASSES:
-                ae.add_requested_context(sop_class)
-            roles = [build_role(sop_class, scp_role=True) for sop_class in STORAGE_CLASSES]
-            assoc = _associate(peer, ae, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+            ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+            assoc = _associate(peer, ae)
             try:
                 for study_uid, series_uid in series:
-                    identifier = Dataset()
-                    identifier.QueryRetrieveLevel = "SERIES"
-                    identifier.StudyInstanceUID, identifier.SeriesInstanceUID = study_uid, series_uid
                     final: Dataset | None = None
-                    for status, _ in assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet):
+                    for status, _ in assoc.send_c_move(
+                        _series_key(study_uid, series_uid), peer.calling_ae_title,
+                        StudyRootQueryRetrieveInformationModelMove,
+                    ):  # fmt: skip
                         final = status
-                    code = final.get("Status") if final else None
-                    if code is None:
-                        raise PeerUnavailable(f"PACS peer {peer.name} went away during the retrieval")
-                    if code != 0x0000:
-                        failed = final.get("NumberOfFailedSuboperations", "?") if final else "?"
-                        raise PeerUnavailable(
-                            f"PACS peer {peer.name} did not send series {series_uid} whole "
-                            f"(status 0x{code:04X}, {failed} instances failed)"
-                        )
+                    _check_final(peer, series_uid, final)
             finally:
                 if assoc.is_established:
                     assoc.release()
+        finally:
+            server.shutdown()
+
+    def run() -> None:
+        try:
+            by_get() if scp_address is None else by_move(scp_address)
         except Exception as error:  # the consumer raises it: the job ends failed, nothing stored
             arrived.put(error if isinstance(error, AwesommeError) else PeerUnavailable(f"retrieval failed: {error}"))
         finally:
             arrived.put(None)
 
-    thread = threading.Thread(target=run, name=f"c-get-{peer.name}", daemon=True)
+    thread = threading.Thread(target=run, name=f"retrieve-{peer.name}", daemon=True)
     thread.start()
     while (item := arrived.get()) is not None:
         if isinstance(item, Exception):

@@ -32,8 +32,8 @@ __all__ = ["create_peer", "delete_peer", "echo", "list_peers", "query", "retriev
 def _json(peer: PacsPeer) -> dict[str, Any]:
     return {
         "name": peer.name, "ae_title": peer.ae_title, "host": peer.host, "port": peer.port,
-        "retrieve": peer.retrieve, "cohorts": list(peer.cohorts), "max_studies": peer.max_studies,
-        "max_instances": peer.max_instances,
+        "retrieve": peer.retrieve, "move_port": peer.move_port, "cohorts": list(peer.cohorts),
+        "max_studies": peer.max_studies, "max_instances": peer.max_instances,
         "created_at": peer.created_at.replace(tzinfo=peer.created_at.tzinfo or UTC).isoformat(),
     }  # fmt: skip
 
@@ -170,8 +170,6 @@ def retrieve(principal: Principal, name: str, cohort: str, series_uids: list[str
     peer = _usable_peer(principal, name)
     if target.id not in peer.cohorts:
         raise NotFound(f"no PACS peer {excerpt(name)} for cohort {target.name}")
-    if peer.retrieve != "get":
-        raise InvalidInput(f"PACS peer {peer.name} retrieves by C-MOVE, which this platform does not run yet")
     address = _address(peer)
     found = dicom_peer.find(address, [dicom_peer.series_identifier(series_uid=uid) for uid in series_uids])
     pairs: list[tuple[str, str]] = []
@@ -193,7 +191,10 @@ def retrieve(principal: Principal, name: str, cohort: str, series_uids: list[str
     instances = sum(len(matches) for matches in counts)
 
     def fetch() -> Iterable[UploadedFile]:
+        if peer.retrieve == "move" and peer.move_port:
+            return dicom_peer.move_series(address, pairs, (get_settings().pacs_move_address, peer.move_port))
         return dicom_peer.get_series(address, pairs)
 
-    params = {"peer": peer.name, "series": len(pairs), "studies": studies, "instances": instances}
+    params = {"peer": peer.name, "retrieve": peer.retrieve, "series": len(pairs), "studies": studies}
+    params["instances"] = instances
     return imports.start_retrieval(principal, target, instances, fetch, pseudonym, params)

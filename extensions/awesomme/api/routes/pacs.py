@@ -32,9 +32,18 @@ class PeerSpec(BaseModel):
     host: str = Field(pattern=_HOST, max_length=255)
     port: int = Field(ge=1, le=65535)
     retrieve: Literal["get", "move"] = "get"
+    move_port: int | None = Field(
+        default=None, ge=1, le=65535, description="move: the port of the storage SCP a retrieval opens while it runs"
+    )
     cohorts: list[str] = Field(min_length=1, max_length=100, description="cohort ids or names allowed to use it")
     max_studies: int = Field(default=10, ge=1, le=1000)
     max_instances: int = Field(default=2000, ge=1, le=100000)
+
+    @model_validator(mode="after")
+    def _move_needs_a_port(self) -> PeerSpec:
+        if (self.retrieve == "move") != (self.move_port is not None):
+            raise ValueError("move_port: give it for retrieve=move, and only then")
+        return self
 
 
 class Peer(BaseModel):
@@ -43,6 +52,7 @@ class Peer(BaseModel):
     host: str
     port: int
     retrieve: str
+    move_port: int | None
     cohorts: list[int]
     max_studies: int
     max_instances: int

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("host", sa.String(255), nullable=False),
         sa.Column("port", sa.Integer, nullable=False),
         sa.Column("retrieve", sa.String(8), nullable=False),
+        sa.Column("move_port", sa.Integer, nullable=True),
         sa.Column("cohorts", sa.JSON, nullable=False),
         sa.Column("max_studies", sa.Integer, nullable=False),
         sa.Column("max_instances", sa.Integer, nullable=False),

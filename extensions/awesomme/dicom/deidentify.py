@@ -42,11 +42,14 @@ from typing import Any, Final
 
 import pydicom
 from dicomanonymizer.dicom_anonymization_databases import dicomfields_2024b as table_e11
+from pydicom.datadict import dictionary_has_tag, dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filewriter import correct_ambiguous_vr_element
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.valuerep import AMBIGUOUS_VR
 
 from awesomme.core.errors import InvalidInput
 
@@ -348,6 +351,8 @@ class _Walk:
 
     def dataset(self, dataset: Dataset, top: bool) -> None:
         for tag in list(dataset.keys()):
+            if _kept_unread(dataset._dict[tag]):
+                continue
             element = dataset[tag]
             if element.tag.is_private:
                 del dataset[tag]
@@ -642,6 +647,32 @@ def deidentify(
     )
 
 
+# VRs of elements that ``_Walk.element`` leaves as they are when Table E.1-1 does not list them and no option names
+# them: not sequences (their items are walked), not dates (shifted), not UN or ambiguous VRs (read to know).
+_PLAIN_VRS: Final = frozenset([
+    "AE", "AS", "AT", "CS", "DS", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW", "PN", "SH", "SL",
+    "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UR", "US", "UT", "UV",
+])  # fmt: skip
+_NOT_PLAIN: Final = {_PATIENT_ID, _PATIENT_NAME, *_FLAG_TAGS}
+
+
+def _kept_unread(element: DataElement | RawDataElement) -> bool:
+    """Whether an element not read yet is one the walk keeps unchanged whatever the policy: public, not listed by
+    Table E.1-1, of a plain VR, no patient characteristic an option cleans. It stays unread (its bytes go out as they
+    came, checked on the way in) instead of being decoded only to be kept."""
+    if not isinstance(element, RawDataElement):
+        return False
+    tag = int(element.tag)
+    if tag >> 16 & 1 or tag in _NOT_PLAIN or table_action(tag) is not None:
+        return False
+    vr = element.VR
+    if vr is None:  # implicit VR: the dictionary's
+        if not dictionary_has_tag(tag):
+            return False
+        vr = dictionary_VR(tag)
+    return vr in _PLAIN_VRS and keyword_for_tag(tag) not in _PATIENT_CLEANED
+
+
 def _copy(ds: Dataset) -> Dataset:
     """An independent copy for the walk to change. Elements not yet read (pydicom's raw elements) are immutable and
     shared; read ones are copied, sequences item by item (pydicom 2's deep copy follows each item's parent and takes
@@ -659,9 +690,24 @@ def _copy(ds: Dataset) -> Dataset:
             out.add(DataElement(tag, element.VR, value))
     out.is_little_endian = getattr(ds, "is_little_endian", None)
     out.is_implicit_VR = getattr(ds, "is_implicit_VR", None)
+    # The shared raw elements are in the original's encoding: the copy reads (and writes) them as such.
+    out.set_original_encoding(ds.read_implicit_vr, ds.read_little_endian, ds.read_encoding)
     if hasattr(ds, "file_meta"):
         out.file_meta = FileMetaDataset(ds.file_meta)
     return out
+
+
+def _resolve_ambiguous_vrs(dataset: Dataset, little_endian: bool) -> None:
+    """What pydicom's writer does to a dataset whose encoding changed, for the elements that were read or written:
+    an ambiguous VR (US or SS, OB or OW, ...) resolved from the dataset. Unread elements are written as read."""
+    for element in dataset._dict.values():
+        if isinstance(element, RawDataElement):
+            continue
+        if element.VR == "SQ":
+            for item in element.value or []:
+                _resolve_ambiguous_vrs(item, little_endian)
+        elif element.VR in AMBIGUOUS_VR:
+            correct_ambiguous_vr_element(element, dataset, little_endian)
 
 
 def encode(dataset: Dataset) -> bytes:
@@ -670,6 +716,10 @@ def encode(dataset: Dataset) -> bytes:
     file_dataset = pydicom.dataset.FileDataset("", dataset, file_meta=dataset.file_meta, preamble=b"\x00" * 128)
     file_dataset.is_little_endian = dataset.file_meta.TransferSyntaxUID.is_little_endian
     file_dataset.is_implicit_VR = dataset.file_meta.TransferSyntaxUID.is_implicit_VR
+    # Read in this very encoding (``_copy``): pydicom writes the unread elements as they are instead of reading
+    # every one of them to resolve ambiguous VRs; the read and written ones are resolved here.
+    file_dataset.set_original_encoding(dataset.read_implicit_vr, dataset.read_little_endian, dataset.read_encoding)
+    _resolve_ambiguous_vrs(file_dataset, file_dataset.is_little_endian)
     file_dataset.save_as(buffer, write_like_original=False)
     return buffer.getvalue()
 

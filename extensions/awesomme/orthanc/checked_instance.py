@@ -20,7 +20,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from awesomme.orthanc.multipart import MalformedRequest, UnsupportedMediaType, excerpt
 
-__all__ = ["CheckedInstance", "check_instance", "find_repeated_element"]
+__all__ = ["CheckedDataset", "CheckedInstance", "check_instance", "find_repeated_element", "read_checked"]
 
 MAX_UID_LENGTH = 64
 _LONG_LENGTH_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
@@ -196,7 +196,19 @@ def _check_meta(dataset: pydicom.FileDataset, sop_instance_uid: str, index: int)
     return UID(syntax)
 
 
-def check_instance(content: bytes, index: int) -> CheckedInstance:
+@dataclass(frozen=True)
+class CheckedDataset:
+    """A part that passed every check of ``check_instance`` but its re-encoding: the dataset as read, for a caller that
+    changes it (de-identification) and encodes the result itself."""
+
+    dataset: pydicom.FileDataset
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    patient_id: str
+
+
+def read_checked(content: bytes, index: int) -> CheckedDataset:
     """Read one part; refuse what is not a Part 10 file with single, well-formed UIDs, or could read two ways."""
     try:
         dataset = pydicom.dcmread(io.BytesIO(content))
@@ -214,8 +226,15 @@ def check_instance(content: bytes, index: int) -> CheckedInstance:
     patient_id = dataset.get("PatientID", "")
     if not isinstance(patient_id, str):
         raise MalformedRequest(f"part {index}: PatientID holds several values")
+    return CheckedDataset(dataset, study_uid, series_uid, sop_instance_uid, patient_id)
+
+
+def check_instance(content: bytes, index: int) -> CheckedInstance:
+    """Read one part (``read_checked``) and encode the dataset read, with its file meta made consistent with it."""
+    checked = read_checked(content, index)
+    dataset = checked.dataset
     meta = dataset.file_meta
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
+    meta.MediaStorageSOPInstanceUID = UID(checked.sop_instance_uid)
     if "SOPClassUID" in dataset:
         meta.MediaStorageSOPClassUID = dataset.SOPClassUID
     encoded = io.BytesIO()
@@ -224,10 +243,10 @@ def check_instance(content: bytes, index: int) -> CheckedInstance:
     except (ValueError, TypeError, KeyError, struct.error) as error:
         raise MalformedRequest(f"part {index} cannot be encoded again as read") from error
     return CheckedInstance(
-        study_uid=study_uid,
-        series_uid=series_uid,
-        sop_instance_uid=sop_instance_uid,
-        patient_id=patient_id,
+        study_uid=checked.study_uid,
+        series_uid=checked.series_uid,
+        sop_instance_uid=checked.sop_instance_uid,
+        patient_id=checked.patient_id,
         encoded=encoded.getvalue(),
         original_md5=hashlib.md5(content, usedforsecurity=False).hexdigest(),
     )

@@ -20,15 +20,16 @@ import csv
 import hashlib
 import io
 import logging
+import struct
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from cryptography.fernet import Fernet
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -50,10 +51,9 @@ from awesomme.dicom.nifti_series import (
 from awesomme.intake.archive import ArchiveLimits, UploadedFile, is_zip, unpack
 from awesomme.intake.sheet import ImageRow, parse_sheet
 from awesomme.models import Cohort, CohortItem, ImportJob, Segmentation, SegmentationOrigin
-from awesomme.orthanc.checked_instance import check_instance
+from awesomme.orthanc.checked_instance import CheckedInstance, read_checked
 from awesomme.orthanc.client import get_client
 from awesomme.orthanc.datastore import OrthancDatastore
-from awesomme.orthanc.multipart import encode_multipart
 from awesomme.services import segmentations, stow
 from awesomme.services.cohorts import attach_stored
 from awesomme.services.deidentification import policy_of
@@ -308,19 +308,40 @@ def _map_row(name: str, before: Dataset, result: DeidentifiedInstance) -> dict[s
     }
 
 
+def _encoded(upload_name: str, dataset: Dataset) -> CheckedInstance:
+    """The de-identified instance as Orthanc receives it: our own encoding of the dataset the engine wrote, with its
+    file meta naming it (read once, checked, changed, encoded once: no second parse of our own bytes)."""
+    meta = dataset.file_meta
+    meta.MediaStorageSOPInstanceUID = UID(str(dataset.SOPInstanceUID))
+    if "SOPClassUID" in dataset:
+        meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+    try:
+        data = encode(dataset)
+    except (ValueError, TypeError, KeyError, AttributeError, struct.error) as error:
+        raise InvalidInput(f"{upload_name}: cannot be encoded once de-identified ({type(error).__name__})") from None
+    return CheckedInstance(
+        study_uid=str(dataset.StudyInstanceUID),
+        series_uid=str(dataset.SeriesInstanceUID),
+        sop_instance_uid=str(dataset.SOPInstanceUID),
+        patient_id=str(dataset.get("PatientID", "") or ""),
+        encoded=data,
+        original_md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+    )
+
+
 def _read_dicom(
     index: int, upload: UploadedFile, cohort: tuple[DeidentificationPolicy, bytes], keep: set[str],
     pseudonym: str | None = None,
-) -> tuple[Dataset, DeidentifiedInstance]:  # fmt: skip
-    """(original, de-identified) or InvalidInput naming the file and what is wrong with it."""
+) -> tuple[Dataset, DeidentifiedInstance, CheckedInstance]:  # fmt: skip
+    """(original, de-identified, as stored) or InvalidInput naming the file and what is wrong with it. The file is
+    read once, with every check a STOW part gets (``read_checked``), and the de-identified result encoded once."""
     try:
-        checked = check_instance(upload.data, index)
+        original = read_checked(upload.data, index).dataset
     except AwesommeError as error:  # MalformedRequest, UnsupportedMediaType: what a STOW would answer
         message = str(error)  # about "part <index>", as a STOW answers: here, about the file
         if message.startswith(f"part {index}: "):
             raise InvalidInput(f"{upload.name}: {message.removeprefix(f'part {index}: ')}") from None
         raise InvalidInput(f"{upload.name} {message.removeprefix(f'part {index} ')}") from None
-    original = pydicom.dcmread(io.BytesIO(checked.encoded))
     problem = _decodable(original)
     if problem:
         raise InvalidInput(f"{upload.name}: {problem}")
@@ -331,7 +352,7 @@ def _read_dicom(
     except Exception as error:
         logger.warning("Import: %s could not be de-identified", upload.name, exc_info=True)
         raise InvalidInput(f"{upload.name}: cannot be de-identified ({type(error).__name__})") from None
-    return original, result
+    return original, result, _encoded(upload.name, result.dataset)
 
 
 def _already_stored(uids: list[str]) -> set[str]:
@@ -339,16 +360,14 @@ def _already_stored(uids: list[str]) -> set[str]:
     return {hit["MainDicomTags"]["SOPInstanceUID"] for hit in hits}
 
 
-def _store(principal: Principal, cohort_id: int, datasets: list[Dataset]) -> None:
-    """Store the de-identified instances through the platform's STOW (its checks, verification and roll-back), then
-    attach their series to the cohort. STOW's own cohort path is not taken: it would de-identify them again."""
-    body, content_type = encode_multipart(encode(ds) for ds in datasets)
-    sops = [str(ds.SOPInstanceUID) for ds in datasets]
-    before = _already_stored(sops)
+def _store(principal: Principal, cohort_id: int, instances: list[CheckedInstance], before: set[str]) -> None:
+    """Store the de-identified instances through the platform's STOW (its store checks, verification and roll-back),
+    then attach their series to the cohort. ``before``: those of them Orthanc held already (kept on a roll-back).
+    STOW's own cohort path is not taken: it would de-identify them again."""
     with session_scope() as session:
         visibility = visibility_of(session, principal)
-    stow.store(principal, visibility, None, body, content_type)
-    pairs = {(str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)) for ds in datasets}
+    stow.store_checked(principal, visibility, None, instances)
+    pairs = {(i.study_uid, i.series_uid) for i in instances}
     try:
         with session_scope() as session:
             attach_stored(session, cohort_id, principal.username, pairs)
@@ -356,7 +375,7 @@ def _store(principal: Principal, cohort_id: int, datasets: list[Dataset]) -> Non
             audit.record(session, "data.stored", target=target, cohort=str(cohort_id), params={"series": len(pairs)})
     except Exception:
         orthanc = get_client()
-        for uid in sorted(set(sops) - before):  # nothing half-stored: what this import added goes again
+        for uid in sorted({i.sop_instance_uid for i in instances} - before):  # nothing half-stored: this import's go
             for orthanc_id in orthanc.lookup_all(uid, "Instance"):
                 orthanc.delete_instance(orthanc_id)
         raise
@@ -369,29 +388,28 @@ def _run_dicom(
     cohort = _policy_and_key(cohort_id)
     items: list[dict[str, Any]] = []
     rows: list[dict[str, str]] = []
-    accepted: dict[str, tuple[str, Dataset]] = {}  # SOP Instance UID -> (file, de-identified)
+    accepted: dict[str, tuple[str, CheckedInstance]] = {}  # SOP Instance UID -> (file, de-identified, encoded)
     for index, upload in enumerate(files, start=1):
         try:
-            original, result = _read_dicom(index, upload, cohort, keep, pseudonym)
+            original, result, instance = _read_dicom(index, upload, cohort, keep, pseudonym)
         except InvalidInput as error:
             items.append({"file": upload.name, "error": str(error)})
             continue
-        dataset = result.dataset
-        sop = str(dataset.SOPInstanceUID)
+        sop = instance.sop_instance_uid
         if sop in accepted:
             items.append({"file": upload.name, "error": f"{upload.name}: SOPInstanceUID same as {accepted[sop][0]}"})
             continue
-        accepted[sop] = (upload.name, dataset)
+        accepted[sop] = (upload.name, instance)
         rows.append(_map_row(upload.name, original, result))
         if index % 25 == 0:
             _progress(job_id, index)
     series: dict[tuple[str, str], list[str]] = {}
-    for sop, (_, dataset) in accepted.items():
-        series.setdefault((str(dataset.StudyInstanceUID), str(dataset.SeriesInstanceUID)), []).append(sop)
+    for sop, (_, instance) in accepted.items():
+        series.setdefault((instance.study_uid, instance.series_uid), []).append(sop)
     present = _already_stored(list(accepted))
     if accepted:
         try:
-            _store(principal, cohort_id, [dataset for _, dataset in accepted.values()])
+            _store(principal, cohort_id, [instance for _, instance in accepted.values()], present)
         except AwesommeError as error:
             _finish(job_id, "failed", items, error=f"nothing was stored: {error}", rows=[])
             return
@@ -489,15 +507,16 @@ def _run_nifti(
         for dataset in out:  # the Basic Profile removes descriptions: the conversion's mark, which names no one, stays
             dataset.DerivationDescription = NIFTI_DERIVATION
         study_uid, series_uid = str(out[0].StudyInstanceUID), str(out[0].SeriesInstanceUID)
-        present = _already_stored([str(ds.SOPInstanceUID) for ds in out]) == {str(ds.SOPInstanceUID) for ds in out}
+        sops = {str(ds.SOPInstanceUID) for ds in out}
+        before = _already_stored(sorted(sops))
         try:
-            _store(principal, cohort_id, out)
+            _store(principal, cohort_id, [_encoded(upload.name, ds) for ds in out], before)
         except AwesommeError as error:
             items.append(
                 {"file": upload.name, "error": f"{upload.name} (sheet row {image.row}): nothing stored: {error}"}
             )
             continue
-        status = "already present" if present else "stored"
+        status = "already present" if before == sops else "stored"
         items.append({"file": upload.name, "study_uid": study_uid, "series_uid": series_uid, "status": status,
                       "instances": len(out)})  # fmt: skip
         rows.append(_map_row(upload.name, datasets[0], results[0]))

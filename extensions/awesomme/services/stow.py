@@ -41,6 +41,7 @@ __all__ = [
     "check_target_cohort",
     "default_target_cohort",
     "store",
+    "store_checked",
 ]
 
 REFERENCED_SOP_SEQUENCE = "00081199"
@@ -249,7 +250,16 @@ def store(
     study_in_path: str | None = None,
 ) -> StowResult:
     """Check, store and verify one STOW-RS request; the stored series join ``cohort_id``."""
-    instances = _read(body, content_type, study_in_path)
+    return store_checked(principal, visibility, cohort_id, _read(body, content_type, study_in_path))
+
+
+def store_checked(
+    principal: Principal, visibility: Visibility, cohort_id: int | None, instances: list[CheckedInstance]
+) -> StowResult:
+    """Store and verify instances read and checked already (``check_instance``, or the platform's own encoding of a
+    dataset it wrote: an import's de-identified instances), each SOP Instance UID once, as ``store`` does."""
+    if len({i.sop_instance_uid for i in instances}) != len(instances):
+        raise MalformedRequest("a SOP Instance UID is in the request more than once")
     orthanc = get_client()
     with _ONE_AT_A_TIME:
         if cohort_id is not None:

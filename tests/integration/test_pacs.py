@@ -1,6 +1,7 @@
-"""The hospital PACS on the real server and Orthanc, with dcmtk's ``dcmqrscp`` as the peer (on a free loopback
-port: it listens on every interface of the host): C-ECHO, C-FIND with only the keys we allow, C-GET of a series
-de-identified on arrival (no planted identity in Orthanc), the identity map once, the cap, unknown and dead peers."""
+"""The hospital PACS on the real server and Orthanc, with dcmtk's ``dcmqrscp`` as the peer, and a second Orthanc
+with its DICOM port (each on a free loopback port: they listen on every interface of the host): C-ECHO, C-FIND with
+only the keys we allow, C-GET and C-MOVE of a series de-identified on arrival (no planted identity in Orthanc), the
+identity map once, the cap, unknown, dead and dying peers."""
 
 from __future__ import annotations
 
@@ -319,3 +320,69 @@ def test_c_move_lands_through_the_jobs_own_storage_scp_de_identified(pacs, serve
         assert CANARY_ID.encode() not in raw.getvalue() and b"Canary" not in raw.getvalue()
     with socket.socket() as probe:  # the storage SCP is closed again once the job ends
         assert probe.connect_ex(("127.0.0.1", move_port)) != 0
+
+
+@pytest.fixture(scope="module")
+def hospital_orthanc(tmp_path_factory: pytest.TempPathFactory, server_url: str, admin: Account, pacs):
+    """A second Orthanc as the PACS (AE ``HOSPITAL``): it knows our AE title and lets it echo, find and get only;
+    loaded through its REST API with a 2-slice phantom series carrying the planted identity."""
+    root = tmp_path_factory.mktemp("hospital")
+    http_port, dicom_port = free_port(), free_port()
+    permissions = {"AllowEcho": True, "AllowFind": True, "AllowGet": True, "AllowMove": False, "AllowStore": False}
+    config = {
+        "Name": "hospital", "HttpPort": http_port, "DicomPort": dicom_port, "DicomAet": "HOSPITAL",
+        "StorageDirectory": str(root / "db"), "IndexDirectory": str(root / "db"), "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False, "DicomCheckCalledAet": True, "DicomServerEnabled": True,
+        "DicomAlwaysAllowEcho": False, "DicomAlwaysAllowStore": False, "DicomAlwaysAllowFind": False,
+        "DicomAlwaysAllowGet": False, "DicomAlwaysAllowMove": False, "Plugins": [],
+        "DicomModalities": {"awesomme": {"AET": "AWESOMME", "Host": "127.0.0.1", "Port": 1, **permissions}},
+    }  # fmt: skip
+    (root / "orthanc.json").write_text(json.dumps(config))
+    process = subprocess.Popen(
+        ["/usr/sbin/Orthanc", str(root / "orthanc.json")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    rest = f"http://127.0.0.1:{http_port}"
+    for _ in range(100):
+        try:
+            if httpx.get(f"{rest}/system", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    series_uid = ""
+    for path in generate_patient("chest-ct", 4545, root / "phantom", shape=(2, 16, 16)).dicom_files:
+        ds = pydicom.dcmread(path)
+        ds.PatientID, ds.PatientName = CANARY_ID, CANARY_NAME
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        assert httpx.post(f"{rest}/instances", content=buffer.getvalue(), timeout=10).status_code == 200
+        series_uid = str(ds.SeriesInstanceUID)
+    spec = {"name": "orthanc", "ae_title": "HOSPITAL", "host": "127.0.0.1", "port": dicom_port,
+            "cohorts": ["pacs-intake"]}  # fmt: skip
+    reply = httpx.post(f"{server_url}/api/pacs/peers", json=spec, headers=admin.headers(server_url))
+    assert reply.status_code == 201, reply.text
+    yield series_uid
+    process.terminate()
+    process.wait(10)
+
+
+def test_a_second_orthanc_as_the_pacs_echoes_answers_counts_and_gives_a_series(
+    hospital_orthanc, pacs, server_url, admin, orthanc
+):
+    with client_for(server_url, admin) as http:
+        assert http.post("/api/pacs/peers/orthanc/echo").status_code == 200
+    with client_for(server_url, pacs["admin"]) as http:
+        reply = http.post("/api/pacs/orthanc/query", json={"patient_id": CANARY_ID, "modality": "CT"})
+        assert reply.status_code == 200, reply.text
+        [study] = reply.json()["studies"]
+        assert study["instances"] == 2 and study["series"] == 1
+        [series] = http.post("/api/pacs/orthanc/query", json={"study_uid": study["study_uid"]}).json()["series"]
+        assert series["series_uid"] == hospital_orthanc and series["instances"] == 2
+        before = _instances(orthanc)
+        body = {"cohort": "pacs-intake", "series_uids": [hospital_orthanc]}
+        report = _finished(http, http.post("/api/pacs/orthanc/retrieve", json=body).json()["id"])
+        assert report["status"] == "done" and _instances(orthanc) - before == 2, report
+        [stored] = [item for item in report["items"] if item.get("series_uid")]
+        for dataset in orthanc.retrieve_series(stored["study_uid"], stored["series_uid"]):
+            raw = io.BytesIO()
+            dataset.save_as(raw)
+            assert CANARY_ID.encode() not in raw.getvalue() and b"Canary" not in raw.getvalue()

@@ -6,10 +6,13 @@ YAML can configure a model but cannot run code.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 from typing import Any, Literal
 
+import monai.networks.nets as monai_networks
+import monai.transforms as monai_transforms
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -19,6 +22,7 @@ __all__ = [
     "ALLOWED_NETWORKS",
     "ALLOWED_POST_TRANSFORMS",
     "ALLOWED_PRE_TRANSFORMS",
+    "GEOMETRY_PRE_TRANSFORMS",
     "ConfigError",
     "InferenceSpec",
     "SegmentationModelConfig",
@@ -29,20 +33,37 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ALLOWED_NETWORKS = ("UNet", "BasicUNet", "SegResNet", "DynUNet", "AttentionUnet")
+ALLOWED_NETWORKS = ("UNet", "BasicUNet", "SegResNet", "DynUNet", "AttentionUnet", "UNETR", "SwinUNETR")
+# Steps that move voxels: the label map goes back through their inverse (nearest neighbour) onto the series' grid
+GEOMETRY_PRE_TRANSFORMS = ("Orientation", "Spacing", "CropForeground", "Resize", "SpatialPad", "DivisiblePad")
 ALLOWED_PRE_TRANSFORMS = (
     "ScaleIntensityRange",
     "ScaleIntensityRangePercentiles",
     "NormalizeIntensity",
     "ScaleIntensity",
+    "ScaleIntensityFixedMean",
+    "ClipIntensityPercentiles",
     "ThresholdIntensity",
+    *GEOMETRY_PRE_TRANSFORMS,
 )
 ALLOWED_POST_TRANSFORMS = ("KeepLargestConnectedComponent", "FillHoles", "RemoveSmallObjects")
 SEGMENTATION_KIND = "segmentation"
+# Arguments a YAML may not set whatever the class: callables, lazy resampling, return shapes predict does not expect
+FORBIDDEN_ARGUMENTS = frozenset(
+    {"lazy", "select_fn", "return_coords", "return_clipping_values", "dtype", "kwargs", "pad_kwargs", "norm_layer"}
+)
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_arguments(what: str, target: Any, args: dict[str, Any]) -> None:
+    """Refuse, by name, arguments the class does not take or that a YAML may not set."""
+    parameters = inspect.signature(target).parameters
+    for argument in args:
+        if argument in FORBIDDEN_ARGUMENTS or argument not in parameters:
+            raise ValueError(f"{what} does not take the argument {argument!r}")
 
 
 class TransformStep(_Strict):
@@ -54,12 +75,12 @@ class NetworkSpec(_Strict):
     name: str
     args: dict[str, Any]
 
-    @field_validator("name")
-    @classmethod
-    def _allowed(cls, name: str) -> str:
-        if name not in ALLOWED_NETWORKS:
-            raise ValueError(f"network {name!r} is not one of {', '.join(ALLOWED_NETWORKS)}")
-        return name
+    @model_validator(mode="after")
+    def _allowed(self) -> NetworkSpec:
+        if self.name not in ALLOWED_NETWORKS:
+            raise ValueError(f"network {self.name!r} is not one of {', '.join(ALLOWED_NETWORKS)}")
+        check_arguments(f"network {self.name}", getattr(monai_networks, self.name), self.args)
+        return self
 
 
 class WeightsSpec(_Strict):
@@ -151,6 +172,12 @@ class SegmentationModelConfig(_Strict):
         return _check_steps(steps, ALLOWED_POST_TRANSFORMS, "post")
 
     @property
+    def resamples(self) -> bool:
+        """Whether pre-processing moves voxels (spacing, orientation, crop, resize, pad): then ``predict`` needs
+        the series' affine and brings the label map back onto the series' grid."""
+        return any(step.name in GEOMETRY_PRE_TRANSFORMS for step in self.pre_transforms)
+
+    @property
     def description(self) -> str:
         demo = " (DEMO weights - not for clinical use)" if self.demo_weights else ""
         return f"{self.name} {self.version}: {', '.join(self.labels)} on {self.modality}{demo}"
@@ -160,6 +187,7 @@ def _check_steps(steps: list[TransformStep], allowed: tuple[str, ...], where: st
     for step in steps:
         if step.name not in allowed:
             raise ValueError(f"{where}-processing step {step.name!r} is not one of {', '.join(allowed)}")
+        check_arguments(f"{where}-processing step {step.name}", getattr(monai_transforms, step.name), step.args)
     return steps
 
 

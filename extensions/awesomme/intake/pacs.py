@@ -229,8 +229,11 @@ def _series_key(study_uid: str, series_uid: str) -> Dataset:
 
 def _retrieve(peer: Peer, series: list[tuple[str, str]], scp_address: tuple[str, int] | None) -> Iterator[UploadedFile]:
     arrived: queue.Queue[UploadedFile | Exception | None] = queue.Queue()
+    requested = {series_uid for _, series_uid in series}
 
     def on_store(event: evt.Event) -> int:  # a C-STORE sub-operation of our C-GET or C-MOVE
+        if str(event.dataset.get("SeriesInstanceUID", "")) not in requested:
+            return 0xC000  # not what we asked for (another sender on the C-MOVE port, a confused peer): refused
         sop = excerpt(str(event.request.AffectedSOPInstanceUID), 64)  # type: ignore[union-attr]
         arrived.put(UploadedFile(f"{peer.name}:{sop}", event.encoded_dataset(include_meta=True)))
         return 0x0000

@@ -70,6 +70,9 @@ setup(
     ],
     # schemathesis fuzzes /api from its OpenAPI schema (tests/fuzz, `make fuzz`).
     # playwright drives Debian's chromium in tests/integration/test_viewer_browser.py (it never downloads a browser).
-    extras_require={"dev": ["pytest", "pytest-timeout", "ruff", "mypy", "types-PyYAML", "playwright", "schemathesis"]},
+    # dcm2niix (its binary in a wheel) reads the series a NIfTI import wrote back to NIfTI in tests/integration.
+    extras_require={
+        "dev": ["pytest", "pytest-timeout", "ruff", "mypy", "types-PyYAML", "playwright", "schemathesis", "dcm2niix"]
+    },
     entry_points={"console_scripts": ["awesomme = awesomme.cli:main"]},
 )

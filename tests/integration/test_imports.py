@@ -318,6 +318,26 @@ def _nifti(data: np.ndarray, affine: np.ndarray) -> bytes:
     return gzip.compress(image.to_bytes())
 
 
+def _dcm2niix_volume(orthanc: OrthancClient, study: str, series: str, tmp_path: Path) -> nib.Nifti1Image:
+    """The stored series as the pinned dcm2niix reads it (the files exported from Orthanc), in closest canonical
+    orientation (the same voxels and world mapping whichever axis order dcm2niix chose)."""
+    import dcm2niix
+
+    exported, converted = tmp_path / "exported", tmp_path / "dcm2niix"
+    exported.mkdir()
+    converted.mkdir()
+    hits = orthanc.find("Series", {"StudyInstanceUID": [study], "SeriesInstanceUID": [series]})
+    for number, orthanc_id in enumerate(hits[0]["Instances"]):
+        (exported / f"{number}.dcm").write_bytes(orthanc.instance_file(orthanc_id))
+    run = subprocess.run(
+        [dcm2niix.bin, "-z", "n", "-b", "n", "-f", "series", "-o", str(converted), str(exported)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    outputs = sorted(converted.glob("*.nii"))
+    assert run.returncode == 0 and len(outputs) == 1, run.stdout + run.stderr
+    return nib.as_closest_canonical(nib.load(outputs[0]))
+
+
 SHEET_HEADER = "image,PatientID,Modality,PatientSex,StudyDate,SeriesDescription,mask,label_map,reader,algorithm_type\n"
 
 
@@ -355,6 +375,10 @@ def test_a_nifti_import_stores_the_image_and_its_mask_as_a_seg_with_the_same_vox
         check = subprocess.run(["dciodvfy", str(stored)], capture_output=True, text=True, check=False)
         assert [line for line in (check.stdout + check.stderr).splitlines() if line.startswith("Error")] == []
     assert np.array_equal(np.stack([ds.pixel_array for ds in sources], axis=-1), np.transpose(image, (1, 0, 2)))
+    read_back = _dcm2niix_volume(orthanc, study, series, tmp_path)
+    original = nib.as_closest_canonical(nib.Nifti1Image(image, affine))
+    assert np.allclose(read_back.affine, original.affine, rtol=0, atol=1e-3), (read_back.affine, original.affine)
+    assert np.array_equal(np.asarray(read_back.dataobj), np.asarray(original.dataobj))
     seg_dataset = orthanc.retrieve_series(study, mask_item["seg_uid"])[0]
     seg = hd.seg.Segmentation.from_dataset(seg_dataset)
     voxels = seg.get_pixels_by_source_instance(

@@ -199,4 +199,49 @@ describe('the Segmentation panel', () => {
       client={fakeClient({ segmentations: vi.fn(async () => [administered]) })} pollMs={60000} />);
     expect(await screen.findByText('Delete')).toBeTruthy();
   });
+
+  it('shows a model\'s new SEG without a reload: reads only that series (the study cache entry dropped) and overlays it', async () => {
+    const { servicesManager } = services();
+    const sets = [MR];
+    servicesManager.services.displaySetService.getActiveDisplaySets = () => sets;
+    const overlaid = [];
+    servicesManager.services.segmentationService = {
+      getActiveSegmentation: () => null, getSegmentations: () => [], setActiveSegmentation: vi.fn(),
+      getSegmentationRepresentations: () => overlaid,
+      addSegmentationRepresentation: vi.fn(async (viewportId, { segmentationId }) => overlaid.push(segmentationId)),
+    };
+    const dataSource = {
+      getConfig: () => ({ name: 'awesomme' }),
+      deleteStudyMetadataPromise: vi.fn(),
+      retrieve: { series: { metadata: vi.fn(async () => {
+        sets.push({ Modality: 'SEG', SeriesInstanceUID: 'new', displaySetInstanceUID: 'ds-new', isLoaded: true });
+      }) } },
+    };
+    const extensionManager = { getActiveDataSource: () => [dataSource] };
+    const runCommand = vi.fn(async () => undefined);
+    const reload = vi.fn();
+    Object.defineProperty(window, 'location', { value: { ...window.location, reload }, configurable: true });
+    const client = fakeClient();
+    render(<SegmentationPanel servicesManager={servicesManager} commandsManager={{ runCommand }}
+      extensionManager={extensionManager} client={client} pollMs={60000} />);
+    fireEvent.click(await screen.findByText(/Run osteosarcoma_mr/));
+    await waitFor(() => expect(overlaid).toEqual(['ds-new']));
+    expect(dataSource.deleteStudyMetadataPromise).toHaveBeenCalledWith('awesomme:st');
+    expect(dataSource.retrieve.series.metadata).toHaveBeenCalledWith({ StudyInstanceUID: 'st', filters: { seriesInstanceUID: ['new'] } });
+    expect(runCommand).toHaveBeenCalledWith('hydrateSecondaryDisplaySet', expect.objectContaining({ viewportId: 'vp' }));
+    expect(reload).not.toHaveBeenCalled();
+    await waitFor(() => expect(client.segmentations).toHaveBeenCalledTimes(2)); // the list shows the new SEG
+  });
+
+  it('falls back to a reload when the viewer does not learn of the new SEG', async () => {
+    const { servicesManager } = services();
+    const dataSource = {
+      deleteStudyMetadataPromise: vi.fn(), retrieve: { series: { metadata: vi.fn(async () => []) } },
+    };
+    const { showNewSeg } = await import('../src/api/viewer.js');
+    const shownNow = await showNewSeg(servicesManager, {}, { getActiveDataSource: () => [dataSource] }, 'st', 'new', 200);
+    expect(shownNow).toBe(false);
+    expect(dataSource.deleteStudyMetadataPromise).toHaveBeenCalledTimes(2);
+    expect(await showNewSeg(servicesManager, {}, undefined, 'st', 'new')).toBe(false);
+  });
 });

@@ -258,8 +258,7 @@ def _flow(page: Page, server_url: str, cohorts: Cohorts, studies: Studies, ortha
     page.locator('[data-cy="awesomme-demo"]').first.wait_for(state="visible")
     _shot(page, "03-mode-with-panel")
 
-    with page.expect_navigation(timeout=90_000):  # stored, the page reloads to show the model's SEG
-        page.locator(RUN_BUTTON).click()
+    page.locator(RUN_BUTTON).click()  # stored, the model's SEG is read and overlaid without a reload
     _wait_for_overlay(page)
     page.wait_for_timeout(1000)
     _shot(page, "04-model-overlay")
@@ -317,10 +316,11 @@ def _flow(page: Page, server_url: str, cohorts: Cohorts, studies: Studies, ortha
     )
     page.locator('[data-cy="awesomme-import-labels"]').fill("tumour")
     page.locator('[data-cy="awesomme-import-reader"]').fill("Dr Import")
-    with page.expect_navigation(timeout=90_000):  # imported, the page reloads to show it
-        page.locator('[data-cy="awesomme-import-button"]').click()
-    page.wait_for_load_state("load")
-    page.wait_for_function("() => !sessionStorage.getItem('awesomme.loadAfterReload')", timeout=90_000)
+    seg_sets = "() => window.services.displaySetService.getActiveDisplaySets().filter(d => d.Modality === 'SEG').length"
+    before_import = int(page.evaluate(seg_sets))
+    page.locator('[data-cy="awesomme-import-button"]').click()  # stored, then read and overlaid without a reload
+    page.wait_for_function(f"n => ({seg_sets})() > n", arg=before_import, timeout=90_000)
+    page.wait_for_function("() => !sessionStorage.getItem('awesomme.loadAfterReload')")
     _shot(page, "07-imported-nifti")
     with client_for(server_url, cohorts.alpha_member) as member:
         listed_now = member.get("/api/segmentations", params={"series_uid": series_uid}).json()

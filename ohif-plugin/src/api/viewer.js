@@ -96,3 +96,26 @@ export function pending(storage = window.sessionStorage) {
 export function shown(segUid, storage = window.sessionStorage) {
   if (storage.getItem(PENDING_KEY) === segUid) storage.removeItem(PENDING_KEY);
 }
+
+/**
+ * Makes a SEG stored after the study opened known to the viewer without a reload, then overlays it; false when the
+ * viewer would not show it (the caller then reloads). OHIF 3.13.2 caches a study's metadata under
+ * `<data source name>:<StudyInstanceUID>`: that entry is dropped, only the new series is read, and the entry is
+ * dropped again so that a later full read of the study is a fresh one.
+ */
+export async function showNewSeg(servicesManager, commandsManager, extensionManager, studyUid, segUid, waitMs = 10000) {
+  const [dataSource] = extensionManager?.getActiveDataSource?.() ?? [];
+  if (!dataSource?.retrieve?.series?.metadata || !dataSource.deleteStudyMetadataPromise) return false;
+  const cacheKey = `${dataSource.getConfig?.()?.name ?? 'awesomme'}:${studyUid}`;
+  dataSource.deleteStudyMetadataPromise(cacheKey);
+  try {
+    await dataSource.retrieve.series.metadata({ StudyInstanceUID: studyUid, filters: { seriesInstanceUID: [segUid] } });
+  } finally {
+    dataSource.deleteStudyMetadataPromise(cacheKey);
+  }
+  for (let waited = 0; !segDisplaySet(servicesManager, segUid); waited += 100) {
+    if (waited >= waitMs) return false;
+    await new Promise(resolve => setTimeout(resolve, 100));
+  }
+  return loadSeg(servicesManager, commandsManager, segUid);
+}

@@ -40,7 +40,9 @@ function runtimeText(runtime) {
   return Object.entries(runtime).map(([device, seconds]) => `~${seconds} s on ${device}`).join(', ');
 }
 
-export function SegmentationPanel({ servicesManager, commandsManager, client: givenClient, pollMs = POLL_MS }) {
+export function SegmentationPanel({
+  servicesManager, commandsManager, extensionManager, client: givenClient, pollMs = POLL_MS,
+}) {
   const client = useRef(givenClient ?? createClient()).current;
   const notify = useCallback(
     (message, type = 'error') => {
@@ -133,6 +135,18 @@ export function SegmentationPanel({ servicesManager, commandsManager, client: gi
     return () => clearInterval(timer);
   }, [servicesManager, commandsManager, attempt]);
 
+  // A SEG just stored (a run, an import, an interpolation): shown at once where the viewer allows, else after a reload.
+  const show = async segUid => {
+    let shownNow = false;
+    try {
+      shownNow = await viewer.showNewSeg(servicesManager, commandsManager, extensionManager, series.studyUid, segUid);
+    } catch (error) {
+      console.warn('AWESOMME: showing the new SEG without a reload failed', error);
+    }
+    if (shownNow) await refresh();
+    else viewer.reloadToShow(segUid);
+  };
+
   const run = model =>
     attempt(`Running ${model.name}`, async () => {
       const answer = await client.runModel(model.name, series.seriesUid, description);
@@ -143,7 +157,7 @@ export function SegmentationPanel({ servicesManager, commandsManager, client: gi
         return;
       }
       notify(`${model.name}: SEG stored, loading it`, 'success');
-      viewer.reloadToShow(params.seg_series_uid);
+      await show(params.seg_series_uid);
     });
 
   const load = seg =>
@@ -178,14 +192,14 @@ export function SegmentationPanel({ servicesManager, commandsManager, client: gi
       setUpload(EMPTY_UPLOAD);
       if (fileInput.current) fileInput.current.value = '';
       notify(`Imported as a new SEG (${imported.seg_uid})`, 'success');
-      viewer.reloadToShow(imported.seg_uid);
+      await show(imported.seg_uid);
     });
 
   const interpolate = (seg, segment) =>
     attempt('Interpolating', async () => {
       const made = await client.interpolate(series.seriesUid, seg.seg_uid, segment.number);
       notify(`${segment.label ?? `Segment ${segment.number}`}: ${made.added_voxels} voxels filled in a new SEG`, 'success');
-      viewer.reloadToShow(made.seg_uid);
+      await show(made.seg_uid);
     });
 
   const review = (seg, status) =>

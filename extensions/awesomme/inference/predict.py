@@ -11,11 +11,13 @@ import monai.transforms as transforms
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
+from monai.transforms.utils import convert_applied_interp_mode
 from monai.utils import convert_to_tensor
 
 from awesomme.core.errors import InvalidInput
-from awesomme.inference.config import SegmentationModelConfig
+from awesomme.inference.config import GEOMETRY_PRE_TRANSFORMS, SegmentationModelConfig
 from awesomme.inference.windows import side_by_side
 
 __all__ = [
@@ -27,7 +29,9 @@ __all__ = [
     "predict",
     "preprocess",
     "reversed_axes",
+    "to_model_grid",
     "to_network_axes",
+    "to_series_grid",
 ]
 
 SLAB_SLICES = 2
@@ -152,24 +156,87 @@ def _device_of(network: torch.nn.Module) -> torch.device:
     return next(network.parameters()).device
 
 
-def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationModelConfig) -> Prediction:
-    needed = config.inference.slices_needed
-    if array.shape[0] < needed:  # a 3D window padded mostly with nothing would answer a mask of nothing
-        raise InvalidInput(f"model {config.name} reads windows of {needed} slices; the series has {array.shape[0]}")
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))  # our affines map to RAS millimetres
+
+
+def _pre_steps(config: SegmentationModelConfig) -> list[transforms.Transform]:
+    steps = []
+    for step in config.pre_transforms:
+        args = {"labels": RAS_LABELS, **step.args} if step.name == "Orientation" else step.args
+        steps.append(getattr(transforms, step.name)(**args))
+    return steps
+
+
+def to_model_grid(
+    array: np.ndarray, affine: np.ndarray, config: SegmentationModelConfig
+) -> tuple[MetaTensor, list[transforms.Transform]]:
+    """The volume after all the config's pre-processing steps, on the model's grid: a channel-first MetaTensor in
+    MONAI's (column, row, slice) order whose ``applied_operations`` let ``to_series_grid`` undo the geometry, and
+    the steps that ran (MONAI inverts a step with the instance that applied it)."""
+    image = MetaTensor(
+        torch.from_numpy(np.ascontiguousarray(array.transpose(2, 1, 0), dtype=np.float32))[None],
+        affine=torch.as_tensor(affine, dtype=torch.float64),
+    )
+    steps = _pre_steps(config)
+    for transform in steps:
+        image = transform(image)
+    return image, steps
+
+
+def to_series_grid(
+    label_map: torch.Tensor, model_grid: MetaTensor, steps: list[transforms.Transform], config: SegmentationModelConfig
+) -> np.ndarray:
+    """A (column, row, slice) label map on the model's grid back on the series' grid, (slice, row, column):
+    the geometry steps' inverses in reverse order, with nearest-neighbour interpolation."""
+    operations = convert_applied_interp_mode(model_grid.applied_operations, mode="nearest", align_corners=None)
+    labels = MetaTensor(label_map[None].float(), meta=model_grid.meta, applied_operations=operations)
+    for step, transform in reversed(list(zip(config.pre_transforms, steps, strict=True))):
+        if step.name in GEOMETRY_PRE_TRANSFORMS:
+            labels = transform.inverse(labels)  # type: ignore[attr-defined]
+    return labels.as_tensor()[0].round().to(torch.uint8).numpy().transpose(2, 1, 0)
+
+
+def predict(
+    network: torch.nn.Module, array: np.ndarray, config: SegmentationModelConfig, affine: np.ndarray | None = None
+) -> Prediction:
+    """The label map of ``array`` (slice, row, column) on its own grid.
+
+    A model whose pre-processing moves voxels (``config.resamples``: spacing, orientation, crop, resize, pad) needs
+    ``affine`` (the series' (column, row, slice) -> RAS mm): the volume goes onto the model's grid, the network
+    runs there, and the label map comes back onto the series' grid by the inverse steps (nearest neighbour).
+    """
+    if config.resamples and affine is None:
+        raise ValueError(f"model {config.name} resamples the series: predict needs the series' affine")
     timings: dict[str, float] = {}
     start = time.perf_counter()
     axes = config.inference.axes
     factors = config.inference.downsample
-    # in the network's axis order from the start: one float copy of the volume, not two
-    view = array if axes == "zyx" else reversed_axes(array)
-    tensor = downsample(preprocess(view, config), factors if axes == "zyx" else factors[::-1])
+    model_grid: MetaTensor | None = None
+    steps: list[transforms.Transform] = []
+    if config.resamples:
+        model_grid, steps = to_model_grid(array, affine, config)  # type: ignore[arg-type]
+        # (column, row, slice) on the model's grid, a plain tensor in the network's axis order
+        plain = model_grid.as_tensor()
+        preprocessed = plain if axes == "xyz" else to_network_axes(plain, "xyz")
+        view_shape = tuple(preprocessed.shape[1:])
+        slices = view_shape[0] if axes == "zyx" else view_shape[2]
+    else:
+        # in the network's axis order from the start: one float copy of the volume, not two
+        view = array if axes == "zyx" else reversed_axes(array)
+        view_shape, slices = view.shape, array.shape[0]
+    needed = config.inference.slices_needed
+    if slices < needed:  # a 3D window padded mostly with nothing would answer a mask of nothing
+        raise InvalidInput(f"model {config.name} reads windows of {needed} slices; the series has {slices}")
+    if model_grid is None:
+        preprocessed = preprocess(view, config)
+    tensor = downsample(preprocessed, factors if axes == "zyx" else factors[::-1])
     tensor = tensor.to(_device_of(network))  # pre-processing on the CPU, the network where it was loaded
     timings["pre"] = time.perf_counter() - start
 
     start = time.perf_counter()
     with torch.inference_mode():
         logits = forward_logits(network, tensor, config)
-        shape = view.shape
+        shape = view_shape
         if tuple(logits.shape[1:]) != shape:
             logits = F.interpolate(logits[None], size=shape, mode="trilinear", align_corners=False)[0]
     timings["forward"] = time.perf_counter() - start
@@ -183,7 +250,12 @@ def predict(network: torch.nn.Module, array: np.ndarray, config: SegmentationMod
     for step in config.post_transforms:
         label_map = torch.as_tensor(getattr(transforms, step.name)(**step.args)(label_map))
     confidence = mean_confidence(top, torch.as_tensor(label_map[0]))
-    # back in (slice, row, column) order; post-processing and confidence do not depend on the order
-    result = to_network_axes(torch.as_tensor(label_map[0]).to(torch.uint8), axes).contiguous().numpy()
+    network_order = torch.as_tensor(label_map[0]).to(torch.uint8)
+    if model_grid is not None:  # post-processing ran on the model's grid, as in training
+        result = to_series_grid(
+            network_order if axes == "xyz" else to_network_axes(network_order, "xyz"), model_grid, steps, config
+        )
+    else:  # back in (slice, row, column) order; post-processing and confidence do not depend on the order
+        result = to_network_axes(network_order, axes).contiguous().numpy()
     timings["post"] = time.perf_counter() - start
     return Prediction(label_map=result, confidence=confidence, timings_s=timings)

@@ -67,7 +67,7 @@ def segment_series(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg-store") as worker:
         # what the SEG references: kept from the decode, or read from Orthanc while the network runs
         source = worker.submit(contextvars.copy_context().run, datastore.source_metadata, state)
-        prediction = predict(model.network, volume.array, config)
+        prediction = predict(model.network, volume.array, config, volume.affine)
         timings.update(prediction.timings_s)  # pre, forward, post
 
         names = {value: name for name, value in config.labels.items()}

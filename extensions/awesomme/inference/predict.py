@@ -156,13 +156,18 @@ def _device_of(network: torch.nn.Module) -> torch.device:
     return next(network.parameters()).device
 
 
-RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))  # our affines map to RAS millimetres
+# Arguments a YAML cannot set: our affines map to RAS millimetres; float32 resampling grids (MONAI's default is
+# float64: twice the memory, 2.8 GB peak for a 100 x 512 x 512 series, for no visible difference in a mask)
+FIXED_ARGUMENTS: dict[str, dict[str, object]] = {
+    "Orientation": {"labels": (("L", "R"), ("P", "A"), ("I", "S"))},
+    "Spacing": {"dtype": torch.float32},
+}
 
 
 def _pre_steps(config: SegmentationModelConfig) -> list[transforms.Transform]:
     steps = []
     for step in config.pre_transforms:
-        args = {"labels": RAS_LABELS, **step.args} if step.name == "Orientation" else step.args
+        args = {**FIXED_ARGUMENTS.get(step.name, {}), **step.args}
         steps.append(getattr(transforms, step.name)(**args))
     return steps
 

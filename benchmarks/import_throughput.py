@@ -10,8 +10,9 @@ phantoms of ``--shape`` (500 instances by default). Then, alternating which goes
   timed from the request to the job's ``finished_at``.
 
 Orthanc's storage is emptied before each run, so every run stores all its instances. Prints instances/s, the ratio
-import / STOW (target: at most 1.3) and writes ``benchmarks/results/import_throughput.json``. ``--profile FILE``
-also runs one import in this process under cProfile and writes its statistics to FILE.
+of the medians import / STOW (target: at most 1.3) and each repeat's own ratio, and writes
+``benchmarks/results/import_throughput.json``. ``--profile FILE`` also runs one import in this process under cProfile
+and writes its statistics to FILE.
 
     .venv/bin/python benchmarks/import_throughput.py [--patients 5] [--shape 100x256x256] [--repeats 3]
 """
@@ -120,7 +121,10 @@ def new_cohort(ours: Platform, headers: dict[str, str], name: str) -> int:
     return int(reply.json()["id"])
 
 
-def timed_import(ours: Platform, headers: dict[str, str], cohort: int, files: list[tuple[str, bytes]]) -> float:
+def timed_import(
+    ours: Platform, headers: dict[str, str], cohort: int, files: list[tuple[str, bytes]]
+) -> tuple[float, float]:
+    """(seconds to the job's end, seconds to the 202: upload, form parsing, the checks before the job starts)."""
     parts = [("files", (name, data, "application/dicom")) for name, data in files]
     posted = time.time()
     reply = httpx.post(
@@ -129,6 +133,7 @@ def timed_import(ours: Platform, headers: dict[str, str], cohort: int, files: li
     )  # fmt: skip
     if reply.status_code != 202:
         raise RuntimeError(f"POST /api/imports answered {reply.status_code}: {reply.text[:300]}")
+    accepted = time.time() - posted
     job_id = reply.json()["id"]
     while True:
         report = httpx.get(f"{ours.url}/api/imports/{job_id}", headers=headers, timeout=60).json()
@@ -139,7 +144,7 @@ def timed_import(ours: Platform, headers: dict[str, str], cohort: int, files: li
     stored = sum(item.get("instances", 0) for item in report["items"] if item.get("status") == "stored")
     if report["status"] != "done" or refused or stored != len(files):
         raise RuntimeError(f"import {job_id}: {report['status']} {report['error']} {refused[:3]} stored {stored}")
-    return datetime.fromisoformat(report["finished_at"]).timestamp() - posted
+    return datetime.fromisoformat(report["finished_at"]).timestamp() - posted, accepted
 
 
 def profile_in_process(ours: Platform, cohort: int, files: list[tuple[str, bytes]], out: Path) -> float:
@@ -210,6 +215,7 @@ def main() -> int:
         headers = ours.headers()
         stow_s: list[float] = []
         import_s: list[float] = []
+        accepted_s: list[float] = []
         for repeat in range(args.repeats):
             order = ("stow", "import") if repeat % 2 == 0 else ("import", "stow")
             for side in order:
@@ -217,14 +223,19 @@ def main() -> int:
                 if side == "stow":
                     stow_s.append(bare_stow(ours, headers, files))
                 else:
-                    import_s.append(timed_import(ours, headers, new_cohort(ours, headers, f"bench-{repeat}"), files))
+                    done, accepted = timed_import(ours, headers, new_cohort(ours, headers, f"bench-{repeat}"), files)
+                    import_s.append(done)
+                    accepted_s.append(accepted)
             print(f"repeat {repeat}: stow {stow_s[-1]:.2f} s, import {import_s[-1]:.2f} s", flush=True)
         stow_median, import_median = statistics.median(stow_s), statistics.median(import_s)
         results["bare_stow_s"] = [round(value, 3) for value in stow_s]
         results["import_s"] = [round(value, 3) for value in import_s]
+        results["import_accepted_s"] = [round(value, 3) for value in accepted_s]
         results["bare_stow_instances_per_s"] = round(len(files) / stow_median, 1)
         results["import_instances_per_s"] = round(len(files) / import_median, 1)
         results["ratio_import_vs_stow"] = round(import_median / stow_median, 3)
+        # Each repeat's own ratio: the two sides of one repeat meet about the same machine load.
+        results["ratio_per_repeat"] = [round(i / b, 3) for i, b in zip(import_s, stow_s, strict=True)]
         results["target_ratio"] = TARGET_RATIO
         results["meets_target"] = results["ratio_import_vs_stow"] <= TARGET_RATIO
         if args.profile:

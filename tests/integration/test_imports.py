@@ -240,6 +240,40 @@ def test_a_batch_the_store_refuses_leaves_nothing_stored(intake, orthanc, server
     assert "nothing was stored" in report["error"] and "another patient" in report["error"]
 
 
+def test_a_refusal_in_a_later_chunk_removes_the_chunks_stored_before_it(intake, orthanc, server_url):
+    """An import is stored chunk by chunk while the next files are read: a whole chunk of a new study is stored before
+    the last file (another patient in an earlier import's study) is refused; nothing of the import stays."""
+    from awesomme.services.imports import _PipelinedStore
+
+    owner = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    owner.StudyInstanceUID, owner.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.91", "1.2.826.0.1.3680043.8.498.92"
+    owner.SOPInstanceUID = owner.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.93"
+    intruder = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    intruder.StudyInstanceUID, intruder.PatientID = owner.StudyInstanceUID, "SOMEONE-ELSE-2"
+    intruder.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.94"
+    intruder.SOPInstanceUID = intruder.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.95"
+    files = []
+    for number in range(_PipelinedStore.CHUNK):
+        bystander = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+        bystander.StudyInstanceUID, bystander.SeriesInstanceUID = (
+            "1.2.826.0.1.3680043.8.498.96",
+            "1.2.826.0.1.3680043.8.498.97",
+        )
+        bystander.SOPInstanceUID = bystander.file_meta.MediaStorageSOPInstanceUID = (
+            f"1.2.826.0.1.3680043.8.498.98.{number}"
+        )
+        bystander.InstanceNumber = number + 1
+        files.append((f"bystander-{number}.dcm", _saved(bystander)))
+    files.append(("intruder.dcm", _saved(intruder)))
+    with client_for(server_url, intake["admin"]) as http:
+        first = _finished(http, _import(http, intake["id"], "dicom", [("owner.dcm", _saved(owner))]).json()["id"])
+        assert first["status"] == "done", first
+        before, items = _instances(orthanc), _cohort_items(http, intake["id"])
+        report = _finished(http, _import(http, intake["id"], "dicom", files).json()["id"])
+        assert (_instances(orthanc), _cohort_items(http, intake["id"])) == (before, items)
+    assert report["status"] == "failed" and "another patient" in report["error"], report
+
+
 def test_the_journal_records_imports_without_patient_identity(dicom_import, server_url, admin):
     with client_for(server_url, admin) as http:
         events = http.get("/api/audit", params={"action": "import.finish", "limit": 1000}).json()

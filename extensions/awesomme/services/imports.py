@@ -5,7 +5,9 @@ sheet), records the job and runs it on a thread of its own. The job reads every 
 use one by one (the report names the file and why), de-identifies each instance with the cohort's policy
 (``_deidentify``: the one door to the de-identification engine), and stores through the platform's STOW
 (``services.stow``): its checks, its verification and its roll-back, so a batch that fails leaves nothing stored.
-DICOM files go in one STOW; a NIfTI image is one STOW per series, its masks then go through the segmentation import.
+DICOM files are stored in chunks while the next ones are read (``_PipelinedStore``: a refused chunk, or a job that
+fails, deletes what the chunks before it stored); a NIfTI image is one STOW per series, its masks then go through the
+segmentation import.
 Re-importing the same files maps to the same UIDs and is reported ``already present``.
 
 The identity map (original and pseudonymous patient IDs, study and series UIDs) is never in the database: it is
@@ -23,6 +25,7 @@ import logging
 import struct
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -191,7 +194,8 @@ def start_retrieval(
     pseudonym: str | None, params: dict[str, Any],
 ) -> int:  # fmt: skip
     """An import of the DICOM instances a retrieval (a PACS peer) delivers one by one: each is de-identified as it
-    arrives, all are stored together at the end (nothing if the retrieval fails); the same report and identity map."""
+    arrives and stored in chunks, joined to the cohort at the end (nothing stays if the retrieval fails); the same
+    report and identity map."""
     work = lambda job_id: _run_dicom(job_id, principal, target.id, fetch(), pseudonym)  # noqa: E731
     return _launch(principal, target, "pacs", instances, work, {"kind": "pacs", "files": instances, **params})
 
@@ -381,6 +385,70 @@ def _store(principal: Principal, cohort_id: int, instances: list[CheckedInstance
         raise
 
 
+class _PipelinedStore:
+    """Stores an import's instances chunk by chunk on a thread of its own, each chunk through ``stow.store_checked``
+    (its checks against what Orthanc holds, including the chunks stored before it), while the job reads and
+    de-identifies the next files: Orthanc ingests one chunk while the next is prepared. Nothing stays when any chunk
+    fails, or when the job fails before the end (``abort``): what this import added is deleted again."""
+
+    CHUNK = 100
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+        self.pending: list[CheckedInstance] = []
+        self.futures: list[Future[None]] = []
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-store")
+        self.present: set[str] = set()  # SOP Instance UIDs Orthanc held before this import
+        self.added: set[str] = set()  # those this import stored
+
+    def add(self, instance: CheckedInstance) -> None:
+        self.pending.append(instance)
+        if len(self.pending) >= self.CHUNK:
+            self._submit()
+
+    def _submit(self) -> None:
+        chunk, self.pending = self.pending, []
+        if chunk:
+            context = contextvars.copy_context()
+            self.futures.append(self.executor.submit(context.run, self._store, chunk))
+
+    def _store(self, chunk: list[CheckedInstance]) -> None:
+        if any(future.done() and future.exception() for future in self.futures):
+            return  # an earlier chunk failed: nothing more goes in
+        sops = [instance.sop_instance_uid for instance in chunk]
+        before = _already_stored(sops)
+        with session_scope() as session:
+            visibility = visibility_of(session, self.principal)
+        stow.store_checked(self.principal, visibility, None, chunk)
+        self.present |= before
+        self.added |= set(sops) - before
+
+    def finish(self) -> None:
+        """Wait for every chunk; the first failure, after everything this import stored is deleted again."""
+        self._submit()
+        self.executor.shutdown(wait=True)
+        for future in self.futures:
+            error = future.exception()
+            if error is not None:
+                self.abort()
+                raise error
+
+    def abort(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        orthanc = get_client()
+        for uid in sorted(self.added):
+            for orthanc_id in orthanc.lookup_all(uid, "Instance"):
+                orthanc.delete_instance(orthanc_id)
+        self.added.clear()
+
+
+def _attach(principal: Principal, cohort_id: int, pairs: set[tuple[str, str]]) -> None:
+    with session_scope() as session:
+        attach_stored(session, cohort_id, principal.username, pairs)
+        target = " ".join(sorted(series for _, series in pairs))
+        audit.record(session, "data.stored", target=target, cohort=str(cohort_id), params={"series": len(pairs)})
+
+
 def _run_dicom(
     job_id: int, principal: Principal, cohort_id: int, files: Iterable[UploadedFile], pseudonym: str | None = None
 ) -> None:
@@ -389,32 +457,43 @@ def _run_dicom(
     items: list[dict[str, Any]] = []
     rows: list[dict[str, str]] = []
     accepted: dict[str, tuple[str, CheckedInstance]] = {}  # SOP Instance UID -> (file, de-identified, encoded)
-    for index, upload in enumerate(files, start=1):
-        try:
-            original, result, instance = _read_dicom(index, upload, cohort, keep, pseudonym)
-        except InvalidInput as error:
-            items.append({"file": upload.name, "error": str(error)})
-            continue
-        sop = instance.sop_instance_uid
-        if sop in accepted:
-            items.append({"file": upload.name, "error": f"{upload.name}: SOPInstanceUID same as {accepted[sop][0]}"})
-            continue
-        accepted[sop] = (upload.name, instance)
-        rows.append(_map_row(upload.name, original, result))
-        if index % 25 == 0:
-            _progress(job_id, index)
+    store = _PipelinedStore(principal)
+    try:
+        for index, upload in enumerate(files, start=1):
+            try:
+                original, result, instance = _read_dicom(index, upload, cohort, keep, pseudonym)
+            except InvalidInput as error:
+                items.append({"file": upload.name, "error": str(error)})
+                continue
+            sop = instance.sop_instance_uid
+            if sop in accepted:
+                message = f"{upload.name}: SOPInstanceUID same as {accepted[sop][0]}"
+                items.append({"file": upload.name, "error": message})
+                continue
+            accepted[sop] = (upload.name, instance)
+            store.add(instance)
+            rows.append(_map_row(upload.name, original, result))
+            if index % 25 == 0:
+                _progress(job_id, index)
+        store.finish()
+    except AwesommeError as error:
+        store.abort()
+        _finish(job_id, "failed", items, error=f"nothing was stored: {error}", rows=[])
+        return
+    except BaseException:
+        store.abort()  # a retrieval that failed on the way, or an internal error: nothing stays
+        raise
     series: dict[tuple[str, str], list[str]] = {}
     for sop, (_, instance) in accepted.items():
         series.setdefault((instance.study_uid, instance.series_uid), []).append(sop)
-    present = _already_stored(list(accepted))
     if accepted:
         try:
-            _store(principal, cohort_id, [instance for _, instance in accepted.values()], present)
-        except AwesommeError as error:
-            _finish(job_id, "failed", items, error=f"nothing was stored: {error}", rows=[])
-            return
+            _attach(principal, cohort_id, set(series))
+        except Exception:
+            store.abort()
+            raise
     for (study_uid, series_uid), sops in sorted(series.items()):
-        status = "already present" if set(sops) <= present else "stored"
+        status = "already present" if set(sops) <= store.present else "stored"
         items.append({"study_uid": study_uid, "series_uid": series_uid, "instances": len(sops), "status": status})
     _finish(job_id, "done", items, rows=_unique(rows))
 

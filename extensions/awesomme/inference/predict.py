@@ -192,7 +192,8 @@ def to_series_grid(
     label_map: torch.Tensor, model_grid: MetaTensor, steps: list[transforms.Transform], config: SegmentationModelConfig
 ) -> np.ndarray:
     """A (column, row, slice) label map on the model's grid back on the series' grid, (slice, row, column):
-    the geometry steps' inverses in reverse order, with nearest-neighbour interpolation."""
+    the geometry steps' inverses in reverse order, with nearest-neighbour interpolation. Only ``model_grid``'s
+    metadata is read (its voxels may be gone)."""
     operations = convert_applied_interp_mode(model_grid.applied_operations, mode="nearest", align_corners=None)
     labels = MetaTensor(label_map[None].float(), meta=model_grid.meta, applied_operations=operations)
     for step, transform in reversed(list(zip(config.pre_transforms, steps, strict=True))):
@@ -220,9 +221,12 @@ def predict(
     steps: list[transforms.Transform] = []
     if config.resamples:
         model_grid, steps = to_model_grid(array, affine, config)  # type: ignore[arg-type]
-        # (column, row, slice) on the model's grid, a plain tensor in the network's axis order
-        plain = model_grid.as_tensor()
-        preprocessed = plain if axes == "xyz" else to_network_axes(plain, "xyz")
+        # (column, row, slice) on the model's grid, a plain tensor in the network's axis order; the MetaTensor
+        # keeps its metadata (for the way back) on an empty tensor, so the voxels go once the network has run
+        preprocessed = model_grid.as_tensor()
+        model_grid = MetaTensor(torch.empty(0), meta=model_grid.meta, applied_operations=model_grid.applied_operations)
+        if axes == "zyx":
+            preprocessed = to_network_axes(preprocessed, "xyz")  # reversed axes: a view
         view_shape = tuple(preprocessed.shape[1:])
         slices = view_shape[0] if axes == "zyx" else view_shape[2]
     else:
@@ -235,6 +239,7 @@ def predict(
     if model_grid is None:
         preprocessed = preprocess(view, config)
     tensor = downsample(preprocessed, factors if axes == "zyx" else factors[::-1])
+    del preprocessed  # ``tensor`` is the one reference left (see ``del tensor``)
     tensor = tensor.to(_device_of(network))  # pre-processing on the CPU, the network where it was loaded
     timings["pre"] = time.perf_counter() - start
 

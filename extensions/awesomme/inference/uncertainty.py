@@ -23,10 +23,14 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
 
 
-def tta_uncertainty(network: torch.nn.Module, array: np.ndarray, config: SegmentationModelConfig) -> float:
-    reference = predict(network, array, config).label_map
+def tta_uncertainty(
+    network: torch.nn.Module, array: np.ndarray, config: SegmentationModelConfig, affine: np.ndarray | None = None
+) -> float:
+    """``affine``: the volume's (a model that resamples needs it); each flipped copy keeps it, so the network sees
+    the flipped content on the same grid, as augmentation means."""
+    reference = predict(network, array, config, affine=affine).label_map
     agreements = []
     for axes in FLIPS:
-        flipped = predict(network, np.flip(array, axes).copy(), config).label_map
+        flipped = predict(network, np.flip(array, axes).copy(), config, affine=affine).label_map
         agreements.append(dice(reference, np.flip(flipped, axes)))
     return 1.0 - float(np.mean(agreements))

@@ -204,3 +204,13 @@ def test_crop_resize_and_pad_steps_are_undone_so_the_mask_covers_the_object_on_t
     assert label_map.shape == SERIES_SHAPE
     assert dice(label_map == 1, volume > 500) > 0.9
     assert dice(np.flip(label_map, axis=1) == 1, volume > 500) < 0.5
+
+
+def test_the_uncertainty_of_a_resampling_model_is_measured_on_the_series_grid() -> None:
+    """Test-time augmentation flips the content on the series' grid: a model that resamples runs on each flip."""
+    from awesomme.inference.uncertainty import tta_uncertainty
+
+    affine = series_affine()
+    volume = series_volume(affine)
+    score = tta_uncertainty(BoxErosion().eval(), volume, model_config(geometry=True), affine)
+    assert 0.0 <= score < 0.1  # a symmetric-enough ellipsoid: its flips agree almost everywhere

@@ -65,7 +65,7 @@ class TTAUncertainty(Strategy):
             if key in self._scores:
                 return self._scores[key]
         volume = datastore.load_volume(state)
-        score = tta_uncertainty(model.network, volume.array, model.config)
+        score = tta_uncertainty(model.network, volume.array, model.config, volume.affine)
         with self._lock:
             self._scores[key] = score
         return score

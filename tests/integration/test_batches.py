@@ -65,7 +65,9 @@ def gamma(
 ) -> Gamma:
     out = tmp_path_factory.mktemp("batches")
     headers = admin.headers(server_url)
-    reply = httpx.post(f"{server_url}/api/cohorts", json={"name": "gamma", "description": "batches"}, headers=headers)
+    reply = httpx.post(
+        f"{server_url}/api/cohorts", json={"name": "batch-gamma", "description": "batches"}, headers=headers
+    )
     assert reply.status_code == 201, reply.text
     cohort = reply.json()["id"]
     people = {role: create_account(f"gamma.{role}") for role in ("admin", "member")}
@@ -76,8 +78,8 @@ def gamma(
     ct = store_patient(orthanc, "chest-ct", 2511, out / "ct")
     broken = _two_slices_at_one_position(orthanc, out / "broken")
     attach_to_cohort(server_url, admin, cohort, studies=[p.patient.study_uid for p in (*mr, broken, ct)])
-    bind_model(server_url, admin, "everything_mr", ["alpha", "gamma"])
-    bind_model(server_url, admin, "nothing_ct", ["gamma"])
+    bind_model(server_url, admin, "everything_mr", ["alpha", "batch-gamma"])
+    bind_model(server_url, admin, "nothing_ct", ["batch-gamma"])
     return Gamma(cohort, people["admin"], people["member"], mr, broken, ct)
 
 

@@ -38,17 +38,19 @@ CANARY_NAME = "Canary^Ida"
 
 @pytest.fixture(scope="module")
 def intake(server_url: str, admin: Account, cohorts: Cohorts) -> dict[str, Any]:
-    """A de-identifying cohort administered by alpha's admin, with alpha's member as a plain member."""
+    """A de-identifying cohort with an admin and a member of its own (other tests count the shared accounts'
+    cohorts)."""
     headers = admin.headers(server_url)
     reply = httpx.post(f"{server_url}/api/cohorts", json={"name": "intake", "description": "imports"}, headers=headers)
     assert reply.status_code == 201, reply.text
     cohort_id = reply.json()["id"]
-    for username, role in (("alpha.admin", "admin"), ("alpha.member", "member")):
+    intake_admin, intake_member = create_account("intake.admin"), create_account("intake.member")
+    for username, role in ((intake_admin.username, "admin"), (intake_member.username, "member")):
         reply = httpx.put(
             f"{server_url}/api/cohorts/{cohort_id}/members/{username}", json={"role": role}, headers=headers
         )
         assert reply.status_code == 200, reply.text
-    return {"id": cohort_id, "admin": cohorts.alpha_admin, "member": cohorts.alpha_member}
+    return {"id": cohort_id, "admin": intake_admin, "member": intake_member}
 
 
 def _finished(http: httpx.Client, job_id: int, timeout_s: float = 180.0) -> dict[str, Any]:
@@ -327,7 +329,7 @@ def test_only_the_cohorts_admins_import(intake, cohorts: Cohorts, server_url):
     with client_for(server_url, intake["member"]) as http:
         assert _import(http, intake["id"], "dicom", [("a.dcm", b"x")]).status_code == 403
     outsider = create_account("intake.outsider")
-    with client_for(server_url, cohorts.alpha_admin) as http:  # admin of alpha and intake, not of beta
+    with client_for(server_url, intake["admin"]) as http:  # admin of intake, not of beta
         assert _import(http, cohorts.beta, "dicom", [("a.dcm", b"x")]).status_code == 404
         assert _import(http, "beta", "dicom", [("a.dcm", b"x")]).status_code == 404
     with client_for(server_url, outsider) as http:

@@ -30,7 +30,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from awesomme.orthanc.client import OrthancClient
 from awesomme.phantoms import generate_patient
-from tests.integration.conftest import Account, Cohorts, client_for, free_port
+from tests.integration.conftest import Account, Cohorts, client_for, create_account, free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("dcmqrscp") is None, reason="dcmtk's dcmqrscp is not installed")
 
@@ -97,7 +97,7 @@ def peer_port(tmp_path_factory: pytest.TempPathFactory, planted: list[Path], mov
 def pacs(
     server_url: str, admin: Account, cohorts: Cohorts, peer_port: int, dying_port: int, move_port: int
 ) -> dict[str, Any]:
-    """A de-identifying cohort administered by alpha's admin; peers: ``hospital`` (allowed for it, cap 4 instances),
+    """A de-identifying cohort with an admin of its own; peers: ``hospital`` (allowed for it, cap 4 instances),
     ``elsewhere`` (same PACS, allowed for beta only), ``dead`` (nothing listens), ``stranger`` (wrong AE title) and
     ``dying`` (goes away in the middle of a C-GET); ``mover`` is the PACS by C-MOVE."""
     headers = admin.headers(server_url)
@@ -106,7 +106,8 @@ def pacs(
     )
     assert reply.status_code == 201, reply.text
     cohort_id = reply.json()["id"]
-    url = f"{server_url}/api/cohorts/{cohort_id}/members/alpha.admin"
+    pacs_admin = create_account("pacs.admin")  # an admin of its own: other tests count the shared accounts' cohorts
+    url = f"{server_url}/api/cohorts/{cohort_id}/members/{pacs_admin.username}"
     assert httpx.put(url, json={"role": "admin"}, headers=headers).status_code == 200
     base = {"host": "127.0.0.1", "retrieve": "get", "max_studies": 1, "max_instances": 4}
     peers = {
@@ -126,7 +127,7 @@ def pacs(
     for name, spec in peers.items():
         reply = httpx.post(f"{server_url}/api/pacs/peers", json={"name": name, **base, **spec}, headers=headers)
         assert reply.status_code == 201, reply.text
-    return {"cohort": cohort_id, "admin": cohorts.alpha_admin}
+    return {"cohort": cohort_id, "admin": pacs_admin}
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,8 @@ def _serve(monkeypatch: pytest.MonkeyPatch, trusted: str | None) -> dict[str, An
     monkeypatch.setattr(allocator, "preload_environment", lambda *_: None)
     monkeypatch.setattr(hardening, "secure_installation", lambda _settings: SimpleNamespace(lines=[]))
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    # the batch runner (a thread on the platform's database) is not what this checks
+    monkeypatch.setattr(cli, "_start_batch_runner", lambda _settings: SimpleNamespace(stop=lambda: None))
     assert cli.cmd_serve(argparse.Namespace()) == 0
     return calls[0]
 

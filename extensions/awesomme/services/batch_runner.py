@@ -101,6 +101,8 @@ class _Cluster:
                     scheduler_kwargs={"dashboard": False},
                     worker_dashboard_address="127.0.0.1:0",
                     env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+                    # the workers' scratch space (spilled data, locks) in the disposable cache, not the server's tmp
+                    local_directory=str(settings.cache_dir / "dask"),
                     config={"distributed": _without_worker_http_routes(dask.config.get("distributed"))},
                 )
             self.client = Client(self.cluster, security=security)

@@ -102,7 +102,7 @@ class _Cluster:
                     worker_dashboard_address="127.0.0.1:0",
                     env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
                     # the workers' scratch space (spilled data, locks) in the disposable cache, not the server's tmp
-                    local_directory=str(settings.cache_dir / "dask"),
+                    local_directory=str(settings.var_dir / "cache" / "dask"),
                     config={"distributed": _without_worker_http_routes(dask.config.get("distributed"))},
                 )
             self.client = Client(self.cluster, security=security)

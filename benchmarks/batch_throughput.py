@@ -20,9 +20,6 @@ import platform as host
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,52 +30,12 @@ sys.path.insert(0, str(REPO_ROOT))  # `benchmarks.*` when run as a script
 import httpx  # noqa: E402
 import pydicom  # noqa: E402
 
-from benchmarks.processes import free_port  # noqa: E402
+from benchmarks.stack import ADMIN, Platform, platform  # noqa: E402
 
 MODEL = "osteosarcoma_mr"
 PRESET = "osteosarcoma-mr"
 COHORT = "batch-bench"
-ADMIN = ("bench.admin", "bench-admin-password-1")
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "batch_throughput.json"
-
-
-@dataclass
-class Platform:
-    settings: Any
-    url: str
-
-    def headers(self) -> dict[str, str]:
-        form = {"grant_type": "password", "username": ADMIN[0], "password": ADMIN[1]}
-        reply = httpx.post(f"{self.url}/api/auth/token", data=form, timeout=60)
-        reply.raise_for_status()
-        return {"Authorization": f"Bearer {reply.json()['access_token']}"}
-
-
-@contextmanager
-def platform(work: Path) -> Iterator[Platform]:
-    """Orthanc, the migrated database and the server with the shipped models, in ``work``."""
-    os.environ.update(
-        {
-            "AWESOMME_VAR_DIR": str(work / "var"),
-            "AWESOMME_DATABASE_URL": "",
-            "AWESOMME_PORT": str(free_port()),
-            "AWESOMME_ORTHANC_URL": f"http://127.0.0.1:{free_port()}",
-            "AWESOMME_DASK_WORKERS": "1",
-        }
-    )
-    from awesomme.core.config import load_settings
-    from awesomme.core.db import forget_engine
-    from awesomme.runtime.orthanc import ensure_secrets
-    from awesomme.runtime.platform import base_url, start_all, stop_all
-
-    ensure_secrets(load_settings())
-    settings = load_settings()
-    forget_engine()
-    try:
-        start_all(settings)
-        yield Platform(settings, base_url(settings))
-    finally:
-        stop_all(settings)
 
 
 def restart_with_workers(ours: Platform, workers: int) -> None:
@@ -187,7 +144,8 @@ def main() -> int:
         "series": args.series,
         "shape": args.shape,
     }
-    with tempfile.TemporaryDirectory(prefix="batch-bench-") as scratch, platform(Path(scratch)) as ours:
+    one_worker = {"AWESOMME_DASK_WORKERS": "1"}
+    with tempfile.TemporaryDirectory(prefix="batch-bench-") as scratch, platform(Path(scratch), one_worker) as ours:
         cohort, series = prepare(ours, args.series, shape, Path(scratch))
         results["baseline_one_request_at_a_time"] = one_at_a_time(ours, series)
         print("baseline:", results["baseline_one_request_at_a_time"], flush=True)

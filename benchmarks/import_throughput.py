@@ -27,9 +27,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,49 +36,10 @@ sys.path.insert(0, str(REPO_ROOT))  # `benchmarks.*` when run as a script
 
 import httpx  # noqa: E402
 
-from benchmarks.processes import free_port  # noqa: E402
+from benchmarks.stack import ADMIN, Platform, platform  # noqa: E402
 
-ADMIN = ("bench.admin", "bench-admin-password-1")
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "import_throughput.json"
 TARGET_RATIO = 1.3
-
-
-@dataclass
-class Platform:
-    settings: Any
-    url: str
-
-    def headers(self) -> dict[str, str]:
-        form = {"grant_type": "password", "username": ADMIN[0], "password": ADMIN[1]}
-        reply = httpx.post(f"{self.url}/api/auth/token", data=form, timeout=60)
-        reply.raise_for_status()
-        return {"Authorization": f"Bearer {reply.json()['access_token']}"}
-
-
-@contextmanager
-def platform(work: Path) -> Iterator[Platform]:
-    """Orthanc, the migrated database and the server, in ``work``."""
-    os.environ.update(
-        {
-            "AWESOMME_VAR_DIR": str(work / "var"),
-            "AWESOMME_DATABASE_URL": "",
-            "AWESOMME_PORT": str(free_port()),
-            "AWESOMME_ORTHANC_URL": f"http://127.0.0.1:{free_port()}",
-        }
-    )
-    from awesomme.core.config import load_settings
-    from awesomme.core.db import forget_engine
-    from awesomme.runtime.orthanc import ensure_secrets
-    from awesomme.runtime.platform import base_url, start_all, stop_all
-
-    ensure_secrets(load_settings())
-    settings = load_settings()
-    forget_engine()
-    try:
-        start_all(settings)
-        yield Platform(settings, base_url(settings))
-    finally:
-        stop_all(settings)
 
 
 def write_files(patients: int, shape: tuple[int, int, int], scratch: Path) -> list[tuple[str, bytes]]:

@@ -89,7 +89,10 @@ class _Cluster:
             security = Security.temporary()  # in-memory certificates: no other local account can submit work
             # Dask's nodes always listen for HTTP too (dashboard, cluster state as JSON, metrics): no routes at all,
             # on a random loopback port, so that no other local account reads the cluster's state either.
-            with dask.config.set({"distributed.scheduler.http.routes": []}):
+            # The scheduler's and workers' scratch space (locks, spilled data) in the disposable cache, not in the
+            # server's tmp folder.
+            scratch = str(settings.var_dir / "cache" / "dask")
+            with dask.config.set({"distributed.scheduler.http.routes": [], "temporary-directory": scratch}):
                 self.cluster = LocalCluster(
                     n_workers=settings.dask_workers,
                     threads_per_worker=1,
@@ -101,8 +104,7 @@ class _Cluster:
                     scheduler_kwargs={"dashboard": False},
                     worker_dashboard_address="127.0.0.1:0",
                     env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-                    # the workers' scratch space (spilled data, locks) in the disposable cache, not the server's tmp
-                    local_directory=str(settings.var_dir / "cache" / "dask"),
+                    local_directory=scratch,
                     config={"distributed": _without_worker_http_routes(dask.config.get("distributed"))},
                 )
             self.client = Client(self.cluster, security=security)

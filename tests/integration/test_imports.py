@@ -276,13 +276,13 @@ def test_a_refusal_in_a_later_chunk_removes_the_chunks_stored_before_it(intake, 
     assert report["status"] == "failed" and "another patient" in report["error"], report
 
 
-def test_the_journal_records_imports_without_patient_identity(dicom_import, server_url, admin):
+def test_the_journal_records_imports_without_patient_identity(dicom_import, intake, server_url, admin):
     with client_for(server_url, admin) as http:
         events = http.get("/api/audit", params={"action": "import.finish", "limit": 1000}).json()
     mine = [event for event in events if event["target"] == f"import {dicom_import['report']['id']}"]
     assert len(mine) == 1
     assert mine[0]["params"]["kind"] == "dicom" and mine[0]["params"]["series_stored"] == 3
-    assert mine[0]["actor"] == "alpha.admin"
+    assert mine[0]["actor"] == intake["admin"].username
     assert CANARY_ID not in str(events) and "Canary" not in str(events)
 
 
@@ -467,7 +467,7 @@ def test_the_cli_imports_a_folder_through_the_api_with_a_personal_token(intake, 
 def test_an_import_cut_short_by_a_restart_reads_as_failed(intake, server_url):
     """A job row left running by an earlier server process (its thread is gone) is not reported running forever."""
     with session_scope() as session:
-        user = session.scalar(select(User).where(User.username == "alpha.admin"))
+        user = session.scalar(select(User).where(User.username == intake["admin"].username))
         assert user is not None
         job = ImportJob(user_id=user.id, cohort_id=intake["id"], kind="dicom", status="running", files=3,
                         done_files=1, items=[], error="", mapping_state="none")  # fmt: skip

@@ -22,8 +22,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,24 +29,14 @@ import httpx
 import pydicom
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.*` when run as a script
-from benchmarks.processes import free_port
+from benchmarks.stack import platform
+from tests.integration.test_viewer_browser import CHROMIUM, CHROMIUM_FLAGS  # the browser tests' Chromium
 
 RESULTS = Path(__file__).resolve().parent / "results" / "viewer_timings.json"
 MODEL = "osteosarcoma_mr"
 COHORT = "viewer-bench"
 PAPER_REQUEST_S = 19.0  # the paper's one automatic segmentation request (Table 3)
 TARGETS_S = {"first_image_s": 1.5, "run_to_overlay_s": 2.0}
-CHROMIUM = Path("/usr/bin/chromium")
-# Playwright adds --headless, --no-sandbox and a fresh profile itself; the same flags as the viewer's browser tests.
-CHROMIUM_FLAGS = [
-    "--disable-gpu",
-    "--enable-unsafe-swiftshader",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PEOPLE = {"bench.admin": "bench-admin-password-1", "bench.member": "bench-member-password-1"}
 TIMEOUT_MS = 120_000
 
@@ -73,33 +61,6 @@ _OVERLAY = """() => {
     return false;
   }
 }"""
-
-
-@contextmanager
-def platform(work: Path) -> Iterator[Any]:
-    os.environ.update(
-        {
-            "AWESOMME_VAR_DIR": str(work / "var"),
-            "AWESOMME_DATABASE_URL": "",
-            "AWESOMME_PORT": str(free_port()),
-            "AWESOMME_ORTHANC_URL": f"http://127.0.0.1:{free_port()}",
-        }
-    )
-    from awesomme.core.config import load_settings
-    from awesomme.core.db import forget_engine
-    from awesomme.runtime.orthanc import ensure_secrets
-    from awesomme.runtime.platform import start_all, stop_all
-
-    ensure_secrets(load_settings())
-    settings = load_settings()
-    forget_engine()
-    if not (settings.viewer_dist_dir / "index.html").is_file():
-        raise SystemExit("the viewer is not installed: run `make viewer` first")
-    try:
-        start_all(settings)
-        yield settings
-    finally:
-        stop_all(settings)
 
 
 def _headers(url: str, username: str) -> dict[str, str]:
@@ -208,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     load_at_start = [round(value, 2) for value in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="awesomme-viewer-bench-") as directory:
         work = Path(directory)
-        with platform(work) as settings:
+        with platform(work) as ours:
+            settings = ours.settings
+            if not (settings.viewer_dist_dir / "index.html").is_file():
+                raise SystemExit("the viewer is not installed: run `make viewer` first")
             from awesomme.runtime.platform import base_url
 
             url = base_url(settings)
